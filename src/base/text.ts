@@ -1,0 +1,99 @@
+/**
+ * Byte/string conversions on ECMAScript and WHATWG globals only, so base/ runs
+ * unchanged in Node.js and in the browser softphone.
+ *
+ * SIP header text is UTF-8 (RFC 3261 §7.3.1, TEXT-UTF8), but a message off the
+ * wire may carry octets that are not valid UTF-8 (RFC 4475 §3.1.1.2 puts NUL,
+ * BEL and DEL in a quoted string). Such a header section is decoded one octet per
+ * UTF-16 code unit ("binary"), and encoded back the same way, so a message that
+ * is relayed keeps its exact bytes.
+ */
+interface TextDecoderLike {
+  decode(input: Uint8Array): string;
+}
+interface TextEncoderLike {
+  encode(input: string): Uint8Array;
+}
+interface TextCodecGlobals {
+  TextDecoder: new (label: string, options?: { fatal?: boolean }) => TextDecoderLike;
+  TextEncoder: new () => TextEncoderLike;
+}
+
+const g = globalThis as unknown as TextCodecGlobals;
+const strictUtf8 = new g.TextDecoder('utf-8', { fatal: true });
+const lenientUtf8 = new g.TextDecoder('utf-8');
+const encoder = new g.TextEncoder();
+
+/** Decodes UTF-8, replacing invalid sequences with U+FFFD. */
+export function utf8Decode(bytes: Uint8Array): string {
+  return lenientUtf8.decode(bytes);
+}
+
+/** Encodes a string as UTF-8. */
+export function utf8Encode(s: string): Uint8Array {
+  return encoder.encode(s);
+}
+
+/** Decodes UTF-8; returns undefined when the bytes are not valid UTF-8. */
+export function utf8DecodeStrict(bytes: Uint8Array): string | undefined {
+  try {
+    return strictUtf8.decode(bytes);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Decodes octets one to one into code units U+0000..U+00FF. */
+export function binaryDecode(bytes: Uint8Array, start = 0, end = bytes.length): string {
+  let out = '';
+  // fromCharCode.apply on chunks: fast, and bounded in argument count.
+  for (let i = start; i < end; i += 8192) {
+    const stop = Math.min(end, i + 8192);
+    out += String.fromCharCode.apply(null, bytes.subarray(i, stop) as unknown as number[]);
+  }
+  return out;
+}
+
+/** Encodes code units U+0000..U+00FF one to one into octets (the inverse of binaryDecode). */
+export function binaryEncode(s: string): Uint8Array {
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i) & 0xff;
+  return out;
+}
+
+/** True when every code unit of `s` is below 0x80. */
+export function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
+
+/** Number of octets `s` takes in UTF-8. */
+export function utf8Length(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        n += 4;
+        i++;
+      } else n += 3;
+    } else n += 3;
+  }
+  return n;
+}
+
+/** Concatenates byte arrays. */
+export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  let len = 0;
+  for (const p of parts) len += p.length;
+  const out = new Uint8Array(len);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}

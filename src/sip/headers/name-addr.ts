@@ -1,0 +1,159 @@
+/**
+ * name-addr / addr-spec with parameters (RFC 3261 §20.10, §25.1), the shape of
+ * From, To, Contact, Route, Record-Route, Reply-To and of the extensions Path
+ * (RFC 3327), Service-Route (RFC 3608), P-Asserted-Identity (RFC 3325),
+ * Refer-To (RFC 3515) and Referred-By (RFC 3892).
+ *
+ * §20.10: "If the URI is not enclosed in angle brackets, any semicolon-delimited
+ * parameters are header-parameters, not URI parameters", and a URI holding a
+ * comma, question mark or semicolon must be enclosed.
+ */
+import { err, ok, type Result } from '../../base/result.ts';
+import { CHAR_CLASS, TOKEN } from '../grammar/chars.ts';
+import { Cursor } from '../grammar/cursor.ts';
+import { quote, trimEndWs, trimWs, unquote } from '../grammar/lex.ts';
+import { paramValue, formatParams, type Params } from '../uri/params.ts';
+import { formatUri, parseUri, type Uri } from '../uri/uri.ts';
+import { parseHeaderParams } from './header-params.ts';
+
+export interface NameAddr {
+  /** The display name, unquoted (quoted-pairs resolved); undefined when absent. */
+  readonly displayName?: string;
+  readonly uri: Uri;
+  /** Header parameters (tag, q, expires, ...) as written. */
+  readonly params: Params;
+  /** The tag parameter (§19.3), when present. */
+  readonly tag?: string;
+}
+
+/** Contact: * (RFC 3261 §10.2.2: remove all bindings). */
+export const STAR = '*' as const;
+export type ContactValue = NameAddr | typeof STAR;
+
+/** Parses one name-addr or addr-spec with parameters at the cursor. */
+export function parseNameAddrAt(c: Cursor): NameAddr | string {
+  c.ws();
+  const s = c.s;
+  let displayName: string | undefined;
+  let uriText: string;
+  const ch = c.peek();
+  if (ch === 0x22) {
+    const q = c.quoted();
+    if (q === undefined) return 'unterminated quoted display name';
+    displayName = unquote(q);
+    c.ws();
+    if (c.peek() !== 0x3c) return 'expected "<" after display name';
+  }
+  if (c.peek() !== 0x3c && displayName === undefined) {
+    // Either `*(token LWS) "<"` (a token display name) or an addr-spec.
+    const start = c.i;
+    let i = start;
+    let tokensOnly = true;
+    while (i < c.end) {
+      const x = s.charCodeAt(i);
+      if (x === 0x3c) break;
+      if (x === 0x20 || x === 0x09) {
+        i++;
+        continue;
+      }
+      if (x >= 128 || (CHAR_CLASS[x]! & TOKEN) === 0) {
+        tokensOnly = false;
+        break;
+      }
+      i++;
+    }
+    if (tokensOnly && i < c.end && s.charCodeAt(i) === 0x3c) {
+      displayName = s.slice(start, trimEndWs(s, start, i));
+      c.i = i;
+    } else {
+      // addr-spec: runs to ";", "," or whitespace.
+      let j = start;
+      while (j < c.end) {
+        const x = s.charCodeAt(j);
+        if (x === 0x3b || x === 0x2c || x === 0x20 || x === 0x09) break;
+        j++;
+      }
+      uriText = s.slice(start, j);
+      if (uriText.indexOf('?') >= 0) return 'a URI with headers must be enclosed in "<>"';
+      c.i = j;
+      const u = parseUri(uriText);
+      if (!u.ok) return u.error;
+      return finish(c, undefined, u.value);
+    }
+  }
+  // "<" addr-spec ">"
+  const close = s.indexOf('>', c.i + 1);
+  if (close < 0 || close >= c.end) return 'missing ">"';
+  // RFC 4475 §3.1.2.14: spaces inside the brackets may be ignored.
+  uriText = trimWs(s.slice(c.i + 1, close));
+  c.i = close + 1;
+  const u = parseUri(uriText);
+  if (!u.ok) return u.error;
+  return finish(c, displayName === '' ? undefined : displayName, u.value);
+}
+
+function finish(c: Cursor, displayName: string | undefined, uri: Uri): NameAddr | string {
+  const params = parseHeaderParams(c);
+  if (typeof params === 'string') return params;
+  const tag = params.length > 0 ? paramValue(params, 'tag') : undefined;
+  const out: { -readonly [K in keyof NameAddr]: NameAddr[K] } = { uri, params };
+  if (displayName !== undefined) out.displayName = displayName;
+  if (tag !== undefined) out.tag = tag;
+  return out;
+}
+
+/** Parses a value holding exactly one name-addr/addr-spec (From, To, Refer-To ...). */
+export function parseNameAddr(value: string): Result<NameAddr, string> {
+  const c = new Cursor(value);
+  const na = parseNameAddrAt(c);
+  if (typeof na === 'string') return err(na);
+  c.ws();
+  if (!c.atEnd()) return err(`unexpected text after address: ${JSON.stringify(c.rest())}`);
+  return ok(na);
+}
+
+/** Parses a comma-separated list of name-addr/addr-spec (Contact, Route, Path ...). */
+export function parseNameAddrList(value: string): Result<readonly NameAddr[], string> {
+  const c = new Cursor(value);
+  const out: NameAddr[] = [];
+  for (;;) {
+    const na = parseNameAddrAt(c);
+    if (typeof na === 'string') return err(na);
+    out.push(na);
+    c.ws();
+    if (c.atEnd()) return ok(out);
+    if (c.peek() !== 0x2c) return err(`unexpected text in list: ${JSON.stringify(c.rest())}`);
+    c.i++;
+  }
+}
+
+/** Parses a Contact value: `*` or a list of addresses (RFC 3261 §20.10). */
+export function parseContactList(value: string): Result<readonly ContactValue[], string> {
+  if (value === '*') return ok([STAR]);
+  return parseNameAddrList(value);
+}
+
+function isTokenText(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const x = s.charCodeAt(i);
+    if (x === 0x20) continue;
+    if (x >= 128 || (CHAR_CLASS[x]! & TOKEN) === 0) return false;
+  }
+  return true;
+}
+
+/** Formats an address in name-addr form (always bracketed, which is always valid). */
+export function formatNameAddr(na: NameAddr): string {
+  let out = '';
+  if (na.displayName !== undefined && na.displayName !== '') {
+    out += isTokenText(na.displayName) ? na.displayName : quote(na.displayName);
+    out += ' ';
+  }
+  out += '<' + formatUri(na.uri) + '>';
+  if (na.params.length > 0) out += formatParams(na.params);
+  return out;
+}
+
+export function formatContact(v: ContactValue): string {
+  return v === STAR ? '*' : formatNameAddr(v);
+}

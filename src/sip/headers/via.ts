@@ -1,0 +1,143 @@
+/**
+ * Via (RFC 3261 §20.42, §25.1):
+ *   via-parm = sent-protocol LWS sent-by *( SEMI via-params )
+ *   sent-protocol = protocol-name SLASH protocol-version SLASH transport
+ *   sent-by = host [ COLON port ]
+ * with received (RFC 3261 §18.2.1; IPv6 with or without brackets per RFC 5118
+ * §4.5) and rport (RFC 3581).
+ */
+import { err, ok, type Result } from '../../base/result.ts';
+import { CHAR_CLASS, HEX, HOSTCHAR } from '../grammar/chars.ts';
+import { Cursor } from '../grammar/cursor.ts';
+import { equalsIgnoreCase, unquote } from '../grammar/lex.ts';
+import { formatParams, type Param, type Params } from '../uri/params.ts';
+import { defineCodec } from './codec.ts';
+import { parseHeaderParams } from './header-params.ts';
+
+export interface Via {
+  /** protocol-name, normally "SIP". */
+  readonly protocol: string;
+  /** protocol-version, normally "2.0". */
+  readonly version: string;
+  /** transport, upper-cased: UDP, TCP, TLS, SCTP, WS, WSS or an other-transport token. */
+  readonly transport: string;
+  /** sent-by host as written (IPv6 references keep their brackets). */
+  readonly host: string;
+  readonly port?: number;
+  readonly params: Params;
+  /** branch parameter (§8.1.1.7); "z9hG4bK..." for RFC 3261 elements. */
+  readonly branch?: string;
+  /** received parameter (§18.2.1). */
+  readonly received?: string;
+  /** rport (RFC 3581): a number, or null when present without a value. */
+  readonly rport?: number | null;
+}
+
+function parseViaAt(c: Cursor): Via | string {
+  c.ws();
+  const protocol = c.token();
+  if (protocol === '' || !c.sep(0x2f)) return 'malformed sent-protocol';
+  const version = c.token();
+  if (version === '' || !c.sep(0x2f)) return 'malformed sent-protocol';
+  const transport = c.token();
+  if (transport === '') return 'missing transport';
+  const before = c.i;
+  c.ws();
+  if (c.i === before) return 'expected LWS before sent-by';
+  let host: string;
+  const s = c.s;
+  if (c.peek() === 0x5b) {
+    const close = s.indexOf(']', c.i);
+    if (close < 0 || close >= c.end) return 'unterminated IPv6 reference';
+    for (let i = c.i + 1; i < close; i++) {
+      const x = s.charCodeAt(i);
+      if (x !== 0x3a && x !== 0x2e && (x >= 128 || (CHAR_CLASS[x]! & HEX) === 0)) {
+        return 'invalid IPv6 reference';
+      }
+    }
+    host = s.slice(c.i, close + 1);
+    c.i = close + 1;
+  } else {
+    host = c.take(HOSTCHAR);
+    if (host === '') return 'missing sent-by host';
+  }
+  let port: number | undefined;
+  if (c.sep(0x3a)) {
+    const p = c.digits(65535);
+    if (p < 0) return 'invalid sent-by port';
+    port = p;
+  }
+  const params = parseHeaderParams(c);
+  if (typeof params === 'string') return params;
+  let branch: string | undefined;
+  let received: string | undefined;
+  let rport: number | null | undefined;
+  for (let k = 0; k < params.length; k++) {
+    const p: Param = params[k]!;
+    const n = p.name;
+    if (n.length === 6 && equalsIgnoreCase(n, 'branch')) {
+      if (p.value === null) return 'branch without a value';
+      branch = p.value;
+    } else if (n.length === 8 && equalsIgnoreCase(n, 'received')) {
+      if (p.value === null) return 'received without a value';
+      received = unquote(p.value);
+    } else if (n.length === 5 && equalsIgnoreCase(n, 'rport')) {
+      if (p.value === null) rport = null;
+      else {
+        const v = Number(p.value);
+        if (!/^\d{1,5}$/.test(p.value) || v > 65535) return 'invalid rport';
+        rport = v;
+      }
+    }
+  }
+  const via: { -readonly [K in keyof Via]: Via[K] } = {
+    protocol,
+    version,
+    transport: isUpper(transport) ? transport : transport.toUpperCase(),
+    host,
+    params,
+  };
+  if (port !== undefined) via.port = port;
+  if (branch !== undefined) via.branch = branch;
+  if (received !== undefined) via.received = received;
+  if (rport !== undefined) via.rport = rport;
+  return via;
+}
+
+function isUpper(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const x = s.charCodeAt(i);
+    if (x >= 97 && x <= 122) return false;
+  }
+  return true;
+}
+
+/** Parses one Via field value (one or more comma-separated via-parms). */
+export function parseViaList(value: string): Result<readonly Via[], string> {
+  const c = new Cursor(value);
+  const out: Via[] = [];
+  for (;;) {
+    const v = parseViaAt(c);
+    if (typeof v === 'string') return err(v);
+    out.push(v);
+    c.ws();
+    if (c.atEnd()) return ok(out);
+    if (c.peek() !== 0x2c) return err(`unexpected text in Via: ${JSON.stringify(c.rest())}`);
+    c.i++;
+  }
+}
+
+export function formatVia(v: Via): string {
+  let out = `${v.protocol}/${v.version}/${v.transport} ${v.host}`;
+  if (v.port !== undefined) out += ':' + v.port;
+  return out + formatParams(v.params);
+}
+
+export const ViaHeader = defineCodec<readonly Via[]>({
+  name: 'Via',
+  key: 'via',
+  compact: 'v',
+  list: true,
+  parse: parseViaList,
+  format: (list) => list.map(formatVia).join(', '),
+});

@@ -1,0 +1,448 @@
+/**
+ * The message parser (RFC 3261 §7, §18.3, §25): bytes to a SipRequest or
+ * SipResponse, or a SipParseError with the status to answer.
+ *
+ * Lenient where the RFC allows and strict where it must be (STYLE §8): header
+ * lines are split and named eagerly but decoded lazily, except the headers every
+ * element needs to handle a message at all (Via, From, To, Call-ID, CSeq,
+ * Max-Forwards, Content-Length), which are decoded here so that a bad one fails
+ * the message with 400 (RFC 4475 §3.1.2). Unknown or malformed other headers are
+ * kept raw and do not fail the message.
+ */
+import { defaultLimits, type MessageLimits } from '../../base/limits.ts';
+import { binaryDecode, utf8Decode, utf8DecodeStrict, utf8Encode } from '../../base/text.ts';
+import { CHAR_CLASS, TOKEN } from '../grammar/chars.ts';
+import { FromHeader, ToHeader } from '../headers/address.ts';
+import type { HeaderCodec } from '../headers/codec.ts';
+import { CSeqHeader, type CSeq } from '../headers/cseq.ts';
+import { headerKey } from '../headers/names.ts';
+import { CallIdHeader, ContentLengthHeader, MaxForwardsHeader } from '../headers/scalar.ts';
+import { ViaHeader } from '../headers/via.ts';
+import {
+  SipRequest,
+  SipResponse,
+  headerErrorCode,
+  type FieldImpl,
+  type HeaderField,
+} from '../message/message.ts';
+import { parseUri } from '../uri/uri.ts';
+import { wireError, type SipParseError } from './errors.ts';
+
+export interface ParseOptions {
+  /**
+   * 'datagram' (default): RFC 3261 §18.3 — the body is Content-Length octets and
+   * octets after it are ignored; without Content-Length the body is the rest of
+   * the datagram. 'stream': the input is exactly one message as cut by the
+   * stream framer; without Content-Length the body is empty.
+   */
+  readonly framing?: 'datagram' | 'stream';
+  readonly limits?: MessageLimits;
+}
+
+/** What was read before a failure: enough for a server to build a 400 (§8.2.6). */
+export interface PartialMessage {
+  readonly isRequest: boolean;
+  readonly method?: string;
+  readonly fields: readonly HeaderField[];
+}
+
+export type ParseResult =
+  | { readonly ok: true; readonly message: SipRequest | SipResponse }
+  | { readonly ok: false; readonly error: SipParseError; readonly partial?: PartialMessage };
+
+const CR = 13;
+const LF = 10;
+
+function fail(error: SipParseError, partial?: PartialMessage): ParseResult {
+  return partial === undefined ? { ok: false, error } : { ok: false, error, partial };
+}
+
+/** Parses one SIP message from octets (or text, which is encoded as UTF-8 first). */
+export function parseMessage(input: Uint8Array | string, options?: ParseOptions): ParseResult {
+  const bytes = typeof input === 'string' ? utf8Encode(input) : input;
+  const limits = options?.limits ?? defaultLimits;
+  const stream = options?.framing === 'stream';
+  const n = bytes.length;
+
+  // RFC 3261 §7.5: ignore CRLFs before the start line.
+  let start = 0;
+  while (start < n && (bytes[start] === CR || bytes[start] === LF)) start++;
+  if (start === n) return fail(wireError('SB_ERR_PARSE_EMPTY'));
+  const data = start === 0 ? bytes : bytes.subarray(start);
+  const len = data.length;
+
+  let text: string;
+  let headEnd: number; // end of the last header line (index of its line end) in `text`
+  let bodyStart: number; // byte offset of the body in `data`
+  let binary = false;
+
+  // Fast path: decode once; when the text has as many code units as there are
+  // octets and no U+FFFD, every octet was ASCII and offsets coincide.
+  const all = utf8Decode(data);
+  if (all.length === len && all.indexOf('\uFFFD') < 0) {
+    const found = findHeadEnd(all, len);
+    if (found < 0) {
+      if (found === -2 && !stream) {
+        // The datagram ends after a complete header line but without the empty
+        // line: accept it as a message without body.
+        headEnd = len;
+        bodyStart = len;
+      } else {
+        return fail(
+          len > limits.maxHeaderBytes
+            ? wireError('SB_ERR_HEADERS_TOO_LARGE')
+            : wireError('SB_ERR_PARSE_HEADERS_UNTERMINATED'),
+        );
+      }
+    } else {
+      headEnd = found;
+      bodyStart = all.charCodeAt(found) === CR ? found + 4 : found + 2;
+    }
+    text = all;
+  } else {
+    const r = findHeadEndBytes(data);
+    if (r.headEnd < 0) {
+      if (r.headEnd === -2 && !stream) {
+        r.headEnd = len;
+        r.bodyStart = len;
+      } else return fail(wireError('SB_ERR_PARSE_HEADERS_UNTERMINATED'));
+    }
+    const head = data.subarray(0, r.headEnd);
+    const decoded = utf8DecodeStrict(head);
+    if (decoded === undefined) binary = true;
+    text = decoded ?? binaryDecode(head);
+    headEnd = text.length;
+    bodyStart = r.bodyStart;
+  }
+  if (bodyStart > limits.maxHeaderBytes) return fail(wireError('SB_ERR_HEADERS_TOO_LARGE'));
+
+  // ---- start line (RFC 3261 §7.1, §7.2) ----
+  let lineEnd = text.indexOf('\n');
+  if (lineEnd < 0 || lineEnd > headEnd) lineEnd = headEnd;
+  const startLine = text.slice(
+    0,
+    lineEnd > 0 && text.charCodeAt(lineEnd - 1) === CR ? lineEnd - 1 : lineEnd,
+  );
+  const isResponse = startLine.startsWith('SIP/') || /^sip\//i.test(startLine);
+  let method = '';
+  let uriText = '';
+  let status = 0;
+  let reason = '';
+  let version: string;
+  if (isResponse) {
+    // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
+    const sp = startLine.indexOf(' ');
+    version = sp < 0 ? startLine : startLine.slice(0, sp);
+    const ve = checkVersion(version);
+    if (ve !== undefined) return fail(ve);
+    const codeEnd = sp < 0 ? -1 : indexOfOrEnd(startLine, ' ', sp + 1);
+    const code = sp < 0 ? '' : startLine.slice(sp + 1, codeEnd);
+    if (code.length !== 3 || !/^[1-6]\d\d$/.test(code)) {
+      return fail(
+        wireError(
+          'SB_ERR_PARSE_STATUS_CODE',
+          `status code ${JSON.stringify(code)} is not 100..699`,
+        ),
+      );
+    }
+    status = Number(code);
+    reason = codeEnd < startLine.length ? startLine.slice(codeEnd + 1) : '';
+  } else {
+    // Request-Line = Method SP Request-URI SP SIP-Version CRLF: exactly two single SPs.
+    const sp1 = startLine.indexOf(' ');
+    const sp2 = sp1 < 0 ? -1 : startLine.indexOf(' ', sp1 + 1);
+    if (sp1 <= 0 || sp2 < 0 || startLine.indexOf(' ', sp2 + 1) >= 0 || sp2 === sp1 + 1) {
+      return fail(
+        wireError('SB_ERR_PARSE_START_LINE', `malformed Request-Line ${JSON.stringify(startLine)}`),
+      );
+    }
+    method = startLine.slice(0, sp1);
+    if (!isTokenString(method)) return fail(wireError('SB_ERR_PARSE_METHOD'));
+    version = startLine.slice(sp2 + 1);
+    const ve = checkVersion(version);
+    if (ve !== undefined) return fail(ve);
+    uriText = startLine.slice(sp1 + 1, sp2);
+  }
+
+  // ---- header fields (RFC 3261 §7.3) ----
+  const fields: FieldImpl[] = [];
+  let i = lineEnd + 1;
+  while (i < headEnd) {
+    let e = text.indexOf('\n', i);
+    if (e < 0 || e > headEnd) e = headEnd;
+    let folded = false;
+    // A line starting with SP or HT continues the previous line (§7.3.1).
+    while (e + 1 < headEnd) {
+      const nx = text.charCodeAt(e + 1);
+      if (nx !== 0x20 && nx !== 0x09) break;
+      folded = true;
+      const e2 = text.indexOf('\n', e + 1);
+      e = e2 < 0 || e2 > headEnd ? headEnd : e2;
+    }
+    const lineStop = e > i && text.charCodeAt(e - 1) === CR ? e - 1 : e;
+    const raw = text.slice(i, lineStop);
+    i = e + 1;
+    const colon = raw.indexOf(':');
+    if (colon <= 0) {
+      return fail(
+        wireError(
+          'SB_ERR_PARSE_HEADER_LINE',
+          `header line without a colon: ${JSON.stringify(raw.slice(0, 40))}`,
+        ),
+        partialOf(!isResponse, method, fields),
+      );
+    }
+    let nameEnd = colon;
+    while (
+      nameEnd > 0 &&
+      (raw.charCodeAt(nameEnd - 1) === 0x20 || raw.charCodeAt(nameEnd - 1) === 0x09)
+    )
+      nameEnd--;
+    const name = nameEnd === colon ? raw.slice(0, colon) : raw.slice(0, nameEnd);
+    if (!isTokenString(name)) {
+      return fail(
+        wireError('SB_ERR_PARSE_HEADER_LINE', `invalid header name ${JSON.stringify(name)}`),
+        partialOf(!isResponse, method, fields),
+      );
+    }
+    let value: string;
+    if (folded) {
+      value = raw.slice(colon + 1).replace(/[ \t]*\r?\n[ \t]+/g, ' ');
+      value = trimSpHt(value);
+    } else {
+      let vs = colon + 1;
+      let ve = raw.length;
+      while (vs < ve && (raw.charCodeAt(vs) === 0x20 || raw.charCodeAt(vs) === 0x09)) vs++;
+      while (ve > vs && (raw.charCodeAt(ve - 1) === 0x20 || raw.charCodeAt(ve - 1) === 0x09)) ve--;
+      value = raw.slice(vs, ve);
+    }
+    if (fields.length >= limits.maxHeaderCount) return fail(wireError('SB_ERR_TOO_MANY_HEADERS'));
+    fields.push({ name, key: headerKey(name), value, raw, d: undefined });
+  }
+
+  // ---- critical headers ----
+  const partial = (): PartialMessage => partialOf(!isResponse, method, fields);
+  let seen = 0;
+  for (let k = 0; k < fields.length; k++) {
+    const f = fields[k]!;
+    const bit = criticalBit(f.key);
+    if (bit === 0) continue;
+    if (bit !== VIA_BIT && (seen & bit) !== 0) {
+      return fail(
+        wireError('SB_ERR_DUPLICATE_HEADER', `more than one ${f.name} header`, canonical(f.key)),
+        partial(),
+      );
+    }
+    seen |= bit;
+    const codec = CODECS[f.key]!;
+    const r = codec.parse(f.value);
+    f.d = { codec, result: r };
+    if (!r.ok) {
+      return fail(
+        wireError(headerErrorCode(f.key), `${canonical(f.key)}: ${r.error}`, canonical(f.key)),
+        partial(),
+      );
+    }
+  }
+  const required = VIA_BIT | FROM_BIT | TO_BIT | CALLID_BIT | CSEQ_BIT;
+  if ((seen & required) !== required) {
+    const missing = (
+      [
+        [VIA_BIT, 'Via'],
+        [FROM_BIT, 'From'],
+        [TO_BIT, 'To'],
+        [CALLID_BIT, 'Call-ID'],
+        [CSEQ_BIT, 'CSeq'],
+      ] as const
+    )
+      .filter(([b]) => (seen & b) === 0)
+      .map(([, nm]) => nm);
+    return fail(
+      wireError('SB_ERR_MISSING_HEADER', `missing ${missing.join(', ')}`, missing[0]),
+      partial(),
+    );
+  }
+
+  // ---- body (RFC 3261 §18.3, §20.14) ----
+  let bodyLength: number;
+  const clField =
+    (seen & CL_BIT) !== 0 ? fields.find((f) => f.key === 'content-length') : undefined;
+  const available = len - bodyStart;
+  if (clField !== undefined) {
+    bodyLength = (clField.d!.result as { value: number }).value;
+    if (bodyLength > limits.maxBodyBytes)
+      return fail(wireError('SB_ERR_BODY_TOO_LARGE'), partial());
+    if (bodyLength > available) {
+      return fail(
+        wireError(
+          'SB_ERR_BODY_TRUNCATED',
+          `Content-Length ${bodyLength} but ${available} octets follow`,
+        ),
+        partial(),
+      );
+    }
+  } else {
+    bodyLength = available;
+    if (bodyLength > limits.maxBodyBytes)
+      return fail(wireError('SB_ERR_BODY_TOO_LARGE'), partial());
+  }
+  const end = bodyStart + bodyLength;
+  const body = data.subarray(bodyStart, end);
+  const wire = end === data.length ? data : data.subarray(0, end);
+
+  if (isResponse) {
+    return {
+      ok: true,
+      message: new SipResponse({ fields, body, wire, binary, status, reason, version }),
+    };
+  }
+  // RFC 3261 §8.1.1.5 / RFC 4475 §3.1.2.17: the CSeq method matches the request method.
+  const cseqField = fields.find((f) => f.key === 'cseq')!;
+  const cseq = (cseqField.d!.result as { value: CSeq }).value;
+  if (cseq.method !== method) {
+    return fail(
+      wireError(
+        'SB_ERR_CSEQ_METHOD_MISMATCH',
+        `CSeq method ${cseq.method} differs from ${method}`,
+        'CSeq',
+      ),
+      partial(),
+    );
+  }
+  const uri = parseUri(uriText);
+  if (!uri.ok) {
+    return fail(wireError('SB_ERR_PARSE_REQUEST_URI', `Request-URI: ${uri.error}`), partial());
+  }
+  // RFC 3261 §19.1.1 (table): the headers component is not allowed in a Request-URI.
+  if (uri.value.kind === 'sip' && uri.value.headers.length > 0) {
+    return fail(
+      wireError('SB_ERR_PARSE_REQUEST_URI', 'Request-URI carries URI headers'),
+      partial(),
+    );
+  }
+  return {
+    ok: true,
+    message: new SipRequest({
+      fields,
+      body,
+      wire,
+      binary,
+      method,
+      uri: uri.value,
+      uriText,
+      version,
+    }),
+  };
+}
+
+const VIA_BIT = 1;
+const FROM_BIT = 2;
+const TO_BIT = 4;
+const CALLID_BIT = 8;
+const CSEQ_BIT = 16;
+const MF_BIT = 32;
+const CL_BIT = 64;
+
+function criticalBit(key: string): number {
+  switch (key) {
+    case 'via':
+      return VIA_BIT;
+    case 'from':
+      return FROM_BIT;
+    case 'to':
+      return TO_BIT;
+    case 'call-id':
+      return CALLID_BIT;
+    case 'cseq':
+      return CSEQ_BIT;
+    case 'max-forwards':
+      return MF_BIT;
+    case 'content-length':
+      return CL_BIT;
+    default:
+      return 0;
+  }
+}
+
+const CODECS: Readonly<Record<string, HeaderCodec<unknown>>> = {
+  via: ViaHeader,
+  from: FromHeader,
+  to: ToHeader,
+  'call-id': CallIdHeader,
+  cseq: CSeqHeader,
+  'max-forwards': MaxForwardsHeader,
+  'content-length': ContentLengthHeader,
+} as Record<string, HeaderCodec<unknown>>;
+
+function canonical(key: string): string {
+  return (CODECS[key] as HeaderCodec<unknown> | undefined)?.name ?? key;
+}
+
+function partialOf(
+  isRequest: boolean,
+  method: string,
+  fields: readonly HeaderField[],
+): PartialMessage {
+  return isRequest ? { isRequest, method, fields } : { isRequest, fields };
+}
+
+/** SIP-Version = "SIP" "/" 1*DIGIT "." 1*DIGIT; only 2.0 is supported (§8.2.6 would not apply: 505). */
+function checkVersion(v: string): SipParseError | undefined {
+  if (v === 'SIP/2.0') return undefined;
+  if (/^SIP\/2\.0$/i.test(v)) return undefined;
+  if (/^SIP\/\d+\.\d+$/i.test(v))
+    return wireError('SB_ERR_PARSE_VERSION', `version ${v} is not supported`);
+  return wireError('SB_ERR_PARSE_START_LINE', `malformed SIP-Version ${JSON.stringify(v)}`);
+}
+
+function indexOfOrEnd(s: string, ch: string, from: number): number {
+  const i = s.indexOf(ch, from);
+  return i < 0 ? s.length : i;
+}
+
+function isTokenString(s: string): boolean {
+  if (s.length === 0) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 128 || (CHAR_CLASS[c]! & TOKEN) === 0) return false;
+  }
+  return true;
+}
+
+function trimSpHt(s: string): string {
+  let a = 0;
+  let b = s.length;
+  while (a < b && (s.charCodeAt(a) === 0x20 || s.charCodeAt(a) === 0x09)) a++;
+  while (b > a && (s.charCodeAt(b - 1) === 0x20 || s.charCodeAt(b - 1) === 0x09)) b--;
+  return s.slice(a, b);
+}
+
+/**
+ * Index of the line end that precedes the empty line (the CR of CRLFCRLF, or the
+ * first LF of LFLF), in text whose offsets are octet offsets. -2 when the text
+ * ends right after a line end without an empty line; -1 when it ends mid-line.
+ */
+function findHeadEnd(text: string, len: number): number {
+  const firstLf = text.indexOf('\n');
+  if (firstLf < 0) return -1;
+  if (firstLf > 0 && text.charCodeAt(firstLf - 1) === CR) {
+    const i = text.indexOf('\r\n\r\n');
+    if (i >= 0) return i;
+  } else {
+    const i = text.indexOf('\n\n');
+    if (i >= 0) return i;
+  }
+  return text.charCodeAt(len - 1) === LF ? -2 : -1;
+}
+
+function findHeadEndBytes(b: Uint8Array): { headEnd: number; bodyStart: number } {
+  const n = b.length;
+  for (let i = 0; i < n; i++) {
+    if (b[i] !== LF) continue;
+    if (b[i + 1] === LF) return { headEnd: i, bodyStart: i + 2 };
+    if (b[i + 1] === CR && b[i + 2] === LF) {
+      return { headEnd: i > 0 && b[i - 1] === CR ? i - 1 : i, bodyStart: i + 3 };
+    }
+  }
+  return { headEnd: n > 0 && b[n - 1] === LF ? -2 : -1, bodyStart: n };
+}
