@@ -20,3 +20,4 @@ export * from './message/message.ts';
 export * from './message/serialize.ts';
 export * from './parser/errors.ts';
 export * from './parser/parse-message.ts';
+export * from './headers/registry.ts';
