@@ -21,3 +21,6 @@ export * from './message/serialize.ts';
 export * from './parser/errors.ts';
 export * from './parser/parse-message.ts';
 export * from './headers/registry.ts';
+export * from './parser/stream-framer.ts';
+export * from './message/builder.ts';
+export * from './message/status.ts';

@@ -1,0 +1,101 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createErrorResponse, createRequest, createResponse } from './builder.ts';
+import { parseMessage } from '../parser/parse-message.ts';
+import { serializeMessage, messageToString } from './serialize.ts';
+import { reasonPhrase } from './status.ts';
+import { SwitchboardError } from '../../base/errors.ts';
+import { crlf, INVITE } from '../../../test/support/messages.ts';
+
+test('createRequest builds a parseable request with the §8.1.1 fields', () => {
+  const req = createRequest({
+    method: 'MESSAGE',
+    uri: 'sip:bob@example.com',
+    from: '<sip:alice@example.com>;tag=abc',
+    to: '<sip:bob@example.com>',
+    callId: 'c1',
+    cseq: 1,
+    via: ['SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK1'],
+    body: 'hi',
+    contentType: 'text/plain',
+  });
+  const r = parseMessage(serializeMessage(req));
+  assert.ok(r.ok && r.message.isRequest());
+  assert.equal(r.message.maxForwards, 70);
+  assert.equal(r.message.bodyText(), 'hi');
+  assert.equal(r.message.getRaw('Content-Type'), 'text/plain');
+  assert.throws(
+    () =>
+      createRequest({
+        method: 'BAD METHOD',
+        uri: 'sip:a@b',
+        from: '<sip:a@b>',
+        to: '<sip:a@b>',
+        callId: 'x',
+        cseq: 1,
+      }),
+    SwitchboardError,
+  );
+  assert.throws(
+    () =>
+      createRequest({
+        method: 'X',
+        uri: 'nope',
+        from: '<sip:a@b>',
+        to: '<sip:a@b>',
+        callId: 'x',
+        cseq: 1,
+      }),
+    /SB_ERR|URI/,
+  );
+});
+
+test('createResponse copies Via/From/To/Call-ID/CSeq byte for byte and adds the To tag (§8.2.6)', () => {
+  const r = parseMessage(INVITE);
+  assert.ok(r.ok && r.message.isRequest());
+  const req = r.message;
+  if (!req.isRequest()) return;
+  const resp = createResponse(req, 180, { toTag: 'xyz' });
+  const text = messageToString(resp);
+  assert.match(text, /^SIP\/2.0 180 Ringing\r\n/);
+  assert.match(
+    text,
+    /\r\nVia: SIP\/2.0\/UDP pc33.atlanta.example.com;branch=z9hG4bK776asdhds;rport\r\n/,
+  );
+  assert.match(text, /\r\nTo: Bob <sip:bob@biloxi.example.com>;tag=xyz\r\n/);
+  assert.doesNotMatch(text, /X-Custom/);
+  const trying = messageToString(createResponse(req, 100, { toTag: 'xyz' }));
+  assert.doesNotMatch(trying, /tag=xyz/);
+  const parsed = parseMessage(serializeMessage(resp));
+  assert.ok(parsed.ok && parsed.message.to.tag === 'xyz' && parsed.message.cseq.seq === 314159);
+  assert.throws(() => createResponse(req, 99), SwitchboardError);
+});
+
+test('createErrorResponse answers a request that failed to parse, when it has a Via', () => {
+  const bad = parseMessage(
+    crlf([
+      'OPTIONS sip:a@b SIP/2.0',
+      'Via: SIP/2.0/UDP h;branch=z9hG4bK1',
+      'From: <sip:a@b>;tag=1',
+      'To: <sip:a@b>',
+      'Call-ID: x',
+      'CSeq: 1 INVITE',
+      '',
+      '',
+    ]),
+  );
+  assert.ok(!bad.ok && bad.partial);
+  if (bad.ok || !bad.partial) return;
+  const resp = createErrorResponse(bad.partial, bad.error.status, bad.error.reason, 't1')!;
+  assert.match(
+    messageToString(resp),
+    /^SIP\/2.0 400 Bad Request\r\nVia: SIP\/2.0\/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:a@b>;tag=t1\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\n/,
+  );
+  assert.equal(createErrorResponse({ fields: [] }, 400), undefined);
+});
+
+test('reason phrases', () => {
+  assert.equal(reasonPhrase(486), 'Busy Here');
+  assert.equal(reasonPhrase(489), 'Bad Event');
+  assert.equal(reasonPhrase(499), 'Client Error');
+});
