@@ -125,3 +125,71 @@ export function canonicalHeaderName(key: string): string | undefined {
 export function knownHeaders(): readonly (readonly [string, string?])[] {
   return TABLE;
 }
+
+/**
+ * Numeric ids for known headers (1-based position in TABLE; 0 = unknown), so
+ * the parser can name a field without slicing or lower-casing its text.
+ */
+const KEY_TO_ID: ReadonlyMap<string, number> = new Map(
+  TABLE.map(([n], i) => [n.toLowerCase(), i + 1]),
+);
+const ID_TO_KEY: readonly string[] = ['', ...TABLE.map(([n]) => n.toLowerCase())];
+
+/** Buckets of [id, lower-case spelling] by (length << 7 | lower-cased first char). */
+function buildBuckets(): ReadonlyMap<number, readonly (readonly [number, string])[]> {
+  const m = new Map<number, [number, string][]>();
+  const add = (spelling: string, id: number): void => {
+    const k = (spelling.length << 7) | (spelling.charCodeAt(0) | 0x20);
+    let list = m.get(k);
+    if (list === undefined) m.set(k, (list = []));
+    list.push([id, spelling]);
+  };
+  TABLE.forEach(([name, compact], i) => {
+    add(name.toLowerCase(), i + 1);
+    if (compact !== undefined) add(compact, i + 1);
+  });
+  return m;
+}
+const BUCKETS = buildBuckets();
+
+/** The id of a header key (0 for headers outside the table). */
+export function headerIdOfKey(key: string): number {
+  return KEY_TO_ID.get(key) ?? 0;
+}
+
+/** The key of a known header id. */
+export function headerKeyOfId(id: number): string {
+  return ID_TO_KEY[id]!;
+}
+
+/**
+ * Identifies the header name text[start, end) case-insensitively, compact forms
+ * included. Returns its id, or 0 when it is not a known header.
+ */
+export function identifyHeaderName(text: string, start: number, end: number): number {
+  const len = end - start;
+  const cands = BUCKETS.get((len << 7) | (text.charCodeAt(start) | 0x20));
+  if (cands === undefined) return 0;
+  outer: for (let c = 0; c < cands.length; c++) {
+    const [id, spelling] = cands[c]!;
+    for (let i = 1; i < len; i++) {
+      // Known names hold only letters and "-": OR-ing 0x20 lower-cases letters
+      // and leaves "-" alone; CR/LF, the only other octets that would map onto
+      // them, never occur inside a header line.
+      if ((text.charCodeAt(start + i) | 0x20) !== spelling.charCodeAt(i)) continue outer;
+    }
+    return id;
+  }
+  return 0;
+}
+
+/** Header ids the parser and message model use directly. */
+export const HeaderId = {
+  Via: KEY_TO_ID.get('via')!,
+  From: KEY_TO_ID.get('from')!,
+  To: KEY_TO_ID.get('to')!,
+  CallId: KEY_TO_ID.get('call-id')!,
+  CSeq: KEY_TO_ID.get('cseq')!,
+  MaxForwards: KEY_TO_ID.get('max-forwards')!,
+  ContentLength: KEY_TO_ID.get('content-length')!,
+} as const;

@@ -4,15 +4,20 @@
  *
  * Immutable: every change returns a new message that shares the unchanged
  * fields. Lazy: a header is decoded when first read, through its codec, and the
- * result is cached on the field. A parsed message keeps its wire bytes, so one
- * that is not changed serializes to exactly the bytes received, and each field
- * keeps its raw text, so unknown headers pass through byte for byte.
+ * result is kept. A parsed message keeps its wire bytes, so one that is not
+ * changed serializes to exactly the bytes received, and each field keeps its raw
+ * text, so unknown headers pass through byte for byte.
+ *
+ * Two representations of the fields, one interface: a parsed message holds its
+ * header section as one string plus an index of offsets (no object per field
+ * until someone asks for `fields`); a built or changed message holds HeaderField
+ * objects. See docs/architecture.md ("the message core").
  */
 import { SwitchboardError } from '../../base/errors.ts';
 import { err, ok, type Result } from '../../base/result.ts';
 import { utf8Decode, utf8Encode } from '../../base/text.ts';
 import type { HeaderCodec } from '../headers/codec.ts';
-import { headerKey } from '../headers/names.ts';
+import { HeaderId, headerIdOfKey, headerKey, headerKeyOfId } from '../headers/names.ts';
 import { wireError, type SipParseError, type WireErrorCode } from '../parser/errors.ts';
 import { CallIdHeader, ContentLengthHeader, MaxForwardsHeader } from '../headers/scalar.ts';
 import { CSeqHeader, type CSeq } from '../headers/cseq.ts';
@@ -30,32 +35,30 @@ export interface HeaderField {
   readonly key: string;
   /** The value, folds replaced by SP and SP/HT trimmed (RFC 3261 §7.3.1). */
   readonly value: string;
-  /** The field's original text without its line end, for byte-exact output; absent on fields built in code. */
+  /** The field's original text without its line end, for byte-exact output; undefined on fields built in code. */
   readonly raw: string | undefined;
 }
 
-/** Per-field decode cache: a field's value never changes, so its decoding can be kept. */
-interface DecodedSlot {
-  codec: HeaderCodec<unknown>;
-  result: Result<unknown, string>;
+/** A decoded field: the codec used and its result. */
+export interface DecodedSlot {
+  readonly codec: HeaderCodec<unknown>;
+  readonly result: Result<unknown, string>;
 }
 
 /**
- * @internal A field with its decode slot. Every field is created with `d` set
- * (parser and makeField), so all fields share one object shape.
+ * @internal The parser's field index over the header text: STRIDE numbers per
+ * field — id (known header id, 0 unknown; +FOLDED when the field spans lines),
+ * line start, name end, value start, value end, line end.
  */
-export interface FieldImpl extends HeaderField {
-  d: DecodedSlot | undefined;
-}
+export const STRIDE = 6;
+export const FOLDED = 0x10000;
 
-/** Decodes one field through a codec, caching the result on the field. */
-function decodeField<T>(field: HeaderField, codec: HeaderCodec<T>): Result<T, string> {
-  const f = field as FieldImpl;
-  const slot = f.d;
-  if (slot !== undefined && slot.codec === codec) return slot.result as Result<T, string>;
-  const result = codec.parse(f.value);
-  f.d = { codec: codec as HeaderCodec<unknown>, result };
-  return result;
+/** @internal What the parser hands the message besides fields. */
+export interface ParsedHeaders {
+  readonly text: string;
+  readonly index: readonly number[];
+  /** Per field, what the parser decoded (critical headers). */
+  readonly decoded: (DecodedSlot | undefined)[];
 }
 
 const CRITICAL_CODES: Readonly<Record<string, WireErrorCode>> = {
@@ -74,8 +77,13 @@ export function headerErrorCode(key: string): WireErrorCode {
 }
 
 export interface MessageInit {
-  readonly fields: readonly HeaderField[];
+  /** Fields as objects (built or changed messages). */
+  readonly fields?: readonly HeaderField[];
+  /** @internal Fields as an index over the header text (parsed messages). */
+  readonly parsed?: ParsedHeaders;
   readonly body?: Uint8Array;
+  /** @internal The body as an offset into `wire` (parsed messages): sliced on first use. */
+  readonly bodyStart?: number;
   /** Original bytes (exactly this message: no trailing datagram octets). */
   readonly wire?: Uint8Array;
   /** True when the header section was not valid UTF-8 and was decoded octet by octet. */
@@ -83,18 +91,51 @@ export interface MessageInit {
 }
 
 const EMPTY_BODY = new Uint8Array(0);
+const NO_FIELDS: readonly HeaderField[] = Object.freeze([]) as readonly HeaderField[];
+
+function unfold(s: string): string {
+  return s.replace(/[ \t]*\r?\n[ \t]+/g, ' ');
+}
+
+/** @internal The k-th field of a parser index as an object. */
+export function fieldFromIndex(text: string, ix: readonly number[], k: number): HeaderField {
+  const o = k * STRIDE;
+  const id = ix[o]! & 0xffff;
+  const name = text.slice(ix[o + 1]!, ix[o + 2]!);
+  const v = text.slice(ix[o + 3]!, ix[o + 4]!);
+  return {
+    name,
+    key: id !== 0 ? headerKeyOfId(id) : name.toLowerCase(),
+    value: (ix[o]! & FOLDED) !== 0 ? unfold(v) : v,
+    raw: text.slice(ix[o + 1]!, ix[o + 5]!),
+  };
+}
+
+/** @internal Every field of a parser index as objects. */
+export function fieldsFromIndex(text: string, ix: readonly number[]): HeaderField[] {
+  const out: HeaderField[] = [];
+  for (let k = 0; k < ix.length / STRIDE; k++) out.push(fieldFromIndex(text, ix, k));
+  return out;
+}
 
 export abstract class SipMessage {
-  readonly fields: readonly HeaderField[];
-  readonly body: Uint8Array;
+  private bodyBytes: Uint8Array | undefined;
+  private readonly bodyStart: number;
   /** @internal the received bytes, kept while the message is unchanged */
   readonly wire: Uint8Array | undefined;
   /** True when the header text holds one octet per code unit (not valid UTF-8 on the wire). */
   readonly binary: boolean;
+  private objs: readonly HeaderField[] | undefined;
+  private readonly parsed: ParsedHeaders | undefined;
+  /** Decode cache per field position (object mode; parsed mode uses parsed.decoded). */
+  private slots: (DecodedSlot | undefined)[] | undefined;
 
   protected constructor(init: MessageInit) {
-    this.fields = init.fields;
-    this.body = init.body ?? EMPTY_BODY;
+    this.parsed = init.parsed;
+    this.objs = init.parsed === undefined ? (init.fields ?? NO_FIELDS) : undefined;
+    this.slots = undefined;
+    this.bodyBytes = init.body;
+    this.bodyStart = init.bodyStart ?? -1;
     this.wire = init.wire;
     this.binary = init.binary ?? false;
   }
@@ -106,35 +147,93 @@ export abstract class SipMessage {
   /** @internal a copy with other fields/body (drops the wire bytes) */
   protected abstract copy(init: MessageInit): this;
 
+  // ---- field access (both representations) -----------------------------
+
+  /** Number of header fields. */
+  get size(): number {
+    return this.parsed !== undefined ? this.parsed.index.length / STRIDE : this.objs!.length;
+  }
+
+  /** The header fields in order (materialized on first use for parsed messages). */
+  get fields(): readonly HeaderField[] {
+    if (this.objs === undefined) {
+      const n = this.size;
+      const out: HeaderField[] = new Array<HeaderField>(n);
+      for (let k = 0; k < n; k++) out[k] = this.fieldAt(k);
+      this.objs = out;
+    }
+    return this.objs;
+  }
+
+  private fieldAt(k: number): HeaderField {
+    const p = this.parsed;
+    return p === undefined ? this.objs![k]! : fieldFromIndex(p.text, p.index, k);
+  }
+
+  private idAt(k: number): number {
+    const p = this.parsed;
+    return p !== undefined ? p.index[k * STRIDE]! & 0xffff : headerIdOfKey(this.objs![k]!.key);
+  }
+
+  private keyAt(k: number): string {
+    const p = this.parsed;
+    if (p === undefined) return this.objs![k]!.key;
+    const id = p.index[k * STRIDE]! & 0xffff;
+    if (id !== 0) return headerKeyOfId(id);
+    return p.text.slice(p.index[k * STRIDE + 1]!, p.index[k * STRIDE + 2]!).toLowerCase();
+  }
+
+  private valueAt(k: number): string {
+    const p = this.parsed;
+    if (p === undefined) return this.objs![k]!.value;
+    const ix = p.index;
+    const o = k * STRIDE;
+    const v = p.text.slice(ix[o + 3]!, ix[o + 4]!);
+    return (ix[o]! & FOLDED) !== 0 ? unfold(v) : v;
+  }
+
+  /** Positions of the fields with this key. */
+  private positions(key: string): number[] {
+    const out: number[] = [];
+    const id = headerIdOfKey(key);
+    const n = this.size;
+    if (id !== 0) {
+      for (let k = 0; k < n; k++) if (this.idAt(k) === id) out.push(k);
+    } else {
+      for (let k = 0; k < n; k++) if (this.keyAt(k) === key) out.push(k);
+    }
+    return out;
+  }
+
+  private decodeAt<T>(k: number, codec: HeaderCodec<T>): Result<T, string> {
+    const cache = this.parsed !== undefined ? this.parsed.decoded : (this.slots ??= []);
+    const slot = cache[k];
+    if (slot !== undefined && slot.codec === codec) return slot.result as Result<T, string>;
+    const result = codec.parse(this.valueAt(k));
+    cache[k] = { codec: codec as HeaderCodec<unknown>, result };
+    return result;
+  }
+
   // ---- raw access -------------------------------------------------------
 
   /** The first field's value for a header name (any spelling, compact forms included). */
   getRaw(name: string): string | undefined {
-    const key = headerKey(name);
-    for (const f of this.fields) if (f.key === key) return f.value;
-    return undefined;
+    const pos = this.positions(headerKey(name));
+    return pos.length === 0 ? undefined : this.valueAt(pos[0]!);
   }
 
   /** Every field value for a header name, in order. */
   getRawAll(name: string): string[] {
-    const key = headerKey(name);
-    const out: string[] = [];
-    for (const f of this.fields) if (f.key === key) out.push(f.value);
-    return out;
+    return this.positions(headerKey(name)).map((k) => this.valueAt(k));
   }
 
   has(name: string): boolean {
-    const key = headerKey(name);
-    for (const f of this.fields) if (f.key === key) return true;
-    return false;
+    return this.positions(headerKey(name)).length > 0;
   }
 
   /** Number of fields with this name. */
   count(name: string): number {
-    const key = headerKey(name);
-    let n = 0;
-    for (const f of this.fields) if (f.key === key) n++;
-    return n;
+    return this.positions(headerKey(name)).length;
   }
 
   // ---- typed access -----------------------------------------------------
@@ -145,27 +244,17 @@ export abstract class SipMessage {
    * when a field is malformed.
    */
   decode<T>(codec: HeaderCodec<T>): Result<T, SipParseError> | undefined {
-    const key = codec.key;
-    const fields = this.fields;
-    if (!codec.list) {
-      for (let i = 0; i < fields.length; i++) {
-        const f = fields[i]!;
-        if (f.key !== key) continue;
-        const r = decodeField(f, codec);
-        return r.ok
-          ? r
-          : err(wireError(headerErrorCode(key), `${codec.name}: ${r.error}`, codec.name));
-      }
-      return undefined;
-    }
+    const id = headerIdOfKey(codec.key);
+    const n = this.size;
     let first: T | undefined;
     let joined: unknown[] | undefined;
-    for (let i = 0; i < fields.length; i++) {
-      const f = fields[i]!;
-      if (f.key !== key) continue;
-      const r = decodeField(f, codec);
-      if (!r.ok)
-        return err(wireError(headerErrorCode(key), `${codec.name}: ${r.error}`, codec.name));
+    for (let k = 0; k < n; k++) {
+      if (id !== 0 ? this.idAt(k) !== id : this.keyAt(k) !== codec.key) continue;
+      const r = this.decodeAt(k, codec);
+      if (!r.ok) {
+        return err(wireError(headerErrorCode(codec.key), `${codec.name}: ${r.error}`, codec.name));
+      }
+      if (!codec.list) return r;
       if (first === undefined) first = r.value;
       else {
         joined ??= [...(first as unknown as unknown[])];
@@ -189,6 +278,22 @@ export abstract class SipMessage {
     return r.value;
   }
 
+  /** The first field of a single-valued critical header, by id (fast path of the getters). */
+  private single<T>(id: number, codec: HeaderCodec<T>): T {
+    const p = this.parsed;
+    if (p !== undefined) {
+      const ix = p.index;
+      for (let o = 0; o < ix.length; o += STRIDE) {
+        if ((ix[o]! & 0xffff) !== id) continue;
+        const slot = p.decoded[o / STRIDE];
+        if (slot !== undefined && slot.codec === codec && slot.result.ok)
+          return slot.result.value as T;
+        break;
+      }
+    }
+    return this.required(codec);
+  }
+
   /** All Via values, topmost first. A parsed message always has one. */
   get via(): readonly Via[] {
     return this.required(ViaHeader);
@@ -196,23 +301,23 @@ export abstract class SipMessage {
 
   /** The topmost Via (RFC 3261 §8.1.1.7, §18.2.2). */
   get topVia(): Via {
-    return this.required(ViaHeader)[0]!;
+    return this.single(HeaderId.Via, ViaHeader)[0]!;
   }
 
   get from(): NameAddr {
-    return this.required(FromHeader);
+    return this.single(HeaderId.From, FromHeader);
   }
 
   get to(): NameAddr {
-    return this.required(ToHeader);
+    return this.single(HeaderId.To, ToHeader);
   }
 
   get callId(): string {
-    return this.required(CallIdHeader);
+    return this.single(HeaderId.CallId, CallIdHeader);
   }
 
   get cseq(): CSeq {
-    return this.required(CSeqHeader);
+    return this.single(HeaderId.CSeq, CSeqHeader);
   }
 
   /** Max-Forwards, or undefined when absent (RFC 2543 senders omit it). */
@@ -225,6 +330,17 @@ export abstract class SipMessage {
     return this.get(ContentLengthHeader);
   }
 
+  /** The body octets (empty when there is none). */
+  get body(): Uint8Array {
+    if (this.bodyBytes === undefined) {
+      this.bodyBytes =
+        this.bodyStart >= 0 && this.wire !== undefined
+          ? this.wire.subarray(this.bodyStart)
+          : EMPTY_BODY;
+    }
+    return this.bodyBytes;
+  }
+
   /** The body as text (UTF-8). */
   bodyText(): string {
     return utf8Decode(this.body);
@@ -232,22 +348,23 @@ export abstract class SipMessage {
 
   // ---- changes (each returns a new message) ------------------------------
 
+  private with(fields: readonly HeaderField[], body: Uint8Array = this.body): this {
+    return this.copy({ fields, body, binary: this.binary });
+  }
+
   /** Appends a field. */
   append(name: string, value: string): this {
-    return this.copy({
-      fields: [...this.fields, makeField(name, value)],
-      body: this.body,
-      binary: this.binary,
-    });
+    return this.with([...this.fields, makeField(name, value)]);
   }
 
   /** Inserts a field before the first field of the same header (or first of all). */
   prepend(name: string, value: string): this {
     const f = makeField(name, value);
-    const idx = this.fields.findIndex((x) => x.key === f.key);
     const fields = [...this.fields];
-    fields.splice(idx < 0 ? 0 : idx, 0, f);
-    return this.copy({ fields, body: this.body, binary: this.binary });
+    let idx = 0;
+    while (idx < fields.length && fields[idx]!.key !== f.key) idx++;
+    fields.splice(idx === fields.length ? 0 : idx, 0, f);
+    return this.with(fields);
   }
 
   /** Replaces every field of this header with one field (at the first one's place), or appends it. */
@@ -263,17 +380,13 @@ export abstract class SipMessage {
       }
     }
     if (!placed) fields.push(f);
-    return this.copy({ fields, body: this.body, binary: this.binary });
+    return this.with(fields);
   }
 
   /** Removes every field of this header. */
   remove(name: string): this {
     const key = headerKey(name);
-    return this.copy({
-      fields: this.fields.filter((x) => x.key !== key),
-      body: this.body,
-      binary: this.binary,
-    });
+    return this.with(this.fields.filter((x) => x.key !== key));
   }
 
   /**
@@ -281,20 +394,20 @@ export abstract class SipMessage {
    * or the first Route (§16.4). The rest of that field is re-formatted.
    */
   removeFirst<E>(codec: HeaderCodec<readonly E[]>): this {
-    const idx = this.fields.findIndex((x) => x.key === codec.key);
-    if (idx < 0) return this;
-    const f = this.fields[idx]!;
-    const r = decodeField(f, codec);
     const fields = [...this.fields];
+    let idx = 0;
+    while (idx < fields.length && fields[idx]!.key !== codec.key) idx++;
+    if (idx === fields.length) return this;
+    const r = this.decodeAt(idx, codec);
     if (!r.ok || r.value.length <= 1) fields.splice(idx, 1);
-    else fields[idx] = makeField(f.name, codec.format(r.value.slice(1)));
-    return this.copy({ fields, body: this.body, binary: this.binary });
+    else fields[idx] = makeField(fields[idx]!.name, codec.format(r.value.slice(1)));
+    return this.with(fields);
   }
 
   /** Replaces the body; sets Content-Type when given, and Content-Length always. */
   withBody(body: Uint8Array | string, contentType?: string): this {
     const bytes = typeof body === 'string' ? utf8Encode(body) : body;
-    let m = this.copy({ fields: this.fields, body: bytes, binary: this.binary });
+    let m = this.with(this.fields, bytes);
     if (contentType !== undefined) m = m.set('Content-Type', contentType);
     else if (bytes.length === 0) m = m.remove('Content-Type');
     return m.set('Content-Length', String(bytes.length));
@@ -303,21 +416,15 @@ export abstract class SipMessage {
 
 /** A header field built in code; validates the name and that the value holds no line break. */
 export function makeField(name: string, value: string): HeaderField {
+  if (name.length === 0) throw new SwitchboardError('SB_ERR_INVALID_HEADER_NAME', '(empty)');
   for (let i = 0; i < name.length; i++) {
     const c = name.charCodeAt(i);
-    if (c >= 128 || (CHAR_CLASS[c]! & TOKEN) === 0)
+    if (c >= 128 || (CHAR_CLASS[c]! & TOKEN) === 0) {
       throw new SwitchboardError('SB_ERR_INVALID_HEADER_NAME', name);
+    }
   }
-  if (name.length === 0) throw new SwitchboardError('SB_ERR_INVALID_HEADER_NAME', '(empty)');
   if (/[\r\n]/.test(value)) throw new SwitchboardError('SB_ERR_INVALID_HEADER_VALUE', name);
-  const f: FieldImpl = {
-    name,
-    key: headerKey(name),
-    value: value.trim(),
-    raw: undefined,
-    d: undefined,
-  };
-  return f;
+  return { name, key: headerKey(name), value: value.trim(), raw: undefined };
 }
 
 export interface RequestInit extends MessageInit {

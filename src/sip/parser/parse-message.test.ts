@@ -69,7 +69,11 @@ test('an unchanged message serializes to the exact bytes, a changed one keeps ra
     text,
     /^INVITE sip:bob@biloxi.example.com SIP\/2.0\r\nVia: SIP\/2.0\/UDP 127.0.0.1:5060;branch=z9hG4bKx\r\nVia: SIP/,
   );
-  assert.match(text, /\r\nX-Custom: {3}kept {3}as {2}is {2}\r\n/, 'unknown header passes byte for byte');
+  assert.match(
+    text,
+    /\r\nX-Custom: {3}kept {3}as {2}is {2}\r\n/,
+    'unknown header passes byte for byte',
+  );
   assert.match(text, /\r\nMax-Forwards: 69\r\n/);
   const again = must(serializeMessage(changed));
   assert.equal(again.via.length, 2);

@@ -15,14 +15,17 @@ import { CHAR_CLASS, TOKEN } from '../grammar/chars.ts';
 import { FromHeader, ToHeader } from '../headers/address.ts';
 import type { HeaderCodec } from '../headers/codec.ts';
 import { CSeqHeader, type CSeq } from '../headers/cseq.ts';
-import { headerKey } from '../headers/names.ts';
+import { HeaderId, identifyHeaderName } from '../headers/names.ts';
 import { CallIdHeader, ContentLengthHeader, MaxForwardsHeader } from '../headers/scalar.ts';
 import { ViaHeader } from '../headers/via.ts';
 import {
+  FOLDED,
+  STRIDE,
   SipRequest,
   SipResponse,
+  fieldsFromIndex,
   headerErrorCode,
-  type FieldImpl,
+  type DecodedSlot,
   type HeaderField,
 } from '../message/message.ts';
 import { parseUri } from '../uri/uri.ts';
@@ -165,140 +168,141 @@ export function parseMessage(input: Uint8Array | string, options?: ParseOptions)
   }
 
   // ---- header fields (RFC 3261 §7.3) ----
-  const fields: FieldImpl[] = [];
+  // One pass records offsets (see message.ts STRIDE); no string or object per field.
+  const index: number[] = [];
+  const decoded: (DecodedSlot | undefined)[] = [];
+  let seen = 0;
+  let clAt = -1;
+  let cseqAt = -1;
   let i = lineEnd + 1;
   while (i < headEnd) {
     let e = text.indexOf('\n', i);
     if (e < 0 || e > headEnd) e = headEnd;
-    let folded = false;
+    let folded = 0;
     // A line starting with SP or HT continues the previous line (§7.3.1).
     while (e + 1 < headEnd) {
       const nx = text.charCodeAt(e + 1);
       if (nx !== 0x20 && nx !== 0x09) break;
-      folded = true;
+      folded = FOLDED;
       const e2 = text.indexOf('\n', e + 1);
       e = e2 < 0 || e2 > headEnd ? headEnd : e2;
     }
     const lineStop = e > i && text.charCodeAt(e - 1) === CR ? e - 1 : e;
-    const raw = text.slice(i, lineStop);
-    i = e + 1;
-    const colon = raw.indexOf(':');
-    if (colon <= 0) {
+    const colon = text.indexOf(':', i);
+    if (colon <= i || colon >= lineStop) {
       return fail(
         wireError(
           'SB_ERR_PARSE_HEADER_LINE',
-          `header line without a colon: ${JSON.stringify(raw.slice(0, 40))}`,
+          `header line without a colon: ${JSON.stringify(text.slice(i, Math.min(lineStop, i + 40)))}`,
         ),
-        partialOf(!isResponse, method, fields),
+        partialOf(!isResponse, method, text, index),
       );
     }
     let nameEnd = colon;
-    while (
-      nameEnd > 0 &&
-      (raw.charCodeAt(nameEnd - 1) === 0x20 || raw.charCodeAt(nameEnd - 1) === 0x09)
-    )
-      nameEnd--;
-    const name = nameEnd === colon ? raw.slice(0, colon) : raw.slice(0, nameEnd);
-    if (!isTokenString(name)) {
+    let c = text.charCodeAt(nameEnd - 1);
+    while (nameEnd > i && (c === 0x20 || c === 0x09)) c = text.charCodeAt(--nameEnd - 1);
+    const id = nameEnd > i ? identifyHeaderName(text, i, nameEnd) : 0;
+    if (id === 0 && !isTokenRange(text, i, nameEnd)) {
       return fail(
-        wireError('SB_ERR_PARSE_HEADER_LINE', `invalid header name ${JSON.stringify(name)}`),
-        partialOf(!isResponse, method, fields),
+        wireError(
+          'SB_ERR_PARSE_HEADER_LINE',
+          `invalid header name ${JSON.stringify(text.slice(i, nameEnd))}`,
+        ),
+        partialOf(!isResponse, method, text, index),
       );
     }
-    let value: string;
-    if (folded) {
-      value = raw.slice(colon + 1).replace(/[ \t]*\r?\n[ \t]+/g, ' ');
-      value = trimSpHt(value);
-    } else {
-      let vs = colon + 1;
-      let ve = raw.length;
-      while (vs < ve && (raw.charCodeAt(vs) === 0x20 || raw.charCodeAt(vs) === 0x09)) vs++;
-      while (ve > vs && (raw.charCodeAt(ve - 1) === 0x20 || raw.charCodeAt(ve - 1) === 0x09)) ve--;
-      value = raw.slice(vs, ve);
-    }
-    if (fields.length >= limits.maxHeaderCount) return fail(wireError('SB_ERR_TOO_MANY_HEADERS'));
-    fields.push({ name, key: headerKey(name), value, raw, d: undefined });
-  }
+    let vs = colon + 1;
+    let ve = lineStop;
+    while (vs < ve && ((c = text.charCodeAt(vs)) === 0x20 || c === 0x09 || c === CR || c === LF))
+      vs++;
+    while (
+      ve > vs &&
+      ((c = text.charCodeAt(ve - 1)) === 0x20 || c === 0x09 || c === CR || c === LF)
+    )
+      ve--;
+    const k = index.length / STRIDE;
+    if (k >= limits.maxHeaderCount) return fail(wireError('SB_ERR_TOO_MANY_HEADERS'));
+    index.push(id | folded, i, nameEnd, vs, ve, lineStop);
+    i = e + 1;
 
-  // ---- critical headers ----
-  const partial = (): PartialMessage => partialOf(!isResponse, method, fields);
-  let seen = 0;
-  for (let k = 0; k < fields.length; k++) {
-    const f = fields[k]!;
-    const bit = criticalBit(f.key);
+    // Critical headers are decoded now: a bad one fails the message (RFC 4475 §3.1.2).
+    const bit = criticalBit(id);
     if (bit === 0) continue;
     if (bit !== VIA_BIT && (seen & bit) !== 0) {
+      const nm = CODECS[id]!.name;
       return fail(
-        wireError('SB_ERR_DUPLICATE_HEADER', `more than one ${f.name} header`, canonical(f.key)),
-        partial(),
+        wireError('SB_ERR_DUPLICATE_HEADER', `more than one ${nm} header`, nm),
+        partialOf(!isResponse, method, text, index),
       );
     }
     seen |= bit;
-    const codec = CODECS[f.key]!;
-    const r = codec.parse(f.value);
-    f.d = { codec, result: r };
+    if (bit === CL_BIT) clAt = k;
+    else if (bit === CSEQ_BIT) cseqAt = k;
+    const codec = CODECS[id]!;
+    const raw = text.slice(vs, ve);
+    const r = codec.parse(folded !== 0 ? unfoldValue(raw) : raw);
+    decoded[k] = { codec, result: r };
     if (!r.ok) {
       return fail(
-        wireError(headerErrorCode(f.key), `${canonical(f.key)}: ${r.error}`, canonical(f.key)),
-        partial(),
+        wireError(headerErrorCode(codec.key), `${codec.name}: ${r.error}`, codec.name),
+        partialOf(!isResponse, method, text, index),
       );
     }
   }
   const required = VIA_BIT | FROM_BIT | TO_BIT | CALLID_BIT | CSEQ_BIT;
   if ((seen & required) !== required) {
-    const missing = (
-      [
-        [VIA_BIT, 'Via'],
-        [FROM_BIT, 'From'],
-        [TO_BIT, 'To'],
-        [CALLID_BIT, 'Call-ID'],
-        [CSEQ_BIT, 'CSeq'],
-      ] as const
-    )
-      .filter(([b]) => (seen & b) === 0)
-      .map(([, nm]) => nm);
+    const missing: string[] = [];
+    if ((seen & VIA_BIT) === 0) missing.push('Via');
+    if ((seen & FROM_BIT) === 0) missing.push('From');
+    if ((seen & TO_BIT) === 0) missing.push('To');
+    if ((seen & CALLID_BIT) === 0) missing.push('Call-ID');
+    if ((seen & CSEQ_BIT) === 0) missing.push('CSeq');
     return fail(
       wireError('SB_ERR_MISSING_HEADER', `missing ${missing.join(', ')}`, missing[0]),
-      partial(),
+      partialOf(!isResponse, method, text, index),
     );
   }
 
   // ---- body (RFC 3261 §18.3, §20.14) ----
   let bodyLength: number;
-  const clField =
-    (seen & CL_BIT) !== 0 ? fields.find((f) => f.key === 'content-length') : undefined;
   const available = len - bodyStart;
-  if (clField !== undefined) {
-    bodyLength = (clField.d!.result as { value: number }).value;
+  if (clAt >= 0) {
+    bodyLength = (decoded[clAt]!.result as { value: number }).value;
     if (bodyLength > limits.maxBodyBytes)
-      return fail(wireError('SB_ERR_BODY_TOO_LARGE'), partial());
+      return fail(wireError('SB_ERR_BODY_TOO_LARGE'), partialOf(!isResponse, method, text, index));
     if (bodyLength > available) {
       return fail(
         wireError(
           'SB_ERR_BODY_TRUNCATED',
           `Content-Length ${bodyLength} but ${available} octets follow`,
         ),
-        partial(),
+        partialOf(!isResponse, method, text, index),
       );
     }
   } else {
     bodyLength = available;
     if (bodyLength > limits.maxBodyBytes)
-      return fail(wireError('SB_ERR_BODY_TOO_LARGE'), partial());
+      return fail(wireError('SB_ERR_BODY_TOO_LARGE'), partialOf(!isResponse, method, text, index));
   }
   const end = bodyStart + bodyLength;
-  const body = data.subarray(bodyStart, end);
   const wire = end === data.length ? data : data.subarray(0, end);
 
   if (isResponse) {
     return {
       ok: true,
-      message: new SipResponse({ fields, body, wire, binary, status, reason, version }),
+      message: new SipResponse({
+        parsed: { text, index, decoded },
+        bodyStart,
+        wire,
+        binary,
+        status,
+        reason,
+        version,
+      }),
     };
   }
   // RFC 3261 §8.1.1.5 / RFC 4475 §3.1.2.17: the CSeq method matches the request method.
-  const cseqField = fields.find((f) => f.key === 'cseq')!;
-  const cseq = (cseqField.d!.result as { value: CSeq }).value;
+  const cseq = (decoded[cseqAt]!.result as { value: CSeq }).value;
   if (cseq.method !== method) {
     return fail(
       wireError(
@@ -306,25 +310,28 @@ export function parseMessage(input: Uint8Array | string, options?: ParseOptions)
         `CSeq method ${cseq.method} differs from ${method}`,
         'CSeq',
       ),
-      partial(),
+      partialOf(!isResponse, method, text, index),
     );
   }
   const uri = parseUri(uriText);
   if (!uri.ok) {
-    return fail(wireError('SB_ERR_PARSE_REQUEST_URI', `Request-URI: ${uri.error}`), partial());
+    return fail(
+      wireError('SB_ERR_PARSE_REQUEST_URI', `Request-URI: ${uri.error}`),
+      partialOf(!isResponse, method, text, index),
+    );
   }
   // RFC 3261 §19.1.1 (table): the headers component is not allowed in a Request-URI.
   if (uri.value.kind === 'sip' && uri.value.headers.length > 0) {
     return fail(
       wireError('SB_ERR_PARSE_REQUEST_URI', 'Request-URI carries URI headers'),
-      partial(),
+      partialOf(!isResponse, method, text, index),
     );
   }
   return {
     ok: true,
     message: new SipRequest({
-      fields,
-      body,
+      parsed: { text, index, decoded },
+      bodyStart,
       wire,
       binary,
       method,
@@ -343,46 +350,60 @@ const CSEQ_BIT = 16;
 const MF_BIT = 32;
 const CL_BIT = 64;
 
-function criticalBit(key: string): number {
-  switch (key) {
-    case 'via':
+/** Bit of a critical header id, 0 for others. */
+function criticalBit(id: number): number {
+  switch (id) {
+    case HeaderId.Via:
       return VIA_BIT;
-    case 'from':
+    case HeaderId.From:
       return FROM_BIT;
-    case 'to':
+    case HeaderId.To:
       return TO_BIT;
-    case 'call-id':
+    case HeaderId.CallId:
       return CALLID_BIT;
-    case 'cseq':
+    case HeaderId.CSeq:
       return CSEQ_BIT;
-    case 'max-forwards':
+    case HeaderId.MaxForwards:
       return MF_BIT;
-    case 'content-length':
+    case HeaderId.ContentLength:
       return CL_BIT;
     default:
       return 0;
   }
 }
 
-const CODECS: Readonly<Record<string, HeaderCodec<unknown>>> = {
-  via: ViaHeader,
-  from: FromHeader,
-  to: ToHeader,
-  'call-id': CallIdHeader,
-  cseq: CSeqHeader,
-  'max-forwards': MaxForwardsHeader,
-  'content-length': ContentLengthHeader,
-} as Record<string, HeaderCodec<unknown>>;
+const CODECS: readonly (HeaderCodec<unknown> | undefined)[] = (() => {
+  const t: (HeaderCodec<unknown> | undefined)[] = [];
+  t[HeaderId.Via] = ViaHeader as HeaderCodec<unknown>;
+  t[HeaderId.From] = FromHeader as HeaderCodec<unknown>;
+  t[HeaderId.To] = ToHeader as HeaderCodec<unknown>;
+  t[HeaderId.CallId] = CallIdHeader as HeaderCodec<unknown>;
+  t[HeaderId.CSeq] = CSeqHeader as HeaderCodec<unknown>;
+  t[HeaderId.MaxForwards] = MaxForwardsHeader as HeaderCodec<unknown>;
+  t[HeaderId.ContentLength] = ContentLengthHeader as HeaderCodec<unknown>;
+  return t;
+})();
 
-function canonical(key: string): string {
-  return (CODECS[key] as HeaderCodec<unknown> | undefined)?.name ?? key;
+function unfoldValue(v: string): string {
+  return v.replace(/[ \t]*\r?\n[ \t]+/g, ' ');
+}
+
+function isTokenRange(s: string, start: number, end: number): boolean {
+  if (end <= start) return false;
+  for (let i = start; i < end; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 128 || (CHAR_CLASS[c]! & TOKEN) === 0) return false;
+  }
+  return true;
 }
 
 function partialOf(
   isRequest: boolean,
   method: string,
-  fields: readonly HeaderField[],
+  text: string,
+  index: readonly number[],
 ): PartialMessage {
+  const fields = fieldsFromIndex(text, index);
   return isRequest ? { isRequest, method, fields } : { isRequest, fields };
 }
 
