@@ -18,7 +18,34 @@ import {
   ServiceRouteHeader,
   ToHeader,
 } from './address.ts';
+import {
+  AuthenticationInfoHeader,
+  AuthorizationHeader,
+  ProxyAuthenticateHeader,
+  ProxyAuthorizationHeader,
+  WwwAuthenticateHeader,
+} from './auth.ts';
 import { CSeqHeader } from './cseq.ts';
+import { EventHeader, SubscriptionStateHeader } from './event.ts';
+import { AcceptHeader, ContentTypeHeader } from './media-type.ts';
+import {
+  AcceptContactHeader,
+  AlertInfoHeader,
+  CallInfoHeader,
+  ContentDispositionHeader,
+  DateHeader,
+  ErrorInfoHeader,
+  MimeVersionHeader,
+  OrganizationHeader,
+  PriorityHeader,
+  RejectContactHeader,
+  RequestDispositionHeader,
+  ServerHeader,
+  SubjectHeader,
+  TimestampHeader,
+  UserAgentHeader,
+  WarningHeader,
+} from './misc.ts';
 import {
   CallIdHeader,
   ContentLengthHeader,
@@ -29,6 +56,28 @@ import {
   SipETagHeader,
   SipIfMatchHeader,
 } from './scalar.ts';
+import {
+  MinSeHeader,
+  RAckHeader,
+  ReasonHeader,
+  ReplacesHeader,
+  RetryAfterHeader,
+  SessionExpiresHeader,
+} from './session.ts';
+import {
+  AcceptEncodingHeader,
+  AcceptLanguageHeader,
+  AllowEventsHeader,
+  AllowHeader,
+  ContentEncodingHeader,
+  ContentLanguageHeader,
+  InReplyToHeader,
+  PrivacyHeader,
+  ProxyRequireHeader,
+  RequireHeader,
+  SupportedHeader,
+  UnsupportedHeader,
+} from './token-list.ts';
 import { ViaHeader } from './via.ts';
 
 const ALL: readonly HeaderCodec<unknown>[] = [
@@ -54,6 +103,55 @@ const ALL: readonly HeaderCodec<unknown>[] = [
   RSeqHeader,
   SipETagHeader,
   SipIfMatchHeader,
+  // auth.ts
+  WwwAuthenticateHeader,
+  ProxyAuthenticateHeader,
+  AuthorizationHeader,
+  ProxyAuthorizationHeader,
+  AuthenticationInfoHeader,
+  // token-list.ts
+  AllowHeader,
+  SupportedHeader,
+  RequireHeader,
+  ProxyRequireHeader,
+  UnsupportedHeader,
+  AllowEventsHeader,
+  ContentEncodingHeader,
+  ContentLanguageHeader,
+  AcceptLanguageHeader,
+  AcceptEncodingHeader,
+  InReplyToHeader,
+  PrivacyHeader,
+  // media-type.ts
+  ContentTypeHeader,
+  AcceptHeader,
+  // event.ts
+  EventHeader,
+  SubscriptionStateHeader,
+  // session.ts
+  SessionExpiresHeader,
+  MinSeHeader,
+  RAckHeader,
+  ReplacesHeader,
+  ReasonHeader,
+  RetryAfterHeader,
+  // misc.ts
+  WarningHeader,
+  DateHeader,
+  TimestampHeader,
+  MimeVersionHeader,
+  PriorityHeader,
+  SubjectHeader,
+  UserAgentHeader,
+  ServerHeader,
+  OrganizationHeader,
+  ContentDispositionHeader,
+  AlertInfoHeader,
+  CallInfoHeader,
+  ErrorInfoHeader,
+  AcceptContactHeader,
+  RejectContactHeader,
+  RequestDispositionHeader,
 ] as readonly HeaderCodec<unknown>[];
 
 const BY_KEY: ReadonlyMap<string, HeaderCodec<unknown>> = new Map(ALL.map((c) => [c.key, c]));

@@ -430,14 +430,6 @@ function isTokenString(s: string): boolean {
   return true;
 }
 
-function trimSpHt(s: string): string {
-  let a = 0;
-  let b = s.length;
-  while (a < b && (s.charCodeAt(a) === 0x20 || s.charCodeAt(a) === 0x09)) a++;
-  while (b > a && (s.charCodeAt(b - 1) === 0x20 || s.charCodeAt(b - 1) === 0x09)) b--;
-  return s.slice(a, b);
-}
-
 /**
  * Index of the line end that precedes the empty line (the CR of CRLFCRLF, or the
  * first LF of LFLF), in text whose offsets are octet offsets. -2 when the text
