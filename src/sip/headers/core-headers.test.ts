@@ -5,7 +5,7 @@ import { ViaHeader, formatVia } from './via.ts';
 import { parseCSeq } from './cseq.ts';
 import { CallIdHeader, ExpiresHeader, MaxForwardsHeader, ContentLengthHeader } from './scalar.ts';
 import { ContactHeader, FromHeader, RouteHeader } from './address.ts';
-import { formatNameAddr, parseNameAddr, STAR } from './name-addr.ts';
+import { formatNameAddr, parseNameAddr } from './name-addr.ts';
 import { allCodecs } from './registry.ts';
 import { headerKey, canonicalHeaderName } from './names.ts';
 

@@ -96,10 +96,8 @@ function finish(c: Cursor, displayName: string | undefined, uri: Uri): NameAddr 
   const params = parseHeaderParams(c);
   if (typeof params === 'string') return params;
   const tag = params.length > 0 ? paramValue(params, 'tag') : undefined;
-  const out: { -readonly [K in keyof NameAddr]: NameAddr[K] } = { uri, params };
-  if (displayName !== undefined) out.displayName = displayName;
-  if (tag !== undefined) out.tag = tag;
-  return out;
+  // One object shape for every address (all properties present).
+  return { displayName, uri, params, tag };
 }
 
 /** Parses a value holding exactly one name-addr/addr-spec (From, To, Refer-To ...). */

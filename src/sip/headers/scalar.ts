@@ -3,7 +3,7 @@
  * Content-Length, Expires, Min-Expires, RSeq, SIP-ETag, SIP-If-Match.
  */
 import { err, ok, type Result } from '../../base/result.ts';
-import { CHAR_CLASS, TOKEN, WORD } from '../grammar/chars.ts';
+import { CHAR_CLASS, TOKEN } from '../grammar/chars.ts';
 import { parseDigits } from '../grammar/lex.ts';
 import { defineCodec } from './codec.ts';
 
@@ -33,19 +33,13 @@ export function parseDeltaSeconds(value: string): Result<number, string> {
  * byte for byte.
  */
 export function parseCallId(value: string): Result<string, string> {
-  if (value.length === 0) return err('empty Call-ID');
-  let at = 0;
-  for (let i = 0; i < value.length; i++) {
-    const c = value.charCodeAt(i);
-    if (c === 0x40) {
-      at++;
-      if (at > 1 || i === 0 || i === value.length - 1) return err('malformed Call-ID');
-      continue;
-    }
-    if (c >= 128 || (CHAR_CLASS[c]! & WORD) === 0) return err('invalid character in Call-ID');
-  }
-  return ok(value);
+  if (CALL_ID.test(value)) return ok(value);
+  return err(value.length === 0 ? 'empty Call-ID' : 'malformed Call-ID');
 }
+
+/** callid = word [ "@" word ] with the word alphabet of chars.ts (WORD). */
+const CALL_ID =
+  /^[A-Za-z0-9\-.!%*_+`'~()<>:\\"/[\]?{}]+(?:@[A-Za-z0-9\-.!%*_+`'~()<>:\\"/[\]?{}]+)?$/;
 
 export const CallIdHeader = defineCodec<string>({
   name: 'Call-ID',

@@ -90,18 +90,18 @@ function parseViaAt(c: Cursor): Via | string {
       }
     }
   }
-  const via: { -readonly [K in keyof Via]: Via[K] } = {
+  // One object shape for every Via (all properties present) keeps V8's property access monomorphic.
+  return {
     protocol,
     version,
     transport: isUpper(transport) ? transport : transport.toUpperCase(),
     host,
+    port,
     params,
+    branch,
+    received,
+    rport,
   };
-  if (port !== undefined) via.port = port;
-  if (branch !== undefined) via.branch = branch;
-  if (received !== undefined) via.received = received;
-  if (rport !== undefined) via.rport = rport;
-  return via;
 }
 
 function isUpper(s: string): boolean {

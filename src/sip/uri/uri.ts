@@ -183,17 +183,17 @@ function parseSipAfterScheme(
     }
   }
   if (i !== end) return err(`unexpected character ${JSON.stringify(s[i])} in URI`);
-  const uri: { -readonly [K in keyof SipUri]: SipUri[K] } = {
+  // One object shape for every SIP URI (all properties present).
+  return ok({
     kind: 'sip',
     scheme,
+    user,
+    password,
     host,
+    port,
     params: params ?? EMPTY,
     headers: headers ?? EMPTY,
-  };
-  if (user !== undefined) uri.user = user;
-  if (password !== undefined) uri.password = password;
-  if (port !== undefined) uri.port = port;
-  return ok(uri);
+  });
 }
 
 const EMPTY: Params = Object.freeze([]) as Params;
