@@ -8,10 +8,10 @@ export const ErrorCodes = {
   SB_ERR_INVALID_ARGUMENT: 'An argument passed to a Switchboard API is invalid',
   SB_ERR_INVALID_HEADER_NAME: 'A header name is not a valid SIP token',
   SB_ERR_INVALID_HEADER_VALUE: 'A header value contains CR or LF outside a fold',
+  SB_ERR_HEADER_UNDECODABLE: 'A header needed by the operation does not decode',
   SB_ERR_INVALID_URI: 'A URI given to a builder does not parse',
-  SB_ERR_NOT_A_REQUEST: 'A response was given where a request is required',
   SB_ERR_INVALID_STATUS: 'A status code outside 100..699 was given to a builder',
-  SB_ERR_MISSING_HEADER: 'A message lacks a header that the operation needs',
+  SB_ERR_HEADER_ABSENT: 'A message lacks a header that the operation needs',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

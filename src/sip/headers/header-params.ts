@@ -4,6 +4,7 @@
  * (RFC 3261 §25.1). Host values include IPv6 references, bracketed or not
  * (RFC 5118 §4.5), so an unquoted value runs to the next separator.
  */
+import { CHAR_CLASS, TOKEN } from '../grammar/chars.ts';
 import type { Cursor } from '../grammar/cursor.ts';
 import type { Param } from '../uri/params.ts';
 
@@ -57,4 +58,43 @@ function scanBareValue(c: Cursor): string {
   }
   c.i = i;
   return s.slice(start, i);
+}
+
+/**
+ * Fast path for the common shape `;name=value;flag` with no whitespace, no
+ * quoted value and nothing after the last parameter: returns the parameters of
+ * s[i, end), or null when the text needs the general parser. Whatever it accepts,
+ * parseHeaderParams accepts with the same result.
+ */
+export function parseSimpleParams(s: string, i: number, end: number): Param[] | null {
+  const out: Param[] = [];
+  while (i < end) {
+    if (s.charCodeAt(i) !== 0x3b) return null;
+    const ns = ++i;
+    let c = 0;
+    while (i < end) {
+      c = s.charCodeAt(i);
+      if (c >= 128 || (CHAR_CLASS[c]! & TOKEN) === 0) break;
+      i++;
+    }
+    if (i === ns) return null;
+    const name = s.slice(ns, i);
+    if (i === end || c === 0x3b) {
+      out.push({ name, value: null });
+      continue;
+    }
+    if (c !== 0x3d) return null;
+    const vs = ++i;
+    while (i < end) {
+      c = s.charCodeAt(i);
+      if (c === 0x3b) break;
+      // The general parser's bare value stops at SP HT " , < > and controls.
+      if (c <= 0x20 || c === 0x22 || c === 0x2c || c === 0x3c || c === 0x3e || c === 0x7f)
+        return null;
+      i++;
+    }
+    if (i === vs) return null;
+    out.push({ name, value: s.slice(vs, i) });
+  }
+  return out;
 }

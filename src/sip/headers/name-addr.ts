@@ -14,7 +14,7 @@ import { Cursor } from '../grammar/cursor.ts';
 import { quote, trimEndWs, trimWs, unquote } from '../grammar/lex.ts';
 import { paramValue, formatParams, type Params } from '../uri/params.ts';
 import { formatUri, parseUri, type Uri } from '../uri/uri.ts';
-import { parseHeaderParams } from './header-params.ts';
+import { parseHeaderParams, parseSimpleParams } from './header-params.ts';
 
 export interface NameAddr {
   /** The display name, unquoted (quoted-pairs resolved); undefined when absent. */
@@ -100,8 +100,39 @@ function finish(c: Cursor, displayName: string | undefined, uri: Uri): NameAddr 
   return { displayName, uri, params, tag };
 }
 
+/**
+ * The common shapes `"Display" <uri>;params`, `Display Name <uri>;params` and
+ * `<uri>;params` (no space inside the brackets, simple parameters), matched in
+ * one step; anything else takes the general parser.
+ */
+const SIMPLE_NAME_ADDR =
+  /^(?:"((?:[^"\\]|\\[^\r\n])*)"[ \t]*|([A-Za-z0-9\-.!%*_+`'~]+(?:[ \t]+[A-Za-z0-9\-.!%*_+`'~]+)*)[ \t]*)?<([^<>\s"]+)>/;
+
+function parseSimpleNameAddr(value: string): NameAddr | string | null {
+  const m = SIMPLE_NAME_ADDR.exec(value);
+  if (m === null) return null;
+  const params = parseSimpleParams(value, m[0].length, value.length);
+  if (params === null) return null;
+  const u = parseUri(m[3]!);
+  if (!u.ok) return u.error;
+  const dn = m[1] !== undefined ? unquote('"' + m[1] + '"') : m[2];
+  return {
+    displayName: dn === '' ? undefined : dn,
+    uri: u.value,
+    params,
+    tag: params.length > 0 ? paramValue(params, 'tag') : undefined,
+  };
+}
+
 /** Parses a value holding exactly one name-addr/addr-spec (From, To, Refer-To ...). */
 export function parseNameAddr(value: string): Result<NameAddr, string> {
+  const fast = parseSimpleNameAddr(value);
+  if (fast !== null) return typeof fast === 'string' ? err(fast) : ok(fast);
+  return parseNameAddrGeneral(value);
+}
+
+/** @internal The general parser (the fast path's reference in tests). */
+export function parseNameAddrGeneral(value: string): Result<NameAddr, string> {
   const c = new Cursor(value);
   const na = parseNameAddrAt(c);
   if (typeof na === 'string') return err(na);

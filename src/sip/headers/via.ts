@@ -12,7 +12,7 @@ import { Cursor } from '../grammar/cursor.ts';
 import { equalsIgnoreCase, unquote } from '../grammar/lex.ts';
 import { formatParams, type Param, type Params } from '../uri/params.ts';
 import { defineCodec } from './codec.ts';
-import { parseHeaderParams } from './header-params.ts';
+import { parseHeaderParams, parseSimpleParams } from './header-params.ts';
 
 export interface Via {
   /** protocol-name, normally "SIP". */
@@ -69,6 +69,17 @@ function parseViaAt(c: Cursor): Via | string {
   }
   const params = parseHeaderParams(c);
   if (typeof params === 'string') return params;
+  return buildVia(protocol, version, transport, host, port, params);
+}
+
+function buildVia(
+  protocol: string,
+  version: string,
+  transport: string,
+  host: string,
+  port: number | undefined,
+  params: Params,
+): Via | string {
   let branch: string | undefined;
   let received: string | undefined;
   let rport: number | null | undefined;
@@ -104,6 +115,22 @@ function parseViaAt(c: Cursor): Via | string {
   };
 }
 
+/**
+ * The common shape, `SIP/2.0/UDP host[:port];params` with single spaces and
+ * nothing unusual, matched in one step; anything else takes the general parser.
+ */
+const SIMPLE_VIA = /^SIP\/2\.0\/([A-Za-z]+) ([A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(?::(\d{1,5}))?/;
+
+function parseSimpleVia(value: string): Via | string | null {
+  const m = SIMPLE_VIA.exec(value);
+  if (m === null) return null;
+  const params = parseSimpleParams(value, m[0].length, value.length);
+  if (params === null) return null;
+  const port = m[3] === undefined ? undefined : Number(m[3]);
+  if (port !== undefined && port > 65535) return null;
+  return buildVia('SIP', '2.0', m[1]!, m[2]!, port, params);
+}
+
 function isUpper(s: string): boolean {
   for (let i = 0; i < s.length; i++) {
     const x = s.charCodeAt(i);
@@ -114,6 +141,13 @@ function isUpper(s: string): boolean {
 
 /** Parses one Via field value (one or more comma-separated via-parms). */
 export function parseViaList(value: string): Result<readonly Via[], string> {
+  const fast = parseSimpleVia(value);
+  if (fast !== null) return typeof fast === 'string' ? err(fast) : ok([fast]);
+  return parseViaListGeneral(value);
+}
+
+/** @internal The general Via parser (the fast path's reference in tests). */
+export function parseViaListGeneral(value: string): Result<readonly Via[], string> {
   const c = new Cursor(value);
   const out: Via[] = [];
   for (;;) {

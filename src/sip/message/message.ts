@@ -273,8 +273,8 @@ export abstract class SipMessage {
 
   private required<T>(codec: HeaderCodec<T>): T {
     const r = this.decode(codec);
-    if (r === undefined) throw new SwitchboardError('SB_ERR_MISSING_HEADER', codec.name);
-    if (!r.ok) throw new SwitchboardError('SB_ERR_INVALID_HEADER_VALUE', r.error.detail);
+    if (r === undefined) throw new SwitchboardError('SB_ERR_HEADER_ABSENT', codec.name);
+    if (!r.ok) throw new SwitchboardError('SB_ERR_HEADER_UNDECODABLE', r.error.detail);
     return r.value;
   }
 

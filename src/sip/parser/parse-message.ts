@@ -99,7 +99,7 @@ export function parseMessage(input: Uint8Array | string, options?: ParseOptions)
       }
     } else {
       headEnd = found;
-      bodyStart = all.charCodeAt(found) === CR ? found + 4 : found + 2;
+      bodyStart = bodyStartAfter(all, found);
     }
     text = all;
   } else {
@@ -280,7 +280,9 @@ export function parseMessage(input: Uint8Array | string, options?: ParseOptions)
       );
     }
   } else {
-    bodyLength = available;
+    // §18.3: without Content-Length a datagram's body is the rest of it; on a
+    // stream the framer has taken none (it assumes 0).
+    bodyLength = stream ? 0 : available;
     if (bodyLength > limits.maxBodyBytes)
       return fail(wireError('SB_ERR_BODY_TOO_LARGE'), partialOf(!isResponse, method, text, index));
   }
@@ -431,28 +433,34 @@ function isTokenString(s: string): boolean {
 }
 
 /**
- * Index of the line end that precedes the empty line (the CR of CRLFCRLF, or the
- * first LF of LFLF), in text whose offsets are octet offsets. -2 when the text
+ * Index of the line end that precedes the empty line, in text whose offsets are
+ * octet offsets: the empty line is an LF followed by an LF, with or without a CR
+ * between (CRLF ends are the rule, bare LF tolerated, mixed too). The returned
+ * index is that of the CR (or LF) ending the last header line. -2 when the text
  * ends right after a line end without an empty line; -1 when it ends mid-line.
  */
 function findHeadEnd(text: string, len: number): number {
-  const firstLf = text.indexOf('\n');
-  if (firstLf < 0) return -1;
-  if (firstLf > 0 && text.charCodeAt(firstLf - 1) === CR) {
-    const i = text.indexOf('\r\n\r\n');
-    if (i >= 0) return i;
-  } else {
-    const i = text.indexOf('\n\n');
-    if (i >= 0) return i;
-  }
+  const a = text.indexOf('\n\r\n');
+  const b = text.indexOf('\n\n');
+  const lf = a < 0 ? b : b < 0 ? a : Math.min(a, b);
+  if (lf >= 0) return lf > 0 && text.charCodeAt(lf - 1) === CR ? lf - 1 : lf;
   return text.charCodeAt(len - 1) === LF ? -2 : -1;
+}
+
+/** Octet offset of the body after the line end at `headEnd` and the empty line. */
+function bodyStartAfter(text: string, headEnd: number): number {
+  let i = headEnd;
+  if (text.charCodeAt(i) === CR) i++;
+  i++; // LF ending the last header line
+  if (text.charCodeAt(i) === CR) i++;
+  return i + 1; // LF of the empty line
 }
 
 function findHeadEndBytes(b: Uint8Array): { headEnd: number; bodyStart: number } {
   const n = b.length;
   for (let i = 0; i < n; i++) {
     if (b[i] !== LF) continue;
-    if (b[i + 1] === LF) return { headEnd: i, bodyStart: i + 2 };
+    if (b[i + 1] === LF) return { headEnd: i > 0 && b[i - 1] === CR ? i - 1 : i, bodyStart: i + 2 };
     if (b[i + 1] === CR && b[i + 2] === LF) {
       return { headEnd: i > 0 && b[i - 1] === CR ? i - 1 : i, bodyStart: i + 3 };
     }

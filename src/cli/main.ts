@@ -1,0 +1,240 @@
+/**
+ * The `switchboard` command.
+ *
+ *   switchboard parse FILE|-  [--stream]   one SIP message as JSON (exit 2 when a server
+ *                                          would reject it, 1 on a usage error)
+ *   switchboard serve                      the server (not available in this version)
+ *   switchboard help | --help
+ *
+ * `run(argv, io)` does the work with injected streams and returns the exit code, so
+ * tests call it directly; the module runs it only when it is the entry point
+ * (`node --import tsx src/cli/main.ts ...`, which `npm start` uses), and
+ * bin/switchboard.js calls `main()` after registering tsx.
+ */
+import { realpathSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { utf8DecodeStrict } from '../base/index.ts';
+import {
+  codecFor,
+  parseMessage,
+  type HeaderField,
+  type SipParseError,
+  type SipRequest,
+  type SipResponse,
+} from '../sip/index.ts';
+
+/** Where the command reads and writes: process streams in production, fakes in tests. */
+export interface CliIo {
+  readonly stdout: { write(text: string): unknown };
+  readonly stderr: { write(text: string): unknown };
+  /** Standard input, read to the end by `parse -`. */
+  readonly stdin: AsyncIterable<Uint8Array | string>;
+  /** Reads a file's bytes; node:fs/promises readFile by default. */
+  readonly readFile?: (path: string) => Promise<Uint8Array>;
+}
+
+/** Exit codes: 0 done, 1 usage or input error, 2 the message would be rejected. */
+export const EXIT_OK = 0;
+export const EXIT_USAGE = 1;
+export const EXIT_REJECTED = 2;
+
+export const USAGE = `Usage: switchboard <command> [options]
+
+Commands:
+  parse FILE     Parse one SIP message from FILE ("-" for standard input) and print it
+                 as JSON. Exits 2, with the status a server would answer on standard
+                 error, when the message would be rejected.
+  serve          Run the SIP server (not available in this version).
+  help           Show this help.
+
+Options:
+  --stream       parse: frame the input as a stream transport does (RFC 3261 §18.3: the
+                 body is Content-Length octets, 0 without one). The default is datagram
+                 framing (the body is the rest of the input without Content-Length).
+  -h, --help     Show this help.
+`;
+
+const SERVE_NOTE =
+  'switchboard serve: the SIP server is not available in this version of Switchboard.\n\n';
+
+/** Runs the command line `argv` (without node and script) and returns the exit code. */
+export async function run(argv: readonly string[], io: CliIo): Promise<number> {
+  let values: { help?: boolean; stream?: boolean };
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({
+      args: [...argv],
+      options: {
+        help: { type: 'boolean', short: 'h' },
+        stream: { type: 'boolean' },
+      },
+      allowPositionals: true,
+      strict: true,
+    }));
+  } catch (e) {
+    return usageError(io, e instanceof Error ? e.message : String(e));
+  }
+
+  const [command, ...rest] = positionals;
+  if (values.help === true || command === 'help') {
+    io.stdout.write(USAGE);
+    return EXIT_OK;
+  }
+  if (command === undefined) {
+    io.stderr.write(USAGE);
+    return EXIT_USAGE;
+  }
+  if (values.stream === true && command !== 'parse') {
+    return usageError(io, `--stream applies to "parse" only`);
+  }
+  switch (command) {
+    case 'parse':
+      return parseCommand(rest, values.stream === true, io);
+    case 'serve':
+      if (rest.length > 0) return usageError(io, `unexpected argument ${JSON.stringify(rest[0])}`);
+      io.stdout.write(SERVE_NOTE + USAGE);
+      return EXIT_OK;
+    default:
+      io.stderr.write(`switchboard: unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
+      return EXIT_USAGE;
+  }
+}
+
+function usageError(io: CliIo, message: string): number {
+  io.stderr.write(`switchboard: ${message} (see "switchboard --help")\n`);
+  return EXIT_USAGE;
+}
+
+async function parseCommand(args: readonly string[], stream: boolean, io: CliIo): Promise<number> {
+  if (args.length === 0) return usageError(io, 'parse: missing FILE ("-" reads standard input)');
+  if (args.length > 1) return usageError(io, `parse: one FILE only, got ${args.length}`);
+  const file = args[0]!;
+  let bytes: Uint8Array;
+  try {
+    bytes = file === '-' ? await readAll(io.stdin) : await (io.readFile ?? readBytes)(file);
+  } catch (e) {
+    const code = (e as { code?: unknown }).code;
+    const why =
+      code === 'ENOENT'
+        ? 'no such file'
+        : code === 'EISDIR'
+          ? 'is a directory'
+          : code === 'EACCES'
+            ? 'permission denied'
+            : e instanceof Error
+              ? e.message
+              : String(e);
+    io.stderr.write(`switchboard: cannot read ${file}: ${why}\n`);
+    return EXIT_USAGE;
+  }
+  const r = parseMessage(bytes, { framing: stream ? 'stream' : 'datagram' });
+  if (!r.ok) {
+    io.stderr.write(formatError(r.error) + '\n');
+    return EXIT_REJECTED;
+  }
+  io.stdout.write(JSON.stringify(messageToJson(r.message), null, 2) + '\n');
+  return EXIT_OK;
+}
+
+/** `400 Bad Request: CSeq: sequence number above 2**32-1 (SB_ERR_PARSE_CSEQ)` */
+export function formatError(e: SipParseError): string {
+  return `${e.status} ${e.reason}: ${e.detail} (${e.code})`;
+}
+
+interface HeaderJson {
+  name: string;
+  key: string;
+  value: string;
+  decoded?: unknown;
+}
+
+/** The JSON shape `switchboard parse` prints. */
+export interface MessageJson {
+  kind: 'request' | 'response';
+  method?: string;
+  uri?: string;
+  status?: number;
+  reason?: string;
+  version: string;
+  headers: HeaderJson[];
+  body: { length: number; text?: string; base64?: string };
+}
+
+/**
+ * A message as plain JSON: start line, every field in order (decoded through its
+ * registered codec when there is one: the value, or `{error}` when malformed), body.
+ */
+export function messageToJson(m: SipRequest | SipResponse): MessageJson {
+  const headers = m.fields.map(fieldToJson);
+  const text = utf8DecodeStrict(m.body);
+  const body =
+    text !== undefined
+      ? { length: m.body.length, text }
+      : { length: m.body.length, base64: Buffer.from(m.body).toString('base64') };
+  if (m.isRequest()) {
+    return {
+      kind: 'request',
+      method: m.method,
+      uri: m.uriText,
+      version: m.version,
+      headers,
+      body,
+    };
+  }
+  return {
+    kind: 'response',
+    status: m.status,
+    reason: m.reason,
+    version: m.version,
+    headers,
+    body,
+  };
+}
+
+function fieldToJson(f: HeaderField): HeaderJson {
+  const out: HeaderJson = { name: f.name, key: f.key, value: f.value };
+  const codec = codecFor(f.key);
+  if (codec !== undefined) {
+    const r = codec.parse(f.value);
+    out.decoded = r.ok ? r.value : { error: r.error };
+  }
+  return out;
+}
+
+async function readBytes(path: string): Promise<Uint8Array> {
+  const b = await readFile(path);
+  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+}
+
+async function readAll(input: AsyncIterable<Uint8Array | string>): Promise<Uint8Array> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of input) {
+    chunks.push(typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : Buffer.from(chunk));
+  }
+  const all = Buffer.concat(chunks);
+  return new Uint8Array(all.buffer, all.byteOffset, all.byteLength);
+}
+
+/** The process's streams. */
+export function processIo(): CliIo {
+  return { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin };
+}
+
+/** Runs the command for this process and sets its exit code. */
+export async function main(argv: readonly string[] = process.argv.slice(2)): Promise<void> {
+  process.exitCode = await run(argv, processIo());
+}
+
+function isEntryPoint(): boolean {
+  const script = process.argv[1];
+  if (script === undefined) return false;
+  try {
+    return realpathSync(script) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) await main();
