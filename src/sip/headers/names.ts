@@ -135,18 +135,22 @@ const KEY_TO_ID: ReadonlyMap<string, number> = new Map(
 );
 const ID_TO_KEY: readonly string[] = ['', ...TABLE.map(([n]) => n.toLowerCase())];
 
-/** Buckets of [id, lower-case spelling] by (length << 7 | lower-cased first char). */
-function buildBuckets(): ReadonlyMap<number, readonly (readonly [number, string])[]> {
-  const m = new Map<number, [number, string][]>();
-  const add = (spelling: string, id: number): void => {
+/**
+ * Buckets of [id, lower-case spelling, usual spelling] by (length << 7 |
+ * lower-cased first char). The usual spelling (canonical, or the compact letter)
+ * is tried first with one native comparison.
+ */
+function buildBuckets(): ReadonlyMap<number, readonly (readonly [number, string, string])[]> {
+  const m = new Map<number, [number, string, string][]>();
+  const add = (spelling: string, usual: string, id: number): void => {
     const k = (spelling.length << 7) | (spelling.charCodeAt(0) | 0x20);
     let list = m.get(k);
     if (list === undefined) m.set(k, (list = []));
-    list.push([id, spelling]);
+    list.push([id, spelling, usual]);
   };
   TABLE.forEach(([name, compact], i) => {
-    add(name.toLowerCase(), i + 1);
-    if (compact !== undefined) add(compact, i + 1);
+    add(name.toLowerCase(), name, i + 1);
+    if (compact !== undefined) add(compact, compact, i + 1);
   });
   return m;
 }
@@ -170,6 +174,10 @@ export function identifyHeaderName(text: string, start: number, end: number): nu
   const len = end - start;
   const cands = BUCKETS.get((len << 7) | (text.charCodeAt(start) | 0x20));
   if (cands === undefined) return 0;
+  for (let c = 0; c < cands.length; c++) {
+    const cand = cands[c]!;
+    if (text.startsWith(cand[2], start)) return cand[0];
+  }
   outer: for (let c = 0; c < cands.length; c++) {
     const [id, spelling] = cands[c]!;
     for (let i = 1; i < len; i++) {

@@ -126,7 +126,13 @@ export function parseMessage(input: Uint8Array | string, options?: ParseOptions)
     0,
     lineEnd > 0 && text.charCodeAt(lineEnd - 1) === CR ? lineEnd - 1 : lineEnd,
   );
-  const isResponse = startLine.startsWith('SIP/') || /^sip\//i.test(startLine);
+  // "SIP/" (case-insensitive) opens a Status-Line; a method is a token and cannot hold "/".
+  const isResponse =
+    startLine.length > 4 &&
+    (startLine.charCodeAt(0) | 0x20) === 0x73 &&
+    (startLine.charCodeAt(1) | 0x20) === 0x69 &&
+    (startLine.charCodeAt(2) | 0x20) === 0x70 &&
+    startLine.charCodeAt(3) === 0x2f;
   let method = '';
   let uriText = '';
   let status = 0;
@@ -140,7 +146,7 @@ export function parseMessage(input: Uint8Array | string, options?: ParseOptions)
     if (ve !== undefined) return fail(ve);
     const codeEnd = sp < 0 ? -1 : indexOfOrEnd(startLine, ' ', sp + 1);
     const code = sp < 0 ? '' : startLine.slice(sp + 1, codeEnd);
-    if (code.length !== 3 || !/^[1-6]\d\d$/.test(code)) {
+    if (!isStatusCode(code)) {
       return fail(
         wireError(
           'SB_ERR_PARSE_STATUS_CODE',
@@ -416,6 +422,15 @@ function checkVersion(v: string): SipParseError | undefined {
   if (/^SIP\/\d+\.\d+$/i.test(v))
     return wireError('SB_ERR_PARSE_VERSION', `version ${v} is not supported`);
   return wireError('SB_ERR_PARSE_START_LINE', `malformed SIP-Version ${JSON.stringify(v)}`);
+}
+
+/** Status-Code = 3DIGIT, 100..699 (RFC 3261 §7.2; RFC 4475 §3.1.2.19 bigcode). */
+function isStatusCode(code: string): boolean {
+  if (code.length !== 3) return false;
+  const a = code.charCodeAt(0);
+  const b = code.charCodeAt(1);
+  const c = code.charCodeAt(2);
+  return a >= 0x31 && a <= 0x36 && b >= 0x30 && b <= 0x39 && c >= 0x30 && c <= 0x39;
 }
 
 function indexOfOrEnd(s: string, ch: string, from: number): number {
