@@ -60,7 +60,11 @@ export function scanQuoted(s: string, i: number): number {
 /** The content of a quoted-string (with its quotes), quoted-pairs resolved. */
 export function unquote(q: string): string {
   if (q.length < 2 || q.charCodeAt(0) !== DQUOTE) return q;
-  const inner = q.slice(1, -1);
+  return unescapeQuotedPairs(q.slice(1, -1));
+}
+
+/** Resolves quoted-pairs in the content of a quoted-string (without its quotes). */
+export function unescapeQuotedPairs(inner: string): string {
   if (inner.indexOf('\\') < 0) return inner;
   let out = '';
   for (let i = 0; i < inner.length; i++) {

@@ -5,8 +5,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { parseViaList, parseViaListGeneral } from './via.ts';
-import { parseNameAddr, parseNameAddrGeneral } from './name-addr.ts';
+import { isSimpleValidVia, parseViaList, parseViaListGeneral } from './via.ts';
+import {
+  parseNameAddr,
+  parseNameAddrGeneral,
+  parseNameAddrList,
+  parseNameAddrListGeneral,
+} from './name-addr.ts';
 
 const token = fc.stringMatching(/^[A-Za-z0-9\-.!%*_+`'~]{1,8}$/);
 const host = fc.oneof(
@@ -52,6 +57,7 @@ test('Via fast path agrees with the general parser', () => {
   fc.assert(
     fc.property(via, (v) => {
       assert.deepEqual(parseViaList(v), parseViaListGeneral(v), v);
+      if (isSimpleValidVia(v)) assert.ok(parseViaList(v).ok, `validator accepted ${v}`);
     }),
     { numRuns: 3000 },
   );
@@ -80,6 +86,18 @@ test('name-addr fast path agrees with the general parser', () => {
   fc.assert(
     fc.property(na, (v) => {
       assert.deepEqual(parseNameAddr(v), parseNameAddrGeneral(v), v);
+    }),
+    { numRuns: 3000 },
+  );
+  const list = fc
+    .array(fc.oneof(na, fc.constant('<sip:a,b@h>'), fc.constant(''), fc.constant('sip:x@y')), {
+      minLength: 1,
+      maxLength: 4,
+    })
+    .chain((items) => fc.constantFrom(', ', ',', ' , ').map((sep) => items.join(sep)));
+  fc.assert(
+    fc.property(list, (v) => {
+      assert.deepEqual(parseNameAddrList(v), parseNameAddrListGeneral(v), v);
     }),
     { numRuns: 3000 },
   );

@@ -11,7 +11,7 @@
 import { err, ok, type Result } from '../../base/result.ts';
 import { CHAR_CLASS, TOKEN } from '../grammar/chars.ts';
 import { Cursor } from '../grammar/cursor.ts';
-import { quote, trimEndWs, trimWs, unquote } from '../grammar/lex.ts';
+import { quote, trimEndWs, trimWs, unescapeQuotedPairs, unquote } from '../grammar/lex.ts';
 import { paramValue, formatParams, type Params } from '../uri/params.ts';
 import { formatUri, parseUri, type Uri } from '../uri/uri.ts';
 import { parseHeaderParams, parseSimpleParams } from './header-params.ts';
@@ -115,7 +115,7 @@ function parseSimpleNameAddr(value: string): NameAddr | string | null {
   if (params === null) return null;
   const u = parseUri(m[3]!);
   if (!u.ok) return u.error;
-  const dn = m[1] !== undefined ? unquote('"' + m[1] + '"') : m[2];
+  const dn = m[1] !== undefined ? unescapeQuotedPairs(m[1]) : m[2];
   return {
     displayName: dn === '' ? undefined : dn,
     uri: u.value,
@@ -141,8 +141,40 @@ export function parseNameAddrGeneral(value: string): Result<NameAddr, string> {
   return ok(na);
 }
 
+/**
+ * Fast path for lists without quotes: split at commas and take each piece by
+ * the single-address fast path. A comma inside a URI makes a piece fail to
+ * match (it cannot both open and close its brackets), which sends the whole
+ * value to the general parser.
+ */
+function parseSimpleNameAddrList(value: string): readonly NameAddr[] | string | null {
+  if (value.indexOf('"') >= 0) return null;
+  const out: NameAddr[] = [];
+  let start = 0;
+  for (;;) {
+    let end = value.indexOf(',', start);
+    if (end < 0) end = value.length;
+    let a = start;
+    let b = end;
+    while (a < b && (value.charCodeAt(a) === 0x20 || value.charCodeAt(a) === 0x09)) a++;
+    while (b > a && (value.charCodeAt(b - 1) === 0x20 || value.charCodeAt(b - 1) === 0x09)) b--;
+    const na = parseSimpleNameAddr(a === 0 && b === value.length ? value : value.slice(a, b));
+    if (na === null || typeof na === 'string') return na;
+    out.push(na);
+    if (end === value.length) return out;
+    start = end + 1;
+  }
+}
+
 /** Parses a comma-separated list of name-addr/addr-spec (Contact, Route, Path ...). */
 export function parseNameAddrList(value: string): Result<readonly NameAddr[], string> {
+  const fast = parseSimpleNameAddrList(value);
+  if (fast !== null) return typeof fast === 'string' ? err(fast) : ok(fast);
+  return parseNameAddrListGeneral(value);
+}
+
+/** @internal The general list parser (the fast path's reference in tests). */
+export function parseNameAddrListGeneral(value: string): Result<readonly NameAddr[], string> {
   const c = new Cursor(value);
   const out: NameAddr[] = [];
   for (;;) {

@@ -136,23 +136,27 @@ const KEY_TO_ID: ReadonlyMap<string, number> = new Map(
 const ID_TO_KEY: readonly string[] = ['', ...TABLE.map(([n]) => n.toLowerCase())];
 
 /**
- * Buckets of [id, lower-case spelling, usual spelling] by (length << 7 |
- * lower-cased first char). The usual spelling (canonical, or the compact letter)
- * is tried first with one native comparison.
+ * Candidates by (length, first letter): a flat array indexed by
+ * `length << 5 | (first char & 31)` holding [id, lower-case spelling, usual
+ * spelling] triples. Every known name is shorter than 32 characters, and the
+ * usual spelling (canonical, or the compact letter) is tried first with one
+ * native comparison.
  */
-function buildBuckets(): ReadonlyMap<number, readonly (readonly [number, string, string])[]> {
-  const m = new Map<number, [number, string, string][]>();
+type Candidate = readonly [number, string, string];
+const MAX_NAME = 32;
+
+function buildBuckets(): readonly (readonly Candidate[] | undefined)[] {
+  const t: Candidate[][] = [];
   const add = (spelling: string, usual: string, id: number): void => {
-    const k = (spelling.length << 7) | (spelling.charCodeAt(0) | 0x20);
-    let list = m.get(k);
-    if (list === undefined) m.set(k, (list = []));
-    list.push([id, spelling, usual]);
+    const k = (spelling.length << 5) | (spelling.charCodeAt(0) & 31);
+    (t[k] ??= []).push([id, spelling, usual]);
   };
   TABLE.forEach(([name, compact], i) => {
+    if (name.length >= MAX_NAME) throw new Error(`header name too long for the index: ${name}`);
     add(name.toLowerCase(), name, i + 1);
     if (compact !== undefined) add(compact, compact, i + 1);
   });
-  return m;
+  return Array.from({ length: MAX_NAME << 5 }, (_, k) => t[k]);
 }
 const BUCKETS = buildBuckets();
 
@@ -172,21 +176,23 @@ export function headerKeyOfId(id: number): string {
  */
 export function identifyHeaderName(text: string, start: number, end: number): number {
   const len = end - start;
-  const cands = BUCKETS.get((len << 7) | (text.charCodeAt(start) | 0x20));
+  if (len >= MAX_NAME) return 0;
+  const cands = BUCKETS[(len << 5) | (text.charCodeAt(start) & 31)];
   if (cands === undefined) return 0;
   for (let c = 0; c < cands.length; c++) {
     const cand = cands[c]!;
     if (text.startsWith(cand[2], start)) return cand[0];
   }
   outer: for (let c = 0; c < cands.length; c++) {
-    const [id, spelling] = cands[c]!;
-    for (let i = 1; i < len; i++) {
+    const cand = cands[c]!;
+    const spelling = cand[1];
+    for (let i = 0; i < len; i++) {
       // Known names hold only letters and "-": OR-ing 0x20 lower-cases letters
       // and leaves "-" alone; CR/LF, the only other octets that would map onto
       // them, never occur inside a header line.
       if ((text.charCodeAt(start + i) | 0x20) !== spelling.charCodeAt(i)) continue outer;
     }
-    return id;
+    return cand[0];
   }
   return 0;
 }

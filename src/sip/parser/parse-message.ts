@@ -17,18 +17,20 @@ import type { HeaderCodec } from '../headers/codec.ts';
 import { CSeqHeader, type CSeq } from '../headers/cseq.ts';
 import { HeaderId, identifyHeaderName } from '../headers/names.ts';
 import { CallIdHeader, ContentLengthHeader, MaxForwardsHeader } from '../headers/scalar.ts';
-import { ViaHeader } from '../headers/via.ts';
+import { ViaHeader, isSimpleValidVia } from '../headers/via.ts';
 import {
   FOLDED,
   STRIDE,
   SipRequest,
   SipResponse,
   fieldsFromIndex,
+  requestInit,
+  responseInit,
   headerErrorCode,
   type DecodedSlot,
   type HeaderField,
 } from '../message/message.ts';
-import { parseUri } from '../uri/uri.ts';
+import { isSimpleSipUri, parseUri, type Uri } from '../uri/uri.ts';
 import { wireError, type SipParseError } from './errors.ts';
 
 export interface ParseOptions {
@@ -244,6 +246,17 @@ export function parseMessage(input: Uint8Array | string, options?: ParseOptions)
     seen |= bit;
     if (bit === CL_BIT) clAt = k;
     else if (bit === CSEQ_BIT) cseqAt = k;
+    // Via fields below the first are checked here but decoded when first read
+    // (a proxy reads them only when it routes a response back).
+    if (
+      bit === VIA_BIT &&
+      (seen & VIA_SEEN_BIT) !== 0 &&
+      folded === 0 &&
+      isSimpleValidVia(text.slice(vs, ve))
+    ) {
+      continue;
+    }
+    if (bit === VIA_BIT) seen |= VIA_SEEN_BIT;
     const codec = CODECS[id]!;
     const raw = text.slice(vs, ve);
     const r = codec.parse(folded !== 0 ? unfoldValue(raw) : raw);
@@ -298,15 +311,19 @@ export function parseMessage(input: Uint8Array | string, options?: ParseOptions)
   if (isResponse) {
     return {
       ok: true,
-      message: new SipResponse({
-        parsed: { text, index, decoded },
-        bodyStart,
-        wire,
-        binary,
-        status,
-        reason,
-        version,
-      }),
+      message: new SipResponse(
+        responseInit(
+          status,
+          reason,
+          version,
+          { text, index, decoded },
+          undefined,
+          undefined,
+          bodyStart,
+          wire,
+          binary,
+        ),
+      ),
     };
   }
   // RFC 3261 §8.1.1.5 / RFC 4475 §3.1.2.17: the CSeq method matches the request method.
@@ -321,32 +338,42 @@ export function parseMessage(input: Uint8Array | string, options?: ParseOptions)
       partialOf(!isResponse, method, text, index),
     );
   }
-  const uri = parseUri(uriText);
-  if (!uri.ok) {
-    return fail(
-      wireError('SB_ERR_PARSE_REQUEST_URI', `Request-URI: ${uri.error}`),
-      partialOf(!isResponse, method, text, index),
-    );
-  }
-  // RFC 3261 §19.1.1 (table): the headers component is not allowed in a Request-URI.
-  if (uri.value.kind === 'sip' && uri.value.headers.length > 0) {
-    return fail(
-      wireError('SB_ERR_PARSE_REQUEST_URI', 'Request-URI carries URI headers'),
-      partialOf(!isResponse, method, text, index),
-    );
+  // The Request-URI is checked now and decoded on first use when it has the
+  // common shape; otherwise it is parsed here, and a bad one fails the message.
+  let uri: Uri | undefined;
+  if (!isSimpleSipUri(uriText)) {
+    const r = parseUri(uriText);
+    if (!r.ok) {
+      return fail(
+        wireError('SB_ERR_PARSE_REQUEST_URI', `Request-URI: ${r.error}`),
+        partialOf(!isResponse, method, text, index),
+      );
+    }
+    // RFC 3261 §19.1.1 (table): the headers component is not allowed in a Request-URI.
+    if (r.value.kind === 'sip' && r.value.headers.length > 0) {
+      return fail(
+        wireError('SB_ERR_PARSE_REQUEST_URI', 'Request-URI carries URI headers'),
+        partialOf(!isResponse, method, text, index),
+      );
+    }
+    uri = r.value;
   }
   return {
     ok: true,
-    message: new SipRequest({
-      parsed: { text, index, decoded },
-      bodyStart,
-      wire,
-      binary,
-      method,
-      uri: uri.value,
-      uriText,
-      version,
-    }),
+    message: new SipRequest(
+      requestInit(
+        method,
+        uri,
+        uriText,
+        version,
+        { text, index, decoded },
+        undefined,
+        undefined,
+        bodyStart,
+        wire,
+        binary,
+      ),
+    ),
   };
 }
 
@@ -357,6 +384,8 @@ const CALLID_BIT = 8;
 const CSEQ_BIT = 16;
 const MF_BIT = 32;
 const CL_BIT = 64;
+/** A first Via field was decoded. */
+const VIA_SEEN_BIT = 128;
 
 /** Bit of a critical header id, 0 for others. */
 function criticalBit(id: number): number {
@@ -455,8 +484,10 @@ function isTokenString(s: string): boolean {
  * ends right after a line end without an empty line; -1 when it ends mid-line.
  */
 function findHeadEnd(text: string, len: number): number {
+  // Search the CRLF form first; the bare-LF form only before it (lastIndexOf
+  // from there), so a body is scanned only when the CRLF form is absent.
   const a = text.indexOf('\n\r\n');
-  const b = text.indexOf('\n\n');
+  const b = a < 0 ? text.indexOf('\n\n') : a > 0 ? text.lastIndexOf('\n\n', a - 1) : -1;
   const lf = a < 0 ? b : b < 0 ? a : Math.min(a, b);
   if (lf >= 0) return lf > 0 && text.charCodeAt(lf - 1) === CR ? lf - 1 : lf;
   return text.charCodeAt(len - 1) === LF ? -2 : -1;

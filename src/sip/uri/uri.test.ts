@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { formatUri, parseUri, unescapeUri, uriEquals, type SipUri } from './uri.ts';
+import { formatUri, isSimpleSipUri, parseUri, unescapeUri, uriEquals, type SipUri } from './uri.ts';
 import { paramValue } from './params.ts';
 
 function sip(s: string): SipUri {
@@ -165,4 +165,55 @@ test('property: parseUri never throws and what parses formats back to itself', (
     ),
     { numRuns: 500 },
   );
+});
+
+test('property: isSimpleSipUri accepts only URIs that parseUri accepts, without headers', () => {
+  const piece = fc.constantFrom(
+    'sip:',
+    'sips:',
+    'SIP:',
+    'a',
+    'b.c',
+    '@',
+    ':',
+    '5060',
+    '65536',
+    '99999',
+    ';',
+    'lr',
+    '=',
+    '?',
+    '&',
+    '%41',
+    '[',
+    ']',
+    '::',
+    '2001:db8::1',
+    ' ',
+    ',',
+    '<',
+    '"',
+    '-',
+    '_',
+    '+',
+    '$',
+    '/',
+  );
+  fc.assert(
+    fc.property(fc.array(piece, { maxLength: 10 }), (parts) => {
+      const s = parts.join('');
+      if (!isSimpleSipUri(s)) return;
+      const r = parseUri(s);
+      assert.ok(r.ok, s);
+      assert.ok(r.value.kind === 'sip' && r.value.headers.length === 0, s);
+    }),
+    { numRuns: 5000 },
+  );
+  for (const s of [
+    'sip:bob@biloxi.example.com',
+    'sip:alice:pw@h:5060;transport=tcp;lr',
+    'sips:[2001:db8::1]:5061',
+  ]) {
+    assert.ok(isSimpleSipUri(s), s);
+  }
 });

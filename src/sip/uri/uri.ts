@@ -402,3 +402,20 @@ function stripVisual(n: string): string {
 export function uriParams(uri: Uri): Params {
   return uri.kind === 'other' ? EMPTY : uri.params;
 }
+
+/**
+ * True only for a SIP URI that parseUri accepts, with no headers component: a
+ * conservative check (lower-case "sip:"/"sips:", common characters) that builds
+ * nothing. The parser uses it to defer decoding a Request-URI to first use.
+ */
+export function isSimpleSipUri(s: string): boolean {
+  return SIMPLE_SIP_URI.test(s);
+}
+
+const U_PORT = '(?:6553[0-5]|655[0-2]\\d|65[0-4]\\d{2}|6[0-4]\\d{3}|[1-5]\\d{4}|\\d{1,4})';
+const U_PARAM = "[A-Za-z0-9\\-_.!~*'()\\[\\]/:&+$%]+";
+const SIMPLE_SIP_URI = new RegExp(
+  "^sips?:(?:[A-Za-z0-9\\-_.!~*'()&=+$,;?/%]+(?::[A-Za-z0-9\\-_.!~*'()&=+$,%]*)?@)?" +
+    '(?:[A-Za-z0-9._-]+|\\[(?=[0-9A-Fa-f.]*:[0-9A-Fa-f.]*:)[0-9A-Fa-f:.]+\\])' +
+    `(?::${U_PORT})?(?:;${U_PARAM}(?:=${U_PARAM})?)*$`,
+);
