@@ -77,33 +77,19 @@ export function parseMessage(input: Uint8Array | string, options?: ParseOptions)
   const len = data.length;
 
   let text: string;
-  let headEnd: number; // end of the last header line (index of its line end) in `text`
-  let bodyStart: number; // byte offset of the body in `data`
+  // Header lines are read from `text` up to `limit`; the empty line that ends them
+  // is found by the line loop below (CRLF, bare LF and mixes alike).
+  let limit: number;
+  // On the byte path the header section was cut out already: the body's offset.
+  let knownBodyStart = -1;
   let binary = false;
 
   // Fast path: decode once; when the text has as many code units as there are
   // octets and no U+FFFD, every octet was ASCII and offsets coincide.
   const all = utf8Decode(data);
   if (all.length === len && all.indexOf('\uFFFD') < 0) {
-    const found = findHeadEnd(all, len);
-    if (found < 0) {
-      if (found === -2 && !stream) {
-        // The datagram ends after a complete header line but without the empty
-        // line: accept it as a message without body.
-        headEnd = len;
-        bodyStart = len;
-      } else {
-        return fail(
-          len > limits.maxHeaderBytes
-            ? wireError('SB_ERR_HEADERS_TOO_LARGE')
-            : wireError('SB_ERR_PARSE_HEADERS_UNTERMINATED'),
-        );
-      }
-    } else {
-      headEnd = found;
-      bodyStart = bodyStartAfter(all, found);
-    }
     text = all;
+    limit = len;
   } else {
     const r = findHeadEndBytes(data);
     if (r.headEnd < 0) {
@@ -112,18 +98,29 @@ export function parseMessage(input: Uint8Array | string, options?: ParseOptions)
         r.bodyStart = len;
       } else return fail(wireError('SB_ERR_PARSE_HEADERS_UNTERMINATED'));
     }
+    if (r.bodyStart > limits.maxHeaderBytes) return fail(wireError('SB_ERR_HEADERS_TOO_LARGE'));
     const head = data.subarray(0, r.headEnd);
     const decoded = utf8DecodeStrict(head);
     if (decoded === undefined) binary = true;
     text = decoded ?? binaryDecode(head);
-    headEnd = text.length;
-    bodyStart = r.bodyStart;
+    limit = text.length;
+    knownBodyStart = r.bodyStart;
   }
-  if (bodyStart > limits.maxHeaderBytes) return fail(wireError('SB_ERR_HEADERS_TOO_LARGE'));
 
   // ---- start line (RFC 3261 §7.1, §7.2) ----
   let lineEnd = text.indexOf('\n');
-  if (lineEnd < 0 || lineEnd > headEnd) lineEnd = headEnd;
+  if (lineEnd < 0) {
+    if (knownBodyStart < 0) {
+      return fail(
+        wireError(
+          len > limits.maxHeaderBytes
+            ? 'SB_ERR_HEADERS_TOO_LARGE'
+            : 'SB_ERR_PARSE_HEADERS_UNTERMINATED',
+        ),
+      );
+    }
+    lineEnd = limit;
+  }
   const startLine = text.slice(
     0,
     lineEnd > 0 && text.charCodeAt(lineEnd - 1) === CR ? lineEnd - 1 : lineEnd,
@@ -183,17 +180,48 @@ export function parseMessage(input: Uint8Array | string, options?: ParseOptions)
   let clAt = -1;
   let cseqAt = -1;
   let i = lineEnd + 1;
-  while (i < headEnd) {
+  let bodyStart: number;
+  for (;;) {
+    if (i >= limit) {
+      if (knownBodyStart >= 0) {
+        bodyStart = knownBodyStart;
+        break;
+      }
+      // The datagram ends after a complete header line but without the empty
+      // line: accept it as a message without body (never on a stream).
+      if (i === limit && !stream) {
+        bodyStart = len;
+        break;
+      }
+      return fail(
+        wireError(
+          i > limits.maxHeaderBytes
+            ? 'SB_ERR_HEADERS_TOO_LARGE'
+            : 'SB_ERR_PARSE_HEADERS_UNTERMINATED',
+        ),
+      );
+    }
+    // The empty line: LF, or CR LF, at the start of a line.
+    const first = text.charCodeAt(i);
+    if (first === LF) {
+      bodyStart = i + 1;
+      break;
+    }
+    if (first === CR && text.charCodeAt(i + 1) === LF) {
+      bodyStart = i + 2;
+      break;
+    }
+    if (i > limits.maxHeaderBytes) return fail(wireError('SB_ERR_HEADERS_TOO_LARGE'));
     let e = text.indexOf('\n', i);
-    if (e < 0 || e > headEnd) e = headEnd;
+    if (e < 0) e = limit;
     let folded = 0;
     // A line starting with SP or HT continues the previous line (§7.3.1).
-    while (e + 1 < headEnd) {
+    while (e + 1 < limit) {
       const nx = text.charCodeAt(e + 1);
       if (nx !== 0x20 && nx !== 0x09) break;
       folded = FOLDED;
       const e2 = text.indexOf('\n', e + 1);
-      e = e2 < 0 || e2 > headEnd ? headEnd : e2;
+      e = e2 < 0 ? limit : e2;
     }
     const lineStop = e > i && text.charCodeAt(e - 1) === CR ? e - 1 : e;
     const colon = text.indexOf(':', i);
@@ -268,6 +296,7 @@ export function parseMessage(input: Uint8Array | string, options?: ParseOptions)
       );
     }
   }
+  if (bodyStart > limits.maxHeaderBytes) return fail(wireError('SB_ERR_HEADERS_TOO_LARGE'));
   const required = VIA_BIT | FROM_BIT | TO_BIT | CALLID_BIT | CSEQ_BIT;
   if ((seen & required) !== required) {
     const missing: string[] = [];
@@ -474,32 +503,6 @@ function isTokenString(s: string): boolean {
     if (c >= 128 || (CHAR_CLASS[c]! & TOKEN) === 0) return false;
   }
   return true;
-}
-
-/**
- * Index of the line end that precedes the empty line, in text whose offsets are
- * octet offsets: the empty line is an LF followed by an LF, with or without a CR
- * between (CRLF ends are the rule, bare LF tolerated, mixed too). The returned
- * index is that of the CR (or LF) ending the last header line. -2 when the text
- * ends right after a line end without an empty line; -1 when it ends mid-line.
- */
-function findHeadEnd(text: string, len: number): number {
-  // Search the CRLF form first; the bare-LF form only before it (lastIndexOf
-  // from there), so a body is scanned only when the CRLF form is absent.
-  const a = text.indexOf('\n\r\n');
-  const b = a < 0 ? text.indexOf('\n\n') : a > 0 ? text.lastIndexOf('\n\n', a - 1) : -1;
-  const lf = a < 0 ? b : b < 0 ? a : Math.min(a, b);
-  if (lf >= 0) return lf > 0 && text.charCodeAt(lf - 1) === CR ? lf - 1 : lf;
-  return text.charCodeAt(len - 1) === LF ? -2 : -1;
-}
-
-/** Octet offset of the body after the line end at `headEnd` and the empty line. */
-function bodyStartAfter(text: string, headEnd: number): number {
-  let i = headEnd;
-  if (text.charCodeAt(i) === CR) i++;
-  i++; // LF ending the last header line
-  if (text.charCodeAt(i) === CR) i++;
-  return i + 1; // LF of the empty line
 }
 
 function findHeadEndBytes(b: Uint8Array): { headEnd: number; bodyStart: number } {
