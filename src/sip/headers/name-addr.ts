@@ -13,7 +13,8 @@ import { CHAR_CLASS, TOKEN } from '../grammar/chars.ts';
 import { Cursor } from '../grammar/cursor.ts';
 import { quote, trimEndWs, trimWs, unescapeQuotedPairs, unquote } from '../grammar/lex.ts';
 import { paramValue, formatParams, type Params } from '../uri/params.ts';
-import { formatUri, parseUri, type Uri } from '../uri/uri.ts';
+import { formatUri, isSimpleSipUri, parseUri, type Uri } from '../uri/uri.ts';
+import { SwitchboardError } from '../../base/errors.ts';
 import { parseHeaderParams, parseSimpleParams } from './header-params.ts';
 
 export interface NameAddr {
@@ -24,6 +25,47 @@ export interface NameAddr {
   readonly params: Params;
   /** The tag parameter (§19.3), when present. */
   readonly tag?: string;
+}
+
+/**
+ * A parsed address. Its URI is decoded on first read when the parser's
+ * conservative check (isSimpleSipUri) has vouched for it, and on parsing
+ * otherwise; the URI text and cache are ES private fields, so two addresses
+ * compare (deepEqual) by display name, parameters and tag.
+ */
+export class ParsedNameAddr implements NameAddr {
+  readonly displayName: string | undefined;
+  readonly params: Params;
+  readonly tag: string | undefined;
+  #uriText: string;
+  #uri: Uri | undefined;
+
+  constructor(
+    displayName: string | undefined,
+    uriText: string,
+    uri: Uri | undefined,
+    params: Params,
+  ) {
+    this.displayName = displayName;
+    this.params = params;
+    this.tag = params.length > 0 ? paramValue(params, 'tag') : undefined;
+    this.#uriText = uriText;
+    this.#uri = uri;
+  }
+
+  get uri(): Uri {
+    if (this.#uri === undefined) {
+      const r = parseUri(this.#uriText);
+      // Unreachable for a value the parser accepted: isSimpleSipUri implies parseUri succeeds.
+      if (!r.ok) throw new SwitchboardError('SB_ERR_INVALID_URI', `${this.#uriText}: ${r.error}`);
+      this.#uri = r.value;
+    }
+    return this.#uri;
+  }
+
+  toJSON(): NameAddr {
+    return { displayName: this.displayName, uri: this.uri, params: this.params, tag: this.tag };
+  }
 }
 
 /** Contact: * (RFC 3261 §10.2.2: remove all bindings). */
@@ -78,7 +120,7 @@ export function parseNameAddrAt(c: Cursor): NameAddr | string {
       c.i = j;
       const u = parseUri(uriText);
       if (!u.ok) return u.error;
-      return finish(c, undefined, u.value);
+      return finish(c, undefined, uriText, u.value);
     }
   }
   // "<" addr-spec ">"
@@ -89,15 +131,18 @@ export function parseNameAddrAt(c: Cursor): NameAddr | string {
   c.i = close + 1;
   const u = parseUri(uriText);
   if (!u.ok) return u.error;
-  return finish(c, displayName === '' ? undefined : displayName, u.value);
+  return finish(c, displayName === '' ? undefined : displayName, uriText, u.value);
 }
 
-function finish(c: Cursor, displayName: string | undefined, uri: Uri): NameAddr | string {
+function finish(
+  c: Cursor,
+  displayName: string | undefined,
+  uriText: string,
+  uri: Uri,
+): NameAddr | string {
   const params = parseHeaderParams(c);
   if (typeof params === 'string') return params;
-  const tag = params.length > 0 ? paramValue(params, 'tag') : undefined;
-  // One object shape for every address (all properties present).
-  return { displayName, uri, params, tag };
+  return new ParsedNameAddr(displayName, uriText, uri, params);
 }
 
 /**
@@ -113,15 +158,15 @@ function parseSimpleNameAddr(value: string): NameAddr | string | null {
   if (m === null) return null;
   const params = parseSimpleParams(value, m[0].length, value.length);
   if (params === null) return null;
-  const u = parseUri(m[3]!);
-  if (!u.ok) return u.error;
+  const uriText = m[3]!;
+  let uri: Uri | undefined;
+  if (!isSimpleSipUri(uriText)) {
+    const u = parseUri(uriText);
+    if (!u.ok) return u.error;
+    uri = u.value;
+  }
   const dn = m[1] !== undefined ? unescapeQuotedPairs(m[1]) : m[2];
-  return {
-    displayName: dn === '' ? undefined : dn,
-    uri: u.value,
-    params,
-    tag: params.length > 0 ? paramValue(params, 'tag') : undefined,
-  };
+  return new ParsedNameAddr(dn === '' ? undefined : dn, uriText, uri, params);
 }
 
 /** Parses a value holding exactly one name-addr/addr-spec (From, To, Refer-To ...). */
