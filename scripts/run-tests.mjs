@@ -101,6 +101,9 @@ const hasReporter = flags.some((f) => f === '--test-reporter' || f.startsWith('-
 const nodeArgs = [
   '--import',
   'tsx',
+  // Property tests: a fixed fast-check seed under CI (see the file).
+  '--import',
+  './test/support/fast-check-seed.ts',
   '--test',
   ...(hasReporter ? [] : ['--test-reporter=spec']),
   ...flags,
