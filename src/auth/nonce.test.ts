@@ -1,0 +1,186 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ManualClock } from '../base/clock.ts';
+import { seededRandom } from '../base/ids.ts';
+import { createNonceManager, type NonceManagerOptions } from './nonce.ts';
+
+const SECRET = new Uint8Array(32).fill(7);
+
+function manager(over: Partial<NonceManagerOptions> = {}) {
+  const clock = new ManualClock();
+  const m = createNonceManager({
+    secret: SECRET,
+    clock,
+    ttlMs: 1_000,
+    random: seededRandom(1),
+    ...over,
+  });
+  return { m, clock: (over.clock as ManualClock | undefined) ?? clock };
+}
+
+describe('issue / check', () => {
+  it('a fresh nonce is valid for its realm, base64url, 48 characters', () => {
+    const { m } = manager();
+    const n = m.issue('example.com');
+    assert.match(n, /^[A-Za-z0-9_-]{48}$/);
+    assert.equal(m.check(n, 'example.com'), 'valid');
+  });
+
+  it('nonces differ from one another', () => {
+    const { m } = manager();
+    const seen = new Set<string>();
+    for (let i = 0; i < 100; i++) seen.add(m.issue('r'));
+    assert.equal(seen.size, 100);
+  });
+
+  it('is bound to the realm', () => {
+    const { m } = manager();
+    assert.equal(m.check(m.issue('a.example'), 'b.example'), 'invalid');
+  });
+
+  it('is bound to the secret', () => {
+    const { m } = manager();
+    const other = createNonceManager({
+      secret: new Uint8Array(32).fill(8),
+      clock: new ManualClock(),
+      ttlMs: 1_000,
+      random: seededRandom(1),
+    });
+    assert.equal(other.check(m.issue('r'), 'r'), 'invalid');
+  });
+
+  it('a server sharing the secret accepts it', () => {
+    const clock = new ManualClock();
+    const a = createNonceManager({ secret: SECRET, clock, ttlMs: 1_000, random: seededRandom(1) });
+    const b = createNonceManager({ secret: SECRET, clock, ttlMs: 1_000, random: seededRandom(9) });
+    assert.equal(b.check(a.issue('r'), 'r'), 'valid');
+  });
+
+  it('any changed character makes it invalid', () => {
+    const { m } = manager();
+    const n = m.issue('r');
+    for (let i = 0; i < n.length; i++) {
+      const c = n[i] === 'A' ? 'B' : 'A';
+      const t = n.slice(0, i) + c + n.slice(i + 1);
+      // The last character carries 2 padding bits in base64url; those may decode the same.
+      if (Buffer.from(t, 'base64url').equals(Buffer.from(n, 'base64url'))) continue;
+      assert.equal(m.check(t, 'r'), 'invalid', `position ${i}`);
+    }
+  });
+
+  it('garbage is invalid and never throws', () => {
+    const { m } = manager();
+    for (const x of ['', 'x', '"', '!'.repeat(48), 'A'.repeat(10_000), '\u0000']) {
+      assert.equal(m.check(x, 'r'), 'invalid');
+      assert.equal(m.acceptNc(x, 1), 'replay');
+    }
+    // Decodable but not issued by this server: check() is what rejects it.
+    assert.equal(m.check('A'.repeat(48), 'r'), 'invalid');
+  });
+
+  it('stale after the TTL (ManualClock), valid up to it', () => {
+    const { m, clock } = manager();
+    const n = m.issue('r');
+    clock.advance(1_000);
+    assert.equal(m.check(n, 'r'), 'valid');
+    clock.advance(1);
+    assert.equal(m.check(n, 'r'), 'stale');
+  });
+
+  it('a nonce dated more than a TTL ahead is stale', () => {
+    const clock = new ManualClock(0, 1_700_000_100_000);
+    const m = createNonceManager({ secret: SECRET, clock, ttlMs: 1_000, random: seededRandom(1) });
+    const n = m.issue('r');
+    const behind = createNonceManager({
+      secret: SECRET,
+      clock: new ManualClock(0, 1_700_000_000_000),
+      ttlMs: 1_000,
+      random: seededRandom(1),
+    });
+    assert.equal(behind.check(n, 'r'), 'stale');
+  });
+
+  it('rejects weak configuration', () => {
+    assert.throws(() => manager({ secret: new Uint8Array(8) }), {
+      code: 'SB_ERR_INVALID_ARGUMENT',
+    });
+    assert.throws(() => manager({ ttlMs: 0 }), { code: 'SB_ERR_INVALID_ARGUMENT' });
+  });
+
+  it('copies the secret', () => {
+    const secret = new Uint8Array(32).fill(3);
+    const clock = new ManualClock();
+    const m = createNonceManager({ secret, clock, ttlMs: 1_000, random: seededRandom(1) });
+    const n = m.issue('r');
+    secret.fill(4);
+    assert.equal(m.check(n, 'r'), 'valid');
+  });
+});
+
+describe('nc replay protection (RFC 7616 §3.4, §5.5)', () => {
+  it('accepts increasing counts, rejects a repeated or lower one', () => {
+    const { m } = manager();
+    const n = m.issue('r');
+    assert.equal(m.acceptNc(n, 1), 'ok');
+    assert.equal(m.acceptNc(n, 1), 'replay');
+    assert.equal(m.acceptNc(n, 2), 'ok');
+    assert.equal(m.acceptNc(n, 5), 'ok');
+    assert.equal(m.acceptNc(n, 3), 'replay');
+    assert.equal(m.acceptNc(n, 5), 'replay');
+    assert.equal(m.acceptNc(n, 6), 'ok');
+  });
+
+  it('counts are per nonce', () => {
+    const { m } = manager();
+    const a = m.issue('r');
+    const b = m.issue('r');
+    assert.equal(m.acceptNc(a, 1), 'ok');
+    assert.equal(m.acceptNc(b, 1), 'ok');
+  });
+
+  it('rejects counts outside 1..2**32-1', () => {
+    const { m } = manager();
+    const n = m.issue('r');
+    assert.equal(m.acceptNc(n, 0), 'replay');
+    assert.equal(m.acceptNc(n, -1), 'replay');
+    assert.equal(m.acceptNc(n, 2 ** 32), 'replay');
+    assert.equal(m.acceptNc(n, 1.5), 'replay');
+    assert.equal(m.acceptNc(n, 0xffffffff), 'ok');
+  });
+
+  it('bounded: a nonce whose history was evicted is stale, not replayable', () => {
+    const { m, clock } = manager({ maxTracked: 2 });
+    const a = m.issue('r');
+    clock.advance(1);
+    const unused = m.issue('r');
+    clock.advance(1);
+    const b = m.issue('r');
+    clock.advance(1);
+    const c = m.issue('r');
+    clock.advance(1);
+    const later = m.issue('r');
+    assert.equal(m.acceptNc(a, 1), 'ok');
+    assert.equal(m.acceptNc(b, 1), 'ok');
+    assert.equal(m.acceptNc(c, 1), 'ok'); // evicts a
+    assert.equal(m.acceptNc(a, 1), 'stale', 'a replay of the evicted nonce does not get through');
+    assert.equal(m.acceptNc(a, 2), 'stale');
+    // A nonce issued after the newest evicted one is still fine...
+    assert.equal(m.acceptNc(later, 1), 'ok'); // evicts b
+    // ...and one issued no later than an evicted one is refreshed.
+    assert.equal(m.acceptNc(unused, 1), 'stale');
+    assert.equal(m.acceptNc(c, 2), 'ok');
+  });
+
+  it('tracked entries stay ordered by use (LRU)', () => {
+    const { m } = manager({ maxTracked: 2 });
+    const a = m.issue('r');
+    const b = m.issue('r');
+    const c = m.issue('r');
+    assert.equal(m.acceptNc(a, 1), 'ok');
+    assert.equal(m.acceptNc(b, 1), 'ok');
+    assert.equal(m.acceptNc(a, 2), 'ok'); // a used last: b is now the oldest
+    assert.equal(m.acceptNc(c, 1), 'ok'); // evicts b, not a
+    assert.equal(m.acceptNc(a, 3), 'ok');
+    assert.equal(m.acceptNc(b, 2), 'stale');
+  });
+});

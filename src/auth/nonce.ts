@@ -1,0 +1,167 @@
+/**
+ * Server nonces bound to a secret, a realm and a time, and nonce-count replay
+ * protection.
+ *
+ * RFC 7616 §3.3 (nonce) suggests a nonce of the form
+ * `time-stamp H(time-stamp ":" ETag ":" secret-data)`, so that the server can
+ * recompute it instead of remembering it and "reject the request if ... the
+ * time-stamp value is not recent enough". Here:
+ *
+ *   nonce = base64url( ts(8, big-endian wall-clock ms) | rand(12) | mac(16) )
+ *   mac   = first 16 octets of HMAC-SHA256(secret, ts | rand | UTF-8(realm))
+ *
+ * The timestamp and random part have fixed lengths, so the MAC input is
+ * unambiguous; truncating HMAC-SHA256 to half its length is allowed by RFC
+ * 2104 §5. A nonce is 48 characters of base64url, which never needs quoting
+ * inside the quoted-string (RFC 7616 §3.3: "the double-quote character is not
+ * allowed"). Issuing needs no state; several servers sharing the secret accept
+ * each other's nonces.
+ *
+ * Nonce counts (RFC 7616 §3.4, nc): "The purpose of this parameter is to allow
+ * the server to detect request replays by maintaining its own copy of this
+ * count -- if the same nc parameter value is seen twice, then the request is a
+ * replay." The manager remembers, per nonce, the highest nc seen and rejects
+ * any count not above it (RFC 7616 §5.5, Replay Attacks).
+ * The table is a bounded LRU. A nonce whose history was evicted cannot be
+ * checked any more, so every nonce issued no later than the newest evicted one
+ * and not in the table is answered as stale: the client fetches a fresh nonce
+ * (RFC 7616 §3.3, stale) instead of a replay getting through.
+ */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { Clock } from '../base/clock.ts';
+import { SwitchboardError } from '../base/errors.ts';
+import type { RandomSource } from '../base/ids.ts';
+import { BoundedLru } from './lru.ts';
+
+/** What `check` makes of a nonce. */
+export type NonceStatus = 'valid' | 'stale' | 'invalid';
+
+/** What `acceptNc` makes of a nonce count. */
+export type NcStatus = 'ok' | 'replay' | 'stale';
+
+export interface NonceManagerOptions {
+  /** Server secret for the MAC; at least 16 octets. Copied, so later changes do not apply. */
+  readonly secret: Uint8Array;
+  /** Source of the timestamp (`wallNow`, so that servers sharing the secret agree). */
+  readonly clock: Clock;
+  /** How long a nonce stays valid, in ms; older ones are stale. */
+  readonly ttlMs: number;
+  readonly random: RandomSource;
+  /** Most nonces whose highest nc is remembered (default 10 000). */
+  readonly maxTracked?: number;
+}
+
+export interface NonceManager {
+  /** A fresh nonce for `realm`. */
+  issue(realm: string): string;
+  /**
+   * 'valid' when the MAC matches this realm and the nonce is younger than the
+   * TTL; 'stale' when the MAC matches but it is too old (or dated more than a
+   * TTL into the future); 'invalid' otherwise. Never throws.
+   */
+  check(nonce: string, realm: string): NonceStatus;
+  /**
+   * Records `nc` for a nonce that `check` found valid, once the request's
+   * digest has been verified (it does not check the MAC again: calling it
+   * first would let anyone burn a client's counts). 'ok' when nc is above every count seen with this
+   * nonce; 'replay' when it is not (or is outside 1..2**32-1); 'stale' when the
+   * nonce's history may have been evicted. Never throws.
+   */
+  acceptNc(nonce: string, nc: number): NcStatus;
+}
+
+const TS_LEN = 8;
+const RAND_LEN = 12;
+const MAC_LEN = 16;
+const RAW_LEN = TS_LEN + RAND_LEN + MAC_LEN;
+/** base64url without padding of RAW_LEN (36) octets. */
+const NONCE_CHARS = (RAW_LEN / 3) * 4;
+const BASE64URL = /^[A-Za-z0-9_-]*$/;
+const MIN_SECRET = 16;
+
+interface Decoded {
+  readonly ts: number;
+  readonly body: Buffer;
+  readonly mac: Buffer;
+}
+
+function decode(nonce: string): Decoded | undefined {
+  if (nonce.length !== NONCE_CHARS || !BASE64URL.test(nonce)) return undefined;
+  const raw = Buffer.from(nonce, 'base64url');
+  if (raw.length !== RAW_LEN) return undefined;
+  const ts = raw.readUInt32BE(0) * 0x1_0000_0000 + raw.readUInt32BE(4);
+  return {
+    ts,
+    body: raw.subarray(0, TS_LEN + RAND_LEN),
+    mac: raw.subarray(TS_LEN + RAND_LEN),
+  };
+}
+
+export function createNonceManager(options: NonceManagerOptions): NonceManager {
+  const { clock, random, ttlMs } = options;
+  if (!(options.secret instanceof Uint8Array) || options.secret.length < MIN_SECRET) {
+    throw new SwitchboardError(
+      'SB_ERR_INVALID_ARGUMENT',
+      `nonce secret must be at least ${MIN_SECRET} octets`,
+    );
+  }
+  if (!Number.isFinite(ttlMs) || ttlMs <= 0) {
+    throw new SwitchboardError('SB_ERR_INVALID_ARGUMENT', 'nonce ttlMs must be positive');
+  }
+  const secret = Buffer.from(options.secret);
+  /** The newest issue time among nonces evicted from `seen`. */
+  let evictedThrough = -Infinity;
+  const seen = new BoundedLru<string, { nc: number; ts: number }>(
+    options.maxTracked ?? 10_000,
+    (_nonce, entry) => {
+      if (entry.ts > evictedThrough) evictedThrough = entry.ts;
+    },
+  );
+
+  function mac(body: Uint8Array, realm: string): Buffer {
+    return createHmac('sha256', secret)
+      .update(body)
+      .update(realm, 'utf8')
+      .digest()
+      .subarray(0, MAC_LEN);
+  }
+
+  return {
+    issue(realm) {
+      const ts = Math.max(0, Math.floor(clock.wallNow()));
+      const body = Buffer.alloc(TS_LEN + RAND_LEN);
+      body.writeUInt32BE(Math.floor(ts / 0x1_0000_0000), 0);
+      body.writeUInt32BE(ts % 0x1_0000_0000, 4);
+      const rand = new Uint8Array(RAND_LEN);
+      random.fill(rand);
+      body.set(rand, TS_LEN);
+      return Buffer.concat([body, mac(body, realm)]).toString('base64url');
+    },
+
+    check(nonce, realm) {
+      const d = decode(nonce);
+      if (d === undefined) return 'invalid';
+      if (!timingSafeEqual(d.mac, mac(d.body, realm))) return 'invalid';
+      const age = clock.wallNow() - d.ts;
+      // A nonce from the future comes from a peer with a skewed clock or from a
+      // clock step back; it is refreshed rather than honoured indefinitely.
+      return age > ttlMs || age < -ttlMs ? 'stale' : 'valid';
+    },
+
+    acceptNc(nonce, nc) {
+      // RFC 7616 §3.4: nc-value = 8LHEX, starting at 00000001.
+      if (!Number.isInteger(nc) || nc < 1 || nc > 0xffffffff) return 'replay';
+      const entry = seen.get(nonce);
+      if (entry !== undefined) {
+        if (nc <= entry.nc) return 'replay';
+        entry.nc = nc;
+        return 'ok';
+      }
+      const d = decode(nonce);
+      if (d === undefined) return 'replay';
+      if (d.ts <= evictedThrough) return 'stale';
+      seen.set(nonce, { nc, ts: d.ts });
+      return 'ok';
+    },
+  };
+}

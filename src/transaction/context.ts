@@ -1,0 +1,175 @@
+/**
+ * What the four state machines of RFC 3261 §17 share: the injected clock and
+ * timer intervals, a logger, the diagnostic event hook, and a guard around
+ * calls into the transaction user (TU). The TransactionLayer builds one
+ * TransactionContext per instance (STYLE §3: no global state); unit tests build
+ * their own with `createTransactionContext`.
+ *
+ * This layer reports events through an `onEvent` hook rather than
+ * node:diagnostics_channel so that it has no node: import and runs unchanged
+ * in the browser softphone.
+ */
+import type { Clock } from '../base/clock.ts';
+import { silentLogger, type Logger } from '../base/logger.ts';
+import { resolveTimers, type TimerName, type TransactionTimers } from './timers.ts';
+
+/** Client transactions send requests; server transactions receive them (RFC 3261 §17). */
+export type TransactionSide = 'client' | 'server';
+
+/** §17: "the INVITE transaction" and "the non-INVITE transaction" have different machines. */
+export type TransactionKind = 'invite' | 'non-invite';
+
+/**
+ * The named timers a machine arms: Table 4's, plus `trying` (the 200 ms of
+ * §17.2.1 before an INVITE server transaction sends 100 Trying itself) and
+ * `cancel` (§9.1: the 64*T1 wait for a final response after a CANCEL).
+ */
+export type MachineTimer = TimerName | 'trying' | 'cancel';
+
+/** Diagnostic events (for metrics and tracing); the layer never depends on them being consumed. */
+export type TransactionEvent =
+  | {
+      readonly type: 'created';
+      readonly side: TransactionSide;
+      readonly kind: TransactionKind;
+      readonly id: string;
+      readonly method: string;
+    }
+  | {
+      readonly type: 'state';
+      readonly side: TransactionSide;
+      readonly kind: TransactionKind;
+      readonly id: string;
+      readonly from: string;
+      readonly to: string;
+    }
+  | {
+      readonly type: 'timer';
+      readonly side: TransactionSide;
+      readonly kind: TransactionKind;
+      readonly id: string;
+      readonly timer: MachineTimer;
+    }
+  | {
+      /** A message sent again: a request (Timers A, E), a response (Timer G, request retransmission) or an ACK. */
+      readonly type: 'retransmit';
+      readonly side: TransactionSide;
+      readonly id: string;
+      readonly what: 'request' | 'response' | 'ack';
+    }
+  | {
+      /** A retransmission absorbed without reaching the TU. */
+      readonly type: 'absorbed';
+      readonly side: TransactionSide;
+      readonly id: string;
+      readonly what: 'request' | 'response' | 'ack';
+    }
+  | {
+      /** A TU response that the machine may not send in its state (e.g. a second final response). */
+      readonly type: 'ignored-response';
+      readonly id: string;
+      readonly status: number;
+      readonly state: string;
+    }
+  | {
+      readonly type: 'transport-error';
+      readonly side: TransactionSide;
+      readonly id: string;
+      readonly error: Error;
+    }
+  | {
+      /** A TU callback threw; the layer contains it so one TU bug cannot stop the stack. */
+      readonly type: 'user-error';
+      readonly id: string;
+      readonly error: unknown;
+    }
+  | {
+      /** A response that matched no client transaction (§17.1.3, §18.1.2 as updated by RFC 6026 §8.11). */
+      readonly type: 'stray-response';
+      readonly status: number;
+      readonly method: string;
+    }
+  | {
+      /** An ACK that matched no server transaction (or one in Accepted): it goes to the TU. */
+      readonly type: 'ack-to-tu';
+      readonly matched: boolean;
+    }
+  | {
+      readonly type: 'cancel';
+      /** The id of the transaction the CANCEL matched, if any (§9.2). */
+      readonly target: string | undefined;
+    }
+  | {
+      /** A new request refused with 503 because the server transaction table is full. */
+      readonly type: 'overload';
+      readonly method: string;
+      readonly live: number;
+    }
+  | {
+      /** An inbound message the layer could not key (a header missing or malformed). */
+      readonly type: 'unmatchable';
+      readonly what: 'request' | 'response';
+    };
+
+export interface TransactionContext {
+  readonly clock: Clock;
+  readonly timers: TransactionTimers;
+  readonly logger: Logger;
+  emit(event: TransactionEvent): void;
+  /**
+   * Calls into the TU. An exception thrown there is logged and reported as a
+   * `user-error` event instead of unwinding into the transport or the clock.
+   */
+  callUser(id: string, fn: () => void): void;
+}
+
+export interface TransactionContextOptions {
+  readonly clock: Clock;
+  readonly timers?: Partial<TransactionTimers>;
+  readonly logger?: Logger;
+  readonly onEvent?: (event: TransactionEvent) => void;
+}
+
+export function createTransactionContext(o: TransactionContextOptions): TransactionContext {
+  const logger = o.logger ?? silentLogger;
+  const onEvent = o.onEvent;
+  const emit = (event: TransactionEvent): void => {
+    if (onEvent === undefined) return;
+    try {
+      onEvent(event);
+    } catch (error) {
+      logger.error({ error }, 'transaction event hook threw');
+    }
+  };
+  return {
+    clock: o.clock,
+    timers: resolveTimers(o.timers),
+    logger,
+    emit,
+    callUser(id, fn) {
+      try {
+        fn();
+      } catch (error) {
+        logger.error({ id, error }, 'transaction user threw');
+        emit({ type: 'user-error', id, error });
+      }
+    },
+  };
+}
+
+/** Anything a transport rejects with, as an Error (TransportError normally). */
+export function toError(e: unknown): Error {
+  return e instanceof Error ? e : new Error(String(e));
+}
+
+/**
+ * Calls a send function and returns its promise; a synchronous throw becomes a
+ * rejected promise, so every transport failure takes the same path.
+ */
+export function sendSafely(send: () => Promise<void>): Promise<void> {
+  try {
+    return send();
+  } catch (e) {
+    return Promise.reject(toError(e));
+  }
+}

@@ -1,0 +1,247 @@
+/**
+ * The non-INVITE server transaction (RFC 3261 §17.2.2, Figure 8).
+ *
+ * ```
+ *  trying      --request retransmission--> trying      discarded
+ *  trying      --1xx from TU-->            proceeding  sent
+ *  trying      --200-699 from TU-->        completed   sent; Timer J
+ *  proceeding  --1xx from TU-->            proceeding  sent
+ *  proceeding  --request retransmission--> proceeding  last provisional sent again
+ *  proceeding  --200-699 from TU-->        completed   sent; Timer J
+ *  proceeding  --transport error-->        terminated  error to TU
+ *  completed   --request retransmission--> completed   final response sent again
+ *  completed   --any response from TU-->   completed   discarded
+ *  completed   --transport error-->        terminated  error to TU
+ *  completed   --Timer J-->                terminated
+ * ```
+ */
+import type { SipRequest, SipResponse } from '../sip/message/message.ts';
+import type { InboundRequest, Source } from '../transport/transport.ts';
+import { isReliable } from '../transport/transport.ts';
+import { SwitchboardError } from '../base/errors.ts';
+import { sendSafely, toError, type MachineTimer, type TransactionContext } from './context.ts';
+import { TimerSet, timerValues, type TimerValues } from './timers.ts';
+
+/** Figure 8 states. */
+export type NonInviteServerState = 'trying' | 'proceeding' | 'completed' | 'terminated';
+
+const NEXT: Readonly<Record<NonInviteServerState, readonly NonInviteServerState[]>> = {
+  trying: ['proceeding', 'completed', 'terminated'],
+  proceeding: ['completed', 'terminated'],
+  completed: ['terminated'],
+  terminated: [],
+};
+
+/** Optional callbacks of the TU of a server transaction (set with `setUser`). */
+export interface NonInviteServerUser {
+  /** The transport failed to send a response (§17.2.4; after the transport's own failover). */
+  onTransportError?(tx: NonInviteServerTransaction, error: Error): void;
+  onTerminated?(tx: NonInviteServerTransaction): void;
+}
+
+/** What the machine needs from the layer that owns it. */
+export interface NonInviteServerHost {
+  readonly ctx: TransactionContext;
+  sendResponse(res: SipResponse, source: Source): Promise<void>;
+  /** Called once, on entering Terminated: the layer forgets the transaction. */
+  terminated(tx: NonInviteServerTransaction): void;
+}
+
+export interface NonInviteServerInit {
+  readonly id: string;
+  readonly request: SipRequest;
+  readonly source: Source;
+  readonly host: NonInviteServerHost;
+}
+
+export class NonInviteServerTransaction {
+  readonly kind = 'non-invite' as const;
+  readonly side = 'server' as const;
+  readonly id: string;
+  readonly request: SipRequest;
+  /** Where the request came from; responses go back through it (§18.2.2). */
+  readonly source: Source;
+  readonly reliable: boolean;
+  private current: NonInviteServerState = 'trying';
+  private readonly host: NonInviteServerHost;
+  private readonly ctx: TransactionContext;
+  private user: NonInviteServerUser = {};
+  private readonly values: TimerValues;
+  private readonly timers: TimerSet<MachineTimer>;
+  private last: SipResponse | undefined;
+
+  constructor(o: NonInviteServerInit) {
+    if (o.request.method === 'INVITE' || o.request.method === 'ACK') {
+      throw new SwitchboardError(
+        'SB_ERR_INVALID_ARGUMENT',
+        `a non-INVITE server transaction cannot carry ${o.request.method}`,
+      );
+    }
+    this.id = o.id;
+    this.request = o.request;
+    this.source = o.source;
+    this.host = o.host;
+    this.ctx = o.host.ctx;
+    this.reliable = isReliable(o.source.protocol);
+    this.values = timerValues(this.ctx.timers, this.reliable);
+    this.timers = new TimerSet(this.ctx.clock);
+  }
+
+  get state(): NonInviteServerState {
+    return this.current;
+  }
+
+  /** The last response passed to the transport (provisional or final). */
+  get lastResponse(): SipResponse | undefined {
+    return this.last;
+  }
+
+  /** Names of the running timers (tests, diagnostics). */
+  runningTimers(): MachineTimer[] {
+    return this.timers.running();
+  }
+
+  setUser(user: NonInviteServerUser): void {
+    this.user = user;
+  }
+
+  /**
+   * Sends a response from the TU. Resolves when the transport has taken it;
+   * rejects with the transport's error, which also reaches `onTransportError`
+   * and ends the transaction (Figure 8). In Completed every further response is
+   * discarded (§17.2.2) with an `ignored-response` event and a resolved promise.
+   */
+  respond(res: SipResponse): Promise<void> {
+    const status = res.status;
+    switch (this.current) {
+      case 'trying':
+      case 'proceeding': {
+        this.last = res;
+        const sent = this.send(res, false);
+        if (status < 200) {
+          // §17.2.2: "While in the 'Trying' state, if the TU passes a provisional response to
+          // the server transaction, the server transaction MUST enter the 'Proceeding' state."
+          if (this.current === 'trying') this.transition('proceeding');
+          return sent;
+        }
+        // §17.2.2: "If the TU passes a final response (status codes 200-699) to the server while
+        // in the 'Proceeding' state, the transaction MUST enter the 'Completed' state, and the
+        // response MUST be passed to the transport layer for transmission." (Likewise from
+        // Trying, Figure 8.) "When the server transaction enters the 'Completed' state, it MUST
+        // set Timer J to fire in 64*T1 seconds for unreliable transports, and zero seconds for
+        // reliable transports."
+        if (this.current === 'trying' || this.current === 'proceeding') {
+          this.transition('completed');
+          if (this.values.J === 0) this.transition('terminated');
+          else this.timers.start('J', this.values.J, () => this.onTimerJ());
+        }
+        return sent;
+      }
+      case 'completed':
+      case 'terminated':
+        // §17.2.2: "Any other final responses passed by the TU to the server transaction MUST be
+        // discarded while in the 'Completed' state."
+        return this.ignore(res);
+    }
+  }
+
+  /** A retransmission of the request (matched by §17.2.3). */
+  receiveRequest(_retransmission: InboundRequest): void {
+    switch (this.current) {
+      case 'trying':
+        // §17.2.2: "Once in the 'Trying' state, any further request retransmissions are
+        // discarded."
+        this.ctx.emit({ type: 'absorbed', side: 'server', id: this.id, what: 'request' });
+        return;
+      case 'proceeding':
+      case 'completed':
+        // §17.2.2: "If a retransmission of the request is received while in the 'Proceeding'
+        // state, the most recently sent provisional response MUST be passed to the transport
+        // layer for retransmission." "While in the 'Completed' state, the server transaction MUST
+        // pass the final response to the transport layer for retransmission whenever a
+        // retransmission of the request is received."
+        if (this.last !== undefined) void this.send(this.last, true).catch(() => {});
+        return;
+      case 'terminated':
+        return;
+    }
+  }
+
+  /** Stops every timer and ends the transaction without telling the TU (layer close). */
+  abort(): void {
+    if (this.current === 'terminated') return;
+    this.transition('terminated', false);
+  }
+
+  private onTimerJ(): void {
+    if (this.current !== 'completed') return;
+    this.ctx.emit({ type: 'timer', side: 'server', kind: this.kind, id: this.id, timer: 'J' });
+    // §17.2.2: "The server transaction remains in this state until Timer J fires, at which point
+    // it MUST transition to the 'Terminated' state."
+    this.transition('terminated');
+  }
+
+  private ignore(res: SipResponse): Promise<void> {
+    this.ctx.logger.warn(
+      { id: this.id, status: res.status, state: this.current },
+      'response discarded by the non-INVITE server transaction',
+    );
+    this.ctx.emit({
+      type: 'ignored-response',
+      id: this.id,
+      status: res.status,
+      state: this.current,
+    });
+    return Promise.resolve();
+  }
+
+  private send(res: SipResponse, retransmission: boolean): Promise<void> {
+    if (retransmission) {
+      this.ctx.emit({ type: 'retransmit', side: 'server', id: this.id, what: 'response' });
+    }
+    const sent = sendSafely(() => this.host.sendResponse(res, this.source));
+    sent.then(undefined, (e) => this.onTransportError(toError(e)));
+    return sent;
+  }
+
+  private onTransportError(error: Error): void {
+    // Figure 8: "Trnsprt Err. / Inform TU" from Proceeding and from Completed to Terminated.
+    if (this.current !== 'proceeding' && this.current !== 'completed') return;
+    this.ctx.emit({ type: 'transport-error', side: 'server', id: this.id, error });
+    this.transition('terminated', true, () => {
+      const onError = this.user.onTransportError;
+      if (onError !== undefined) {
+        this.ctx.callUser(this.id, () => onError.call(this.user, this, error));
+      }
+    });
+  }
+
+  /**
+   * The one guarded state change of this machine (Figure 8). `before` runs after
+   * the state has changed and before onTerminated.
+   */
+  private transition(to: NonInviteServerState, notify = true, before?: () => void): void {
+    const from = this.current;
+    if (!NEXT[from].includes(to)) {
+      throw new SwitchboardError(
+        'SB_ERR_INVALID_ARGUMENT',
+        `non-INVITE server transaction ${this.id}: ${from} -> ${to} is not a transition of RFC 3261 Figure 8`,
+      );
+    }
+    this.current = to;
+    this.ctx.emit({ type: 'state', side: 'server', kind: this.kind, id: this.id, from, to });
+    if (to === 'terminated') {
+      // §17.2.2: "Once the transaction is in the 'Terminated' state, it MUST be destroyed
+      // immediately."
+      this.timers.stopAll();
+      this.host.terminated(this);
+      if (notify) {
+        before?.();
+        const onTerminated = this.user.onTerminated;
+        if (onTerminated !== undefined) {
+          this.ctx.callUser(this.id, () => onTerminated.call(this.user, this));
+        }
+      }
+    }
+  }
+}

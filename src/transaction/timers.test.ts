@@ -1,0 +1,93 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ManualClock } from '../base/clock.ts';
+import { SwitchboardError } from '../base/errors.ts';
+import {
+  DEFAULT_TIMERS,
+  TimerSet,
+  backoffCapped,
+  backoffUncapped,
+  resolveTimers,
+  timerValues,
+} from './timers.ts';
+
+test('RFC 3261 Table 4 (+ RFC 6026 L, M) over an unreliable transport, default T1/T2/T4', () => {
+  assert.deepEqual(DEFAULT_TIMERS, { T1: 500, T2: 4000, T4: 5000 });
+  assert.deepEqual(timerValues(DEFAULT_TIMERS, false), {
+    A: 500, // initially T1
+    B: 32_000, // 64*T1
+    D: 32_000, // > 32s for UDP
+    E: 500, // initially T1
+    F: 32_000, // 64*T1
+    G: 500, // initially T1
+    H: 32_000, // 64*T1
+    I: 5000, // T4 for UDP
+    J: 32_000, // 64*T1 for UDP
+    K: 5000, // T4 for UDP
+    L: 32_000, // RFC 6026: 64*T1
+    M: 32_000, // RFC 6026: 64*T1
+  });
+});
+
+test('Table 4 over a reliable transport: A, E, G not set; D, I, J, K zero', () => {
+  const v = timerValues(DEFAULT_TIMERS, true);
+  assert.deepEqual(
+    { A: v.A, E: v.E, G: v.G, D: v.D, I: v.I, J: v.J, K: v.K },
+    { A: 0, E: 0, G: 0, D: 0, I: 0, J: 0, K: 0 },
+  );
+  assert.deepEqual(
+    { B: v.B, F: v.F, H: v.H, L: v.L, M: v.M },
+    {
+      B: 32_000,
+      F: 32_000,
+      H: 32_000,
+      L: 32_000,
+      M: 32_000,
+    },
+  );
+});
+
+test('the 64*T1 timers follow T1; Timer D stays at 32 s (§17.1.1.2 "at least 32 seconds")', () => {
+  const t = resolveTimers({ T1: 100 });
+  assert.deepEqual(t, { T1: 100, T2: 4000, T4: 5000 });
+  const v = timerValues(t, false);
+  assert.equal(v.B, 6400);
+  assert.equal(v.J, 6400);
+  assert.equal(v.D, 32_000);
+});
+
+test('backoff: E and G double up to T2; A doubles without a cap (§17.1.1.2)', () => {
+  const e: number[] = [];
+  for (let x = 500, i = 0; i < 6; i++, x = backoffCapped(x, 4000)) e.push(x);
+  assert.deepEqual(e, [500, 1000, 2000, 4000, 4000, 4000]);
+  const a: number[] = [];
+  for (let x = 500, i = 0; i < 6; i++, x = backoffUncapped(x)) a.push(x);
+  assert.deepEqual(a, [500, 1000, 2000, 4000, 8000, 16000]);
+});
+
+test('resolveTimers rejects intervals that make no sense', () => {
+  assert.throws(() => resolveTimers({ T1: 0 }), SwitchboardError);
+  assert.throws(() => resolveTimers({ T1: 500, T2: 100 }), SwitchboardError);
+  assert.throws(() => resolveTimers({ T4: -1 }), SwitchboardError);
+  assert.throws(() => resolveTimers({ T1: Number.NaN }), SwitchboardError);
+});
+
+test('TimerSet: restart replaces, stop cancels, stopAll clears the clock', () => {
+  const clock = new ManualClock();
+  const set = new TimerSet(clock);
+  const fired: string[] = [];
+  set.start('A', 100, () => fired.push(`A@${clock.now()}`));
+  set.start('A', 300, () => fired.push(`A@${clock.now()}`));
+  set.start('B', 200, () => fired.push(`B@${clock.now()}`));
+  set.start('D', 50, () => fired.push(`D@${clock.now()}`));
+  set.stop('D');
+  assert.deepEqual(set.running().sort(), ['A', 'B']);
+  clock.advance(1000);
+  assert.deepEqual(fired, ['B@200', 'A@300']);
+  assert.equal(set.isRunning('A'), false);
+  set.start('H', 10, () => fired.push('H'));
+  set.stopAll();
+  assert.equal(clock.pending(), 0);
+  clock.advance(100);
+  assert.equal(fired.length, 2);
+});

@@ -1,0 +1,147 @@
+/**
+ * The transaction timers of RFC 3261 §17 (Table 4), with Timers L and M of
+ * RFC 6026 §8, as values derived from the three base intervals T1, T2 and T4.
+ *
+ * Every machine in this folder takes its durations from `timerValues()` and
+ * arms them on the injected Clock through a `TimerSet` (STYLE §3: no
+ * setTimeout here; tests drive the timers with a ManualClock).
+ */
+import type { Clock, TimerHandle } from '../base/clock.ts';
+import { SwitchboardError } from '../base/errors.ts';
+
+/**
+ * The base intervals (RFC 3261 §17.1.1.1, §17.1.2.2, Table 4), in milliseconds.
+ * §17.1.1.1: "T1 is an estimate of the round-trip time (RTT), and it defaults
+ * to 500 ms." T2: "the maximum retransmit interval for non-INVITE requests and
+ * INVITE responses" (4 s). T4: "the maximum duration a message will remain in
+ * the network" (5 s).
+ */
+export interface TransactionTimers {
+  readonly T1: number;
+  readonly T2: number;
+  readonly T4: number;
+}
+
+export const DEFAULT_TIMERS: TransactionTimers = Object.freeze({ T1: 500, T2: 4000, T4: 5000 });
+
+/** The named timers of Table 4 (A–K, without C, which is a proxy timer, §16.6) and RFC 6026 (L, M). */
+export type TimerName = 'A' | 'B' | 'D' | 'E' | 'F' | 'G' | 'H' | 'I' | 'J' | 'K' | 'L' | 'M';
+
+/**
+ * Table 4 for one transport. A value of 0 means the timer is not started (A,
+ * E, G over reliable transports) or fires at once (D, I, J, K: "zero seconds
+ * for reliable transports").
+ */
+export type TimerValues = Readonly<Record<TimerName, number>>;
+
+/** Fills in the defaults and checks the intervals (T1 > 0, T2 >= T1, T4 >= 0). */
+export function resolveTimers(partial: Partial<TransactionTimers> = {}): TransactionTimers {
+  const t = { ...DEFAULT_TIMERS, ...partial };
+  for (const k of ['T1', 'T2', 'T4'] as const) {
+    if (!Number.isFinite(t[k]) || t[k] < 0)
+      throw new SwitchboardError('SB_ERR_INVALID_ARGUMENT', `timer ${k} must be >= 0`);
+  }
+  if (t.T1 <= 0) throw new SwitchboardError('SB_ERR_INVALID_ARGUMENT', 'timer T1 must be > 0');
+  if (t.T2 < t.T1) throw new SwitchboardError('SB_ERR_INVALID_ARGUMENT', 'timer T2 must be >= T1');
+  return Object.freeze(t);
+}
+
+/** Timer D over unreliable transports: "at least 32 seconds" (RFC 3261 §17.1.1.2, Table 4). */
+export const TIMER_D_UNRELIABLE = 32_000;
+
+/**
+ * Table 4 of RFC 3261 plus RFC 6026 §8.4 and §8.7, for a reliable or an
+ * unreliable transport.
+ */
+export function timerValues(t: TransactionTimers, reliable: boolean): TimerValues {
+  const sixtyFour = 64 * t.T1;
+  return {
+    // §17.1.1.2: "If an unreliable transport is being used, the client transaction MUST start
+    // timer A with a value of T1. If a reliable transport is being used, the client transaction
+    // SHOULD NOT start timer A".
+    A: reliable ? 0 : t.T1,
+    // §17.1.1.2: "For any transport, the client transaction MUST start timer B with a value of 64*T1".
+    B: sixtyFour,
+    // §17.1.1.2: "at least 32 seconds for unreliable transports, and ... zero seconds for reliable".
+    D: reliable ? 0 : TIMER_D_UNRELIABLE,
+    // §17.1.2.2: "If an unreliable transport is in use, the client transaction MUST set timer E to fire in T1 seconds."
+    E: reliable ? 0 : t.T1,
+    // §17.1.2.2: "the client transaction MUST set timer F to fire in 64*T1 seconds".
+    F: sixtyFour,
+    // §17.2.1: "If an unreliable transport is in use, the server transaction MUST set timer G to fire in T1 seconds".
+    G: reliable ? 0 : t.T1,
+    // §17.2.1: "Timer H MUST be set to fire in 64*T1 seconds for all transports."
+    H: sixtyFour,
+    // §17.2.1: "timer I is set to fire in T4 seconds for unreliable transports, and zero seconds for reliable".
+    I: reliable ? 0 : t.T4,
+    // §17.2.2: "set Timer J to fire in 64*T1 seconds for unreliable transports, and zero seconds for reliable".
+    J: reliable ? 0 : sixtyFour,
+    // §17.1.2.2: "Timer K to fire in T4 seconds for unreliable transports, and zero seconds for reliable".
+    K: reliable ? 0 : t.T4,
+    // RFC 6026 §8.7: "the server transaction MUST ... set Timer L to 64*T1" on entering Accepted.
+    L: sixtyFour,
+    // RFC 6026 §8.4: "the client transaction MUST ... start Timer M with a value of 64*T1".
+    M: sixtyFour,
+  };
+}
+
+/**
+ * The next retransmission interval of Timers E and G: doubled, at most T2
+ * (RFC 3261 §17.1.2.2: "MIN(2*T1, T2) ... MIN(4*T1, T2)"; §17.2.1 for G).
+ */
+export function backoffCapped(previous: number, T2: number): number {
+  return Math.min(2 * previous, T2);
+}
+
+/**
+ * The next interval of Timer A: doubled with no cap (RFC 3261 §17.1.1.2: "the
+ * request is retransmitted with intervals that double after each
+ * transmission"; Table 4 caps only non-INVITE requests and INVITE responses at
+ * T2). Timer B (64*T1) bounds it: seven transmissions in all with the defaults.
+ */
+export function backoffUncapped(previous: number): number {
+  return 2 * previous;
+}
+
+/** Clock-scheduled named timers of one transaction, all cancelled together at termination. */
+export class TimerSet<N extends string = TimerName> {
+  private readonly clock: Clock;
+  private readonly handles = new Map<N, TimerHandle>();
+
+  constructor(clock: Clock) {
+    this.clock = clock;
+  }
+
+  /** (Re)starts `name`: a running timer of that name is cancelled first. */
+  start(name: N, ms: number, fire: () => void): void {
+    this.stop(name);
+    const handle = this.clock.setTimer(ms, () => {
+      if (this.handles.get(name) !== handle) return;
+      this.handles.delete(name);
+      fire();
+    });
+    this.handles.set(name, handle);
+  }
+
+  stop(name: N): void {
+    const h = this.handles.get(name);
+    if (h !== undefined) {
+      h.cancel();
+      this.handles.delete(name);
+    }
+  }
+
+  isRunning(name: N): boolean {
+    return this.handles.has(name);
+  }
+
+  /** Names of the running timers (tests, diagnostics). */
+  running(): N[] {
+    return [...this.handles.keys()];
+  }
+
+  stopAll(): void {
+    for (const h of this.handles.values()) h.cancel();
+    this.handles.clear();
+  }
+}

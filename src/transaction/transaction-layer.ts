@@ -1,0 +1,541 @@
+/**
+ * The transaction layer (RFC 3261 §17): it sits on a TransportLayer, files
+ * every transaction under its matching key (§17.1.3, §17.2.3), feeds inbound
+ * messages to the four state machines, and hands the TU what is left over:
+ * new requests, ACKs for 2xx, CANCELs, and stray responses.
+ *
+ * One instance per stack (STYLE §3): its clock, timers, logger and id source
+ * are injected, and its tables live in the instance. Terminated transactions
+ * leave the tables at once (§17.1.1.2: "it MUST be destroyed immediately"), and
+ * the number of live server transactions is capped.
+ */
+import type { Clock } from '../base/clock.ts';
+import { SwitchboardError } from '../base/errors.ts';
+import { createIdGenerator, cryptoRandom, type IdGenerator } from '../base/ids.ts';
+import type { Logger } from '../base/logger.ts';
+import { createResponse } from '../sip/message/builder.ts';
+import type { SipRequest, SipResponse } from '../sip/message/message.ts';
+import {
+  TransportError,
+  type Destination,
+  type InboundRequest,
+  type InboundResponse,
+  type ListenerInfo,
+  type TransportLayer,
+} from '../transport/transport.ts';
+import {
+  createTransactionContext,
+  sendSafely,
+  type TransactionContext,
+  type TransactionEvent,
+} from './context.ts';
+import { InviteClientTransaction, type InviteClientHost } from './invite-client.ts';
+import { InviteServerTransaction, type InviteServerHost } from './invite-server.ts';
+import {
+  clientKeyOfRequest,
+  clientKeyOfResponse,
+  isRfc3261Branch,
+  keyOrUndefined,
+  rfc2543AckKey,
+  serverKey,
+  serverKeyWithoutMethod,
+} from './matching.ts';
+import { NonInviteClientTransaction, type NonInviteClientHost } from './non-invite-client.ts';
+import { NonInviteServerTransaction, type NonInviteServerHost } from './non-invite-server.ts';
+import type { TransactionTimers } from './timers.ts';
+
+/** A client transaction (§17.1): `kind` tells the INVITE machine (with `cancel()`) from the other. */
+export type ClientTransaction = InviteClientTransaction | NonInviteClientTransaction;
+
+/** A server transaction (§17.2): `kind` tells the INVITE machine from the non-INVITE one. */
+export type ServerTransaction = InviteServerTransaction | NonInviteServerTransaction;
+
+/** The TU of a client transaction (§17.1; SIP.js calls it ClientTransactionUser too). */
+export interface ClientTransactionUser {
+  /**
+   * Provisional and final responses. For INVITE, every 2xx too: the first one,
+   * its retransmissions and the 2xx of other forks while in Accepted (RFC 6026
+   * §8.4); the TU sends the ACK for a 2xx itself (`sendAck`).
+   */
+  onResponse(res: SipResponse, tx: ClientTransaction): void;
+  /** Timer B or F fired (or §9.1's 64*T1 after a CANCEL); the TU treats it as 408 (§8.1.3.1). */
+  onTimeout(tx: ClientTransaction): void;
+  /** The request (or the ACK) could not be sent; the TU treats it as 503 (§8.1.3.1). */
+  onTransportError(tx: ClientTransaction, error: Error): void;
+  /** The transaction entered Terminated and left the layer's tables. */
+  onTerminated?(tx: ClientTransaction): void;
+}
+
+/** Optional callbacks of a server transaction's TU, installed with `tx.setUser(...)`. */
+export interface ServerTransactionUser {
+  /** INVITE only: Timer H fired, the ACK for a non-2xx final response never came (§17.2.1). */
+  onTimeout?(tx: ServerTransaction): void;
+  /** A response could not be sent (§17.2.4). */
+  onTransportError?(tx: ServerTransaction, error: Error): void;
+  onTerminated?(tx: ServerTransaction): void;
+}
+
+/** What the layer hands up to the TU (the UA core, the proxy core, the dialog layer). */
+export interface TransactionLayerDelegate {
+  /**
+   * A new request, in its new server transaction: every method except ACK, and
+   * except a CANCEL that matched a transaction (the layer answers that one
+   * itself, see `onCancel`). Answer with `tx.respond(...)`; an INVITE gets 100
+   * Trying from the transaction if nothing is sent within 200 ms (§17.2.1).
+   */
+  onRequest(tx: ServerTransaction): void;
+  /**
+   * An ACK that is not part of a non-2xx INVITE transaction: the ACK for a 2xx
+   * (its own transaction, §17.1.1.3), which goes to the dialog layer. `tx` is
+   * the INVITE server transaction when the ACK matched one in Accepted (RFC 6026
+   * §8.7: "the ACK must be passed up to the TU").
+   */
+  onAck?(ack: InboundRequest, tx?: InviteServerTransaction): void;
+  /**
+   * A CANCEL matched an INVITE server transaction in Proceeding (§9.2). The
+   * layer has already answered the CANCEL with 200; "the UAS SHOULD immediately
+   * respond to the INVITE with a 487 (Request Terminated)":
+   * `inviteTx.respond(createResponse(inviteTx.request, 487, { toTag }))`.
+   * Without this callback the layer sends that 487 itself.
+   */
+  onCancel?(inviteTx: InviteServerTransaction, cancel: SipRequest): void;
+  /**
+   * A response that matched no client transaction. §17.1.3 has it dropped, but
+   * RFC 6026 §8.11 passes it to the core: a UAC re-ACKs a retransmitted 2xx
+   * after Timer M, a proxy forwards a stray 2xx statelessly.
+   */
+  onStrayResponse?(res: InboundResponse): void;
+}
+
+export interface TransactionLayerOptions {
+  readonly transport: TransportLayer;
+  readonly clock: Clock;
+  /** T1, T2, T4 (RFC 3261 Table 4); defaults 500, 4000, 5000 ms. */
+  readonly timers?: Partial<TransactionTimers>;
+  readonly logger?: Logger;
+  /** Diagnostic events (state changes, timers, retransmissions, strays, overload). */
+  readonly onEvent?: (event: TransactionEvent) => void;
+  /**
+   * Most live server transactions. A new request beyond it is refused
+   * statelessly with 503 and Retry-After (§21.5.4) instead of growing the table.
+   * Default 10000.
+   */
+  readonly maxServerTransactions?: number;
+  /** Retry-After seconds of that 503; default 5. */
+  readonly overloadRetryAfter?: number;
+  /** To tags of the responses the layer makes (200/481 to CANCEL, 503); default Web Crypto. */
+  readonly ids?: IdGenerator;
+  /**
+   * A CANCEL that matches no transaction: 'respond-481' (a UAS, §9.2: it
+   * "SHOULD respond to the CANCEL with a 481") or 'deliver' to onRequest (a
+   * proxy forwards it statelessly, §16.10). Default 'respond-481'.
+   */
+  readonly unmatchedCancel?: 'respond-481' | 'deliver';
+}
+
+export const DEFAULT_MAX_SERVER_TRANSACTIONS = 10_000;
+
+const noop = (): void => {};
+
+export class TransactionLayer {
+  private readonly transport: TransportLayer;
+  private readonly ctx: TransactionContext;
+  private readonly ids: IdGenerator;
+  private readonly maxServer: number;
+  private readonly retryAfter: number;
+  private readonly unmatchedCancel: 'respond-481' | 'deliver';
+  private delegate: TransactionLayerDelegate | undefined;
+  private readonly clients = new Map<string, ClientTransaction>();
+  private readonly servers = new Map<string, ServerTransaction>();
+  /** §9.2: the transaction a CANCEL cancels, by the §17.2.3 key without method. */
+  private readonly byCancelKey = new Map<string, ServerTransaction>();
+  /** §17.2.3: RFC 2543 INVITE transactions, by the fields an ACK shares with its INVITE. */
+  private readonly byRfc2543Ack = new Map<string, InviteServerTransaction>();
+  private closed = false;
+  private readonly inviteClientHost: InviteClientHost;
+  private readonly nonInviteClientHost: NonInviteClientHost;
+  private readonly inviteServerHost: InviteServerHost;
+  private readonly nonInviteServerHost: NonInviteServerHost;
+
+  constructor(o: TransactionLayerOptions) {
+    const max = o.maxServerTransactions ?? DEFAULT_MAX_SERVER_TRANSACTIONS;
+    if (!Number.isInteger(max) || max < 1) {
+      throw new SwitchboardError('SB_ERR_INVALID_ARGUMENT', `maxServerTransactions ${max}`);
+    }
+    this.transport = o.transport;
+    this.ctx = createTransactionContext(o);
+    this.ids = o.ids ?? createIdGenerator(cryptoRandom());
+    this.maxServer = max;
+    this.retryAfter = o.overloadRetryAfter ?? 5;
+    this.unmatchedCancel = o.unmatchedCancel ?? 'respond-481';
+
+    const ctx = this.ctx;
+    const sendRequest = (req: SipRequest, dest: Destination): Promise<void> =>
+      this.transport.sendRequest(req, dest);
+    const sendResponse = this.transport.sendResponse.bind(this.transport);
+    this.nonInviteClientHost = {
+      ctx,
+      sendRequest,
+      terminated: (tx) => this.forgetClient(tx),
+    };
+    this.inviteClientHost = {
+      ctx,
+      sendRequest,
+      terminated: (tx) => this.forgetClient(tx),
+      startCancel: (cancel, dest, user) => {
+        if (this.closed) return undefined;
+        const tx = this.startClient(cancel, dest, user);
+        return tx instanceof NonInviteClientTransaction ? tx : undefined;
+      },
+    };
+    this.inviteServerHost = {
+      ctx,
+      sendResponse,
+      terminated: (tx) => this.forgetServer(tx),
+      ackToUser: (ack, tx) => this.ackToUser(ack, tx),
+    };
+    this.nonInviteServerHost = {
+      ctx,
+      sendResponse,
+      terminated: (tx) => this.forgetServer(tx),
+    };
+
+    this.transport.setDelegate({
+      onRequest: (req) => this.receiveRequest(req),
+      onResponse: (res) => this.receiveResponse(res),
+      onConnectionClosed: (id) => this.connectionClosed(id),
+    });
+  }
+
+  setDelegate(delegate: TransactionLayerDelegate): void {
+    this.delegate = delegate;
+  }
+
+  /** The listener a request to `dest` leaves from, for its Via sent-by and Contact (§18.1.1). */
+  listenerFor(dest: Destination): ListenerInfo | undefined {
+    return this.transport.listenerFor(dest);
+  }
+
+  /**
+   * Starts a client transaction (§17.1) for `req`, which already carries its
+   * top Via with a fresh RFC 3261 branch (§8.1.1.7). INVITE gets the machine of
+   * §17.1.1, every other method but ACK the one of §17.1.2. Throws (a
+   * programming error) for ACK (see `sendAck`), for a request without a
+   * magic-cookie branch, for a branch already in use, and after `close()`.
+   */
+  sendRequest(req: SipRequest, dest: Destination, user: ClientTransactionUser): ClientTransaction {
+    if (this.closed) throw new SwitchboardError('SB_ERR_INVALID_ARGUMENT', 'layer closed');
+    if (req.method === 'ACK') {
+      throw new SwitchboardError(
+        'SB_ERR_INVALID_ARGUMENT',
+        'an ACK has no client transaction (§17.1.1.3): use sendAck',
+      );
+    }
+    if (!isRfc3261Branch(req.topVia.branch)) {
+      throw new SwitchboardError(
+        'SB_ERR_INVALID_ARGUMENT',
+        'the top Via needs a branch starting with z9hG4bK (RFC 3261 §8.1.1.7)',
+      );
+    }
+    return this.startClient(req, dest, user);
+  }
+
+  /**
+   * Sends an ACK for a 2xx, which is its own transaction and has no machine
+   * (§17.1.1.3, §13.2.2.4): the TU sends it, and sends it again for each 2xx
+   * retransmission.
+   */
+  sendAck(ack: SipRequest, dest: Destination): Promise<void> {
+    if (ack.method !== 'ACK') {
+      return Promise.reject(new SwitchboardError('SB_ERR_INVALID_ARGUMENT', 'not an ACK'));
+    }
+    return sendSafely(() => this.transport.sendRequest(ack, dest));
+  }
+
+  /** A live client transaction by id (its §17.1.3 key). */
+  clientTransaction(id: string): ClientTransaction | undefined {
+    return this.clients.get(id);
+  }
+
+  /** A live server transaction by id (its §17.2.3 key). */
+  serverTransaction(id: string): ServerTransaction | undefined {
+    return this.servers.get(id);
+  }
+
+  /** Live transactions in the tables. */
+  get size(): { readonly client: number; readonly server: number } {
+    return { client: this.clients.size, server: this.servers.size };
+  }
+
+  /**
+   * Ends every transaction without notifying their users, cancels all their
+   * timers, and ignores whatever arrives afterwards. Idempotent.
+   */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const tx of [...this.clients.values()]) tx.abort();
+    for (const tx of [...this.servers.values()]) tx.abort();
+    this.clients.clear();
+    this.servers.clear();
+    this.byCancelKey.clear();
+    this.byRfc2543Ack.clear();
+  }
+
+  // ---- client side ---------------------------------------------------------
+
+  private startClient(
+    req: SipRequest,
+    dest: Destination,
+    user: ClientTransactionUser,
+  ): ClientTransaction {
+    const id = clientKeyOfRequest(req);
+    if (id === undefined) {
+      throw new SwitchboardError('SB_ERR_INVALID_ARGUMENT', 'the top Via needs a branch');
+    }
+    if (this.clients.has(id)) {
+      throw new SwitchboardError(
+        'SB_ERR_INVALID_ARGUMENT',
+        `a client transaction with branch ${req.topVia.branch} and method ${req.method} is live`,
+      );
+    }
+    const tx: ClientTransaction =
+      req.method === 'INVITE'
+        ? new InviteClientTransaction({
+            id,
+            request: req,
+            destination: dest,
+            host: this.inviteClientHost,
+            user,
+          })
+        : new NonInviteClientTransaction({
+            id,
+            request: req,
+            destination: dest,
+            host: this.nonInviteClientHost,
+            user,
+          });
+    this.clients.set(id, tx);
+    this.ctx.emit({ type: 'created', side: 'client', kind: tx.kind, id, method: req.method });
+    tx.start();
+    return tx;
+  }
+
+  private forgetClient(tx: ClientTransaction): void {
+    if (this.clients.get(tx.id) === tx) this.clients.delete(tx.id);
+  }
+
+  /** RFC 3261 §18.1.2 (RFC 6026 §8.11): a response goes to its client transaction, or to the core. */
+  private receiveResponse(inbound: InboundResponse): void {
+    if (this.closed) return;
+    const res = inbound.message;
+    const id = keyOrUndefined(() => clientKeyOfResponse(res));
+    const tx = id === undefined ? undefined : this.clients.get(id);
+    if (tx !== undefined) {
+      tx.receiveResponse(res);
+      return;
+    }
+    const method = keyOrUndefined(() => res.cseq.method) ?? '';
+    this.ctx.emit({ type: 'stray-response', status: res.status, method });
+    const onStray = this.delegate?.onStrayResponse;
+    if (onStray !== undefined) {
+      const d = this.delegate;
+      this.ctx.callUser('stray', () => onStray.call(d, inbound));
+    }
+  }
+
+  /**
+   * A stream connection closed. Client transactions whose destination named
+   * that connection cannot get their response any more (it would come back on
+   * it): they fail as on a transport error. Server transactions stay: the
+   * transport reopens a connection to send responses (§18.2.2).
+   */
+  private connectionClosed(connectionId: string): void {
+    if (this.closed) return;
+    for (const tx of [...this.clients.values()]) {
+      if (tx.destination.connectionId !== connectionId) continue;
+      tx.transportFailed(
+        new TransportError('SB_ERR_TRANSPORT_CLOSED', `connection ${connectionId} closed`),
+      );
+    }
+  }
+
+  // ---- server side ---------------------------------------------------------
+
+  private receiveRequest(inbound: InboundRequest): void {
+    if (this.closed) return;
+    try {
+      this.dispatchRequest(inbound);
+    } catch (error) {
+      // A request built without the headers matching needs (the parser never lets one through).
+      this.ctx.logger.warn({ error }, 'request dropped: cannot be matched');
+      this.ctx.emit({ type: 'unmatchable', what: 'request' });
+    }
+  }
+
+  private dispatchRequest(inbound: InboundRequest): void {
+    const req = inbound.message;
+    if (req.method === 'ACK') {
+      this.receiveAck(inbound);
+      return;
+    }
+    const id = serverKey(req);
+    const existing = this.servers.get(id);
+    if (existing !== undefined) {
+      // §17.2.3: a retransmission goes to the transaction it matches.
+      existing.receiveRequest(inbound);
+      return;
+    }
+    if (req.method === 'CANCEL' && this.receiveCancel(inbound, id)) return;
+    if (this.servers.size >= this.maxServer) {
+      this.refuseOverload(inbound);
+      return;
+    }
+    const tx = this.createServer(inbound, id);
+    const delegate = this.delegate;
+    if (delegate === undefined) {
+      this.ctx.logger.warn({ id }, 'no transaction layer delegate: 503');
+      void tx.respond(createResponse(req, 503, { toTag: this.ids.tag() })).catch(noop);
+      return;
+    }
+    this.ctx.callUser(id, () => delegate.onRequest(tx));
+  }
+
+  private createServer(inbound: InboundRequest, id: string): ServerTransaction {
+    const req = inbound.message;
+    const tx: ServerTransaction =
+      req.method === 'INVITE'
+        ? new InviteServerTransaction({
+            id,
+            request: req,
+            source: inbound.source,
+            host: this.inviteServerHost,
+          })
+        : new NonInviteServerTransaction({
+            id,
+            request: req,
+            source: inbound.source,
+            host: this.nonInviteServerHost,
+          });
+    this.servers.set(id, tx);
+    if (req.method !== 'CANCEL') {
+      const cancelKey = serverKeyWithoutMethod(req);
+      if (!this.byCancelKey.has(cancelKey)) this.byCancelKey.set(cancelKey, tx);
+    }
+    if (tx instanceof InviteServerTransaction) {
+      const ackKey = rfc2543AckKey(req);
+      if (ackKey !== undefined) this.byRfc2543Ack.set(ackKey, tx);
+    }
+    this.ctx.emit({ type: 'created', side: 'server', kind: tx.kind, id, method: req.method });
+    return tx;
+  }
+
+  private forgetServer(tx: ServerTransaction): void {
+    if (this.servers.get(tx.id) === tx) this.servers.delete(tx.id);
+    const req = tx.request;
+    const cancelKey = keyOrUndefined(() => serverKeyWithoutMethod(req));
+    if (cancelKey !== undefined && this.byCancelKey.get(cancelKey) === tx) {
+      this.byCancelKey.delete(cancelKey);
+    }
+    if (tx instanceof InviteServerTransaction) {
+      const ackKey = keyOrUndefined(() => rfc2543AckKey(req));
+      if (ackKey !== undefined && this.byRfc2543Ack.get(ackKey) === tx) {
+        this.byRfc2543Ack.delete(ackKey);
+      }
+    }
+  }
+
+  /**
+   * §17.2.3: an ACK matches the INVITE server transaction it acknowledges (by
+   * branch and sent-by, or for RFC 2543 by the shared fields and the To tag of
+   * the response sent). In Completed it confirms a non-2xx; otherwise (a 2xx's
+   * ACK, RFC 6026) it goes up to the TU.
+   */
+  private receiveAck(inbound: InboundRequest): void {
+    const ack = inbound.message;
+    let tx: InviteServerTransaction | undefined;
+    if (isRfc3261Branch(ack.topVia.branch)) {
+      const found = this.servers.get(serverKey(ack));
+      if (found instanceof InviteServerTransaction) tx = found;
+    } else {
+      const ackKey = rfc2543AckKey(ack);
+      const found = ackKey === undefined ? undefined : this.byRfc2543Ack.get(ackKey);
+      // "... and the To tag of the ACK matches the To tag of the response sent by the server
+      // transaction."
+      if (found !== undefined && found.lastResponse?.to.tag === ack.to.tag) tx = found;
+    }
+    if (tx !== undefined) {
+      tx.receiveAck(inbound);
+      return;
+    }
+    this.ackToUser(inbound, undefined);
+  }
+
+  private ackToUser(ack: InboundRequest, tx: InviteServerTransaction | undefined): void {
+    this.ctx.emit({ type: 'ack-to-tu', matched: tx !== undefined });
+    const onAck = this.delegate?.onAck;
+    if (onAck === undefined) return;
+    const d = this.delegate;
+    this.ctx.callUser(tx?.id ?? 'ack', () => onAck.call(d, ack, tx));
+  }
+
+  /**
+   * RFC 3261 §9.2. Returns false when the CANCEL should be handled as an
+   * ordinary new request (no match, and the layer delivers unmatched CANCELs).
+   */
+  private receiveCancel(inbound: InboundRequest, id: string): boolean {
+    const cancel = inbound.message;
+    // §9.2: "The TU determines the transaction to be cancelled by taking the CANCEL request, and
+    // then assuming that the request method is anything but CANCEL or ACK and applying the
+    // transaction matching procedures of Section 17.2.3."
+    const target = this.byCancelKey.get(serverKeyWithoutMethod(cancel));
+    this.ctx.emit({ type: 'cancel', target: target?.id });
+    if (target === undefined) {
+      if (this.unmatchedCancel === 'deliver') return false;
+      if (this.servers.size >= this.maxServer) {
+        this.refuseOverload(inbound);
+        return true;
+      }
+      // §9.2: "If the UAS did not find a matching transaction for the CANCEL according to the
+      // procedure above, it SHOULD respond to the CANCEL with a 481 (Call Leg/Transaction Does
+      // Not Exist)."
+      const tx = this.createServer(inbound, id);
+      void tx.respond(createResponse(cancel, 481, { toTag: this.ids.tag() })).catch(noop);
+      return true;
+    }
+    // §9.2: "Regardless of the method of the original request, as long as the CANCEL matched an
+    // existing transaction, the UAS answers the CANCEL request itself with a 200 (OK) response."
+    // "The To tag of the response to the CANCEL and the To tag in the response to the original
+    // request SHOULD be the same."
+    const toTag = target.lastResponse?.to.tag ?? this.ids.tag();
+    const tx = this.createServer(inbound, id);
+    void tx.respond(createResponse(cancel, 200, { toTag })).catch(noop);
+    if (target instanceof InviteServerTransaction && target.state === 'proceeding') {
+      const onCancel = this.delegate?.onCancel;
+      if (onCancel !== undefined) {
+        const d = this.delegate;
+        this.ctx.callUser(target.id, () => onCancel.call(d, target, cancel));
+      } else {
+        // §9.2: "If the original request was an INVITE, the UAS SHOULD immediately respond to the
+        // INVITE with a 487 (Request Terminated)."
+        const res = createResponse(target.request, 487, { toTag });
+        void target.respond(res).catch(noop);
+      }
+    }
+    return true;
+  }
+
+  /** Refuses a request statelessly: the server transaction table is full. */
+  private refuseOverload(inbound: InboundRequest): void {
+    const req = inbound.message;
+    this.ctx.emit({ type: 'overload', method: req.method, live: this.servers.size });
+    this.ctx.logger.warn({ method: req.method, live: this.servers.size }, 'overload: 503');
+    // §21.5.4: "The server MAY indicate when the client should retry the request in a
+    // Retry-After header field."
+    const res = createResponse(req, 503, {
+      toTag: this.ids.tag(),
+      headers: [['Retry-After', String(this.retryAfter)]],
+    });
+    sendSafely(() => this.transport.sendResponse(res, inbound.source)).catch(noop);
+  }
+}

@@ -1,0 +1,148 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { defaultLimits, utf8Encode } from '../base/index.ts';
+import { messageToString, parseMessage, serializeMessage, type SipRequest } from '../sip/index.ts';
+import { failedRequestFields, headRequestFields, looksLikeResponse, stampVia } from './inbound.ts';
+
+function request(via: string): SipRequest {
+  const r = parseMessage(
+    [
+      'OPTIONS sip:bob@example.com SIP/2.0',
+      `Via: ${via}`,
+      'Via: SIP/2.0/UDP second.example.com;branch=z9hG4bK2',
+      'From: <sip:alice@example.com>;tag=1',
+      'To: <sip:bob@example.com>',
+      'Call-ID: abc',
+      'CSeq: 1 OPTIONS',
+      'Max-Forwards: 70',
+      'Content-Length: 0',
+      '',
+      '',
+    ].join('\r\n'),
+  );
+  assert.ok(r.ok && r.message.isRequest());
+  return r.message as SipRequest;
+}
+
+describe('stampVia (RFC 3261 §18.2.1, RFC 3581 §4)', () => {
+  it('leaves a request alone when sent-by is the source address and there is no rport', () => {
+    const req = request('SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1');
+    const out = stampVia(req, { address: '192.0.2.1', port: 5060 });
+    assert.equal(out, req, 'same object: wire bytes kept');
+  });
+
+  it('adds received when sent-by differs from the source address', () => {
+    const out = stampVia(request('SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1'), {
+      address: '198.51.100.7',
+      port: 40000,
+    });
+    assert.equal(out.topVia.received, '198.51.100.7');
+    assert.equal(out.topVia.rport, undefined, 'no rport requested, none added');
+    assert.equal(out.topVia.branch, 'z9hG4bK1');
+    assert.equal(out.via.length, 2, 'the second Via is kept');
+    assert.equal(out.via[1]!.host, 'second.example.com');
+  });
+
+  it('adds received when sent-by is a host name', () => {
+    const out = stampVia(request('SIP/2.0/UDP pc33.example.com;branch=z9hG4bK1'), {
+      address: '192.0.2.1',
+      port: 5060,
+    });
+    assert.equal(out.topVia.received, '192.0.2.1');
+  });
+
+  it('fills an empty rport, and adds received even when it equals sent-by (RFC 3581 §4)', () => {
+    const out = stampVia(request('SIP/2.0/UDP 192.0.2.1:5060;rport;branch=z9hG4bK1'), {
+      address: '192.0.2.1',
+      port: 61000,
+    });
+    assert.equal(out.topVia.rport, 61000);
+    assert.equal(out.topVia.received, '192.0.2.1');
+    assert.match(messageToString(out), /;rport=61000;branch=z9hG4bK1;received=192\.0\.2\.1\r\n/);
+  });
+
+  it('keeps an rport that already has a value', () => {
+    const out = stampVia(request('SIP/2.0/UDP 192.0.2.1:5060;rport=5062;branch=z9hG4bK1'), {
+      address: '192.0.2.9',
+      port: 61000,
+    });
+    assert.equal(out.topVia.rport, 5062);
+    assert.equal(out.topVia.received, '192.0.2.9');
+  });
+
+  it('writes an IPv6 received without brackets and compares IPv6 canonically', () => {
+    const same = request('SIP/2.0/UDP [2001:db8::1]:5060;branch=z9hG4bK1');
+    assert.equal(stampVia(same, { address: '2001:DB8:0:0:0:0:0:1', port: 5060 }), same);
+    const out = stampVia(request('SIP/2.0/UDP [2001:db8::1];rport;branch=z9hG4bK1'), {
+      address: '2001:db8::2',
+      port: 5070,
+    });
+    assert.equal(out.topVia.received, '2001:db8::2');
+    assert.equal(out.topVia.rport, 5070);
+    const again = parseMessage(serializeMessage(out));
+    assert.ok(again.ok, 'the stamped request still parses');
+  });
+});
+
+describe('fields of requests that fail to parse', () => {
+  const limits = defaultLimits;
+  const options = { framing: 'datagram' as const, limits };
+
+  it('uses the partial message the parser returns', () => {
+    const bytes = utf8Encode(
+      'INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\n' +
+        'To: <sip:a@b>\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n',
+    );
+    const r = parseMessage(bytes, options);
+    assert.ok(!r.ok);
+    const fields = failedRequestFields(bytes, r, options);
+    assert.ok(fields?.some((f) => f.key === 'via'));
+  });
+
+  it('reads the header fields under a stand-in start line when the version is bad (RFC 4475 badvers → 505)', () => {
+    const bytes = utf8Encode(
+      'OPTIONS sip:t.watson@example.org SIP/7.0\r\nVia: SIP/7.0/UDP c.example.com;branch=z9hG4bKkdjuw\r\n' +
+        'Max-Forwards: 70\r\nFrom: A. Bell <sip:a.g.bell@example.com>;tag=qweoiqpe\r\n' +
+        'To: T. Watson <sip:t.watson@example.org>\r\nCall-ID: 1@c.example.com\r\nCSeq: 1 OPTIONS\r\n\r\n',
+    );
+    const r = parseMessage(bytes, options);
+    assert.ok(!r.ok);
+    assert.equal(r.error.status, 505);
+    const fields = failedRequestFields(bytes, r, options);
+    assert.deepEqual(
+      fields?.map((f) => f.key).filter((k) => ['via', 'from', 'to', 'call-id', 'cseq'].includes(k)),
+      ['via', 'from', 'to', 'call-id', 'cseq'],
+    );
+  });
+
+  it('gives nothing for a response, nor for bytes without a line', () => {
+    const resp = utf8Encode('SIP/2.0 99999 Huge\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\r\n');
+    const r = parseMessage(resp, options);
+    assert.ok(!r.ok);
+    assert.equal(failedRequestFields(resp, r, options), undefined);
+    assert.ok(looksLikeResponse(resp));
+    assert.ok(looksLikeResponse(utf8Encode('\r\nsip/2.0 200 OK\r\n')));
+    assert.ok(!looksLikeResponse(utf8Encode('OPTIONS sip:a SIP/2.0\r\n')));
+    const junk = utf8Encode('garbage');
+    const j = parseMessage(junk, options);
+    assert.ok(!j.ok);
+    assert.equal(failedRequestFields(junk, j, options), undefined);
+  });
+
+  it('reads the header section a StreamFramer hands over on a bad Content-Length', () => {
+    const head = utf8Encode(
+      'MESSAGE sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\n' +
+        'To: <sip:a@b>\r\nCall-ID: x\r\nCSeq: 1 MESSAGE\r\nContent-Length: -5\r\n\r\n',
+    );
+    assert.ok(headRequestFields(head, limits)?.some((f) => f.key === 'via'));
+    const tooBig = utf8Encode(
+      'MESSAGE sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\n' +
+        'To: <sip:a@b>\r\nCall-ID: x\r\nCSeq: 1 MESSAGE\r\nContent-Length: 99999999\r\n\r\n',
+    );
+    assert.ok(headRequestFields(tooBig, limits)?.some((f) => f.key === 'call-id'));
+    const respHead = utf8Encode(
+      'SIP/2.0 200 OK\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nContent-Length: x\r\n\r\n',
+    );
+    assert.equal(headRequestFields(respHead, limits), undefined);
+  });
+});

@@ -1,0 +1,127 @@
+/**
+ * What the server transport does to a message it received, before the
+ * transaction layer sees it (RFC 3261 §18.2.1), as pure functions over the
+ * message core so that every transport kind shares them:
+ * - stamp the top Via with `received` and `rport` (§18.2.1, RFC 3581 §4);
+ * - find the header fields of a request that failed to parse, so that it can
+ *   be answered 400/505/513 (§8.2.6 via createErrorResponse) instead of being
+ *   dropped, including a stream whose framing broke (the framer hands over the
+ *   header section it read).
+ */
+import { utf8Encode } from '../base/index.ts';
+import {
+  ViaHeader,
+  formatVia,
+  parseMessage,
+  withParam,
+  type HeaderField,
+  type ParseResult,
+  type SipRequest,
+  type Via,
+} from '../sip/index.ts';
+import type { MessageLimits } from '../base/index.ts';
+import { normalizeAddress, sameAddress } from './address.ts';
+import type { Endpoint } from './transport.ts';
+
+/**
+ * Adds `received` and fills `rport` in the top Via of a request received from
+ * `remote`:
+ * - RFC 3261 §18.2.1: "If the host portion of the "sent-by" parameter contains
+ *   a domain name, or if it contains an IP address that differs from the packet
+ *   source address, the server MUST add a "received" parameter to that Via
+ *   header field value. This parameter MUST contain the source address from
+ *   which the packet was received."
+ * - RFC 3581 §4: "When a server compliant to this specification ... receives a
+ *   request, it examines the topmost Via header field value. If this Via header
+ *   field value contains an "rport" parameter with no value, it MUST set the
+ *   value of the parameter to the source port of the request. ... the server
+ *   MUST insert a "received" parameter containing the source IP address ...
+ *   even if it is identical to the value of the "sent-by" component."
+ *
+ * The request is returned unchanged (same object, wire bytes kept) when neither
+ * applies. The received address is written without brackets (the IPv6address
+ * form of §25.1; RFC 5118 §4.5 allows both).
+ */
+export function stampVia(req: SipRequest, remote: Endpoint): SipRequest {
+  const via = req.topVia;
+  const wantsRport = via.rport === null;
+  const differs = !sameAddress(via.host, remote.address);
+  if (!differs && !wantsRport) return req;
+  let params = withParam(via.params, 'received', normalizeAddress(remote.address));
+  if (wantsRport) params = withParam(params, 'rport', String(remote.port));
+  const stamped: Via = { ...via, params };
+  return req.removeFirst(ViaHeader).prepend('Via', formatVia(stamped));
+}
+
+/** A failed parse, as parseMessage returns it. */
+export type ParseFailure = Extract<ParseResult, { ok: false }>;
+
+const START_LINE_ERRORS = new Set<string>([
+  'SB_ERR_PARSE_START_LINE',
+  'SB_ERR_PARSE_METHOD',
+  'SB_ERR_PARSE_REQUEST_URI',
+  'SB_ERR_PARSE_VERSION',
+]);
+
+/** A start line that the header fields can be read under when the real one does not parse. */
+const STAND_IN_START_LINE = 'OPTIONS sip:invalid SIP/2.0\r\n';
+
+/** True when the octets open with a Status-Line ("SIP/", after any leading CRLFs, §7.5). */
+export function looksLikeResponse(bytes: Uint8Array): boolean {
+  let i = 0;
+  while (i < bytes.length && (bytes[i] === 13 || bytes[i] === 10)) i++;
+  return (
+    bytes.length - i > 4 &&
+    (bytes[i]! | 0x20) === 0x73 &&
+    (bytes[i + 1]! | 0x20) === 0x69 &&
+    (bytes[i + 2]! | 0x20) === 0x70 &&
+    bytes[i + 3] === 0x2f
+  );
+}
+
+/**
+ * The header fields of a request that failed to parse, to build its error
+ * response from; undefined for a response (§18.1.2: dropped) or when nothing
+ * was read.
+ *
+ * The parser gives no partial message when the start line itself is at fault
+ * (a bad version, RFC 4475 §3.1.2.16 badvers, must still be answered 505), so
+ * the header section is then read again under a stand-in request line: only
+ * Via, From, To, Call-ID and CSeq are copied into the answer.
+ */
+export function failedRequestFields(
+  bytes: Uint8Array,
+  failure: ParseFailure,
+  options: { readonly framing: 'datagram' | 'stream'; readonly limits: MessageLimits },
+): readonly HeaderField[] | undefined {
+  if (failure.partial !== undefined) {
+    return failure.partial.isRequest ? failure.partial.fields : undefined;
+  }
+  if (!START_LINE_ERRORS.has(failure.error.code) || looksLikeResponse(bytes)) return undefined;
+  let i = 0;
+  while (i < bytes.length && (bytes[i] === 13 || bytes[i] === 10)) i++;
+  const lf = bytes.indexOf(10, i);
+  if (lf < 0) return undefined;
+  const standIn = utf8Encode(STAND_IN_START_LINE);
+  const rest = bytes.subarray(lf + 1);
+  const joined = new Uint8Array(standIn.length + rest.length);
+  joined.set(standIn, 0);
+  joined.set(rest, standIn.length);
+  const again = parseMessage(joined, options);
+  if (again.ok) return again.message.fields;
+  return again.partial?.fields;
+}
+
+/**
+ * The header fields of a request whose stream framing broke after its header
+ * section was read (the StreamFramer's `head`: a bad or oversized
+ * Content-Length, RFC 4475 §3.1.2.3 ncl, §3.3.9 mcl01), or undefined.
+ */
+export function headRequestFields(
+  head: Uint8Array,
+  limits: MessageLimits,
+): readonly HeaderField[] | undefined {
+  const r = parseMessage(head, { framing: 'stream', limits });
+  if (r.ok) return r.message.isRequest() ? r.message.fields : undefined;
+  return failedRequestFields(head, r, { framing: 'stream', limits });
+}

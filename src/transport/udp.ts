@@ -1,0 +1,106 @@
+/**
+ * SIP over UDP (RFC 3261 §18): one bound node:dgram socket per listener, used
+ * both to receive and to send, so that requests leave from the advertised port
+ * (symmetric signalling, what RFC 3581 rport relies on) and responses leave
+ * from the listener that received the request (§18.2.2).
+ */
+import { createSocket, type Socket } from 'node:dgram';
+import { ipFamily, normalizeAddress } from './address.ts';
+import {
+  listenerInfo,
+  type DatagramListener,
+  type ListenerHost,
+  type ListenerSettings,
+} from './listener.ts';
+import { TransportError, type Endpoint, type ListenerInfo } from './transport.ts';
+
+class UdpListener implements DatagramListener {
+  readonly kind = 'datagram' as const;
+  readonly info: ListenerInfo;
+  private readonly socket: Socket;
+  private closing: Promise<void> | undefined;
+
+  constructor(socket: Socket, info: ListenerInfo) {
+    this.socket = socket;
+    this.info = info;
+  }
+
+  send(bytes: Uint8Array, to: Endpoint): Promise<void> {
+    if (this.closing !== undefined) {
+      return Promise.reject(
+        new TransportError('SB_ERR_TRANSPORT_CLOSED', `listener ${this.info.id} is closed`),
+      );
+    }
+    return new Promise((resolve, reject) => {
+      try {
+        this.socket.send(bytes, to.port, to.address, (err) => {
+          if (err) {
+            reject(
+              new TransportError(
+                'SB_ERR_TRANSPORT_SEND',
+                `udp to ${to.address}:${to.port}: ${err.message}`,
+              ),
+            );
+          } else resolve();
+        });
+      } catch (err) {
+        // Synchronous failures (a bad port or address) are send failures too.
+        reject(
+          new TransportError(
+            'SB_ERR_TRANSPORT_SEND',
+            `udp to ${to.address}:${to.port}: ${err instanceof Error ? err.message : String(err)}`,
+          ),
+        );
+      }
+    });
+  }
+
+  close(): Promise<void> {
+    this.closing ??= new Promise((resolve) => {
+      try {
+        this.socket.close(() => resolve());
+      } catch {
+        resolve(); // already closed
+      }
+    });
+    return this.closing;
+  }
+}
+
+/** Binds a UDP listener; rejects with the socket's error (EADDRINUSE, EADDRNOTAVAIL, ...). */
+export function createUdpListener(
+  settings: ListenerSettings,
+  host: ListenerHost,
+): Promise<DatagramListener> {
+  const family = ipFamily(settings.address) === 6 ? 'udp6' : 'udp4';
+  // ipv6Only: a listener on :: serves IPv6 only, so that listenerFor() can go by family.
+  const socket = createSocket({ type: family, ipv6Only: family === 'udp6' });
+  return new Promise((resolve, reject) => {
+    const onBindError = (err: Error): void => {
+      socket.close();
+      reject(err);
+    };
+    socket.once('error', onBindError);
+    socket.bind(settings.port, settings.address, () => {
+      socket.off('error', onBindError);
+      const bound = socket.address();
+      const info = listenerInfo(settings, {
+        address: normalizeAddress(bound.address),
+        port: bound.port,
+      });
+      socket.on('error', (err) => {
+        host.diagnostics.error({
+          type: 'socket',
+          code: (err as { code?: string }).code,
+          protocol: 'udp',
+          local: info.local,
+          detail: err.message,
+        });
+      });
+      socket.on('message', (msg, rinfo) => {
+        host.datagram(info, msg, { address: normalizeAddress(rinfo.address), port: rinfo.port });
+      });
+      resolve(new UdpListener(socket, info));
+    });
+  });
+}
