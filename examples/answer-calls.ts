@@ -21,7 +21,9 @@ const ringMs = Number(values['ring-ms'] ?? 0);
 
 const stack = await createStack({
   listen,
-  ...(values.cert !== undefined && values.key !== undefined ? { tls: { certFile: values.cert, keyFile: values.key } } : {}),
+  ...(values.cert !== undefined && values.key !== undefined
+    ? { tls: { certFile: values.cert, keyFile: values.key } }
+    : {}),
 });
 const ua = new UserAgent(stack, { aor: 'sip:answer@127.0.0.1' });
 
@@ -57,7 +59,9 @@ ua.on('invite', (call) => {
 ua.on('message', () => undefined);
 
 for (const l of stack.transport.listeners) {
-  console.log(`listening ${l.protocol}:${l.local.address.includes(':') ? `[${l.local.address}]` : l.local.address}:${l.local.port}`);
+  console.log(
+    `listening ${l.protocol}:${l.local.address.includes(':') ? `[${l.local.address}]` : l.local.address}:${l.local.port}`,
+  );
 }
 
 process.on('SIGTERM', () => {

@@ -20,7 +20,9 @@ const { values, positionals } = parseArgs({
 });
 const target = positionals[0];
 if (target === undefined) {
-  console.error('usage: place-call.ts sip:USER@HOST:PORT [--transport udp|tcp|tls] [--hold-ms N] [--user U --password P]');
+  console.error(
+    'usage: place-call.ts sip:USER@HOST:PORT [--transport udp|tcp|tls] [--hold-ms N] [--user U --password P]',
+  );
   process.exit(1);
 }
 const transport = values.transport ?? 'udp';
@@ -29,7 +31,8 @@ if (!['udp', 'tcp', 'tls'].includes(transport)) {
   process.exit(1);
 }
 const holdMs = Number(values['hold-ms'] ?? 1000);
-const uri = transport === 'udp' || /;transport=/i.test(target) ? target : `${target};transport=${transport}`;
+const uri =
+  transport === 'udp' || /;transport=/i.test(target) ? target : `${target};transport=${transport}`;
 const parsed = parseUri(target);
 if (!parsed.ok || parsed.value.kind !== 'sip') {
   console.error(`not a SIP URI: ${target}`);

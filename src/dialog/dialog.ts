@@ -50,7 +50,11 @@ export interface DialogInit {
 
 /** Strips the tag parameter from a From/To address (the dialog keeps tags apart). */
 function withoutTag(na: NameAddr): string {
-  return formatNameAddr({ ...na, uri: na.uri, params: na.params.filter((p) => p.name.toLowerCase() !== 'tag') });
+  return formatNameAddr({
+    ...na,
+    uri: na.uri,
+    params: na.params.filter((p) => p.name.toLowerCase() !== 'tag'),
+  });
 }
 
 function contactTarget(m: SipRequest | SipResponse): Uri | undefined {
@@ -119,7 +123,11 @@ export class Dialog {
    * set MUST be set to the list of URIs in the Record-Route header field from
    * the request, taken in order".
    */
-  static fromUasRequest(request: SipRequest, localTag: string, state: DialogState): Dialog | undefined {
+  static fromUasRequest(
+    request: SipRequest,
+    localTag: string,
+    state: DialogState,
+  ): Dialog | undefined {
     const remoteTag = request.from.tag;
     const target = contactTarget(request);
     if (remoteTag === undefined || target === undefined) return undefined;

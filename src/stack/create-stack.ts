@@ -35,8 +35,10 @@ export async function createStack(options: CreateStackOptions = {}): Promise<Sta
   let transport = options.transport;
   if (transport === undefined) {
     const tls = options.tls;
-    const cert = tls?.cert ?? (tls?.certFile !== undefined ? readFileSync(tls.certFile, 'utf8') : undefined);
-    const key = tls?.key ?? (tls?.keyFile !== undefined ? readFileSync(tls.keyFile, 'utf8') : undefined);
+    const cert =
+      tls?.cert ?? (tls?.certFile !== undefined ? readFileSync(tls.certFile, 'utf8') : undefined);
+    const key =
+      tls?.key ?? (tls?.keyFile !== undefined ? readFileSync(tls.keyFile, 'utf8') : undefined);
     transport = await createTransportLayer({
       listen: options.listen ?? ['udp:127.0.0.1:5060'],
       ...(options.clock !== undefined ? { clock: options.clock } : {}),
@@ -45,7 +47,9 @@ export async function createStack(options: CreateStackOptions = {}): Promise<Sta
       ...(cert !== undefined && key !== undefined
         ? { tls: { cert, key, ...(tls?.ca !== undefined ? { ca: tls.ca } : {}) } }
         : {}),
-      ...(tls?.rejectUnauthorized !== undefined ? { rejectUnauthorized: tls.rejectUnauthorized } : {}),
+      ...(tls?.rejectUnauthorized !== undefined
+        ? { rejectUnauthorized: tls.rejectUnauthorized }
+        : {}),
     });
   }
   return new Stack({

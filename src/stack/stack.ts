@@ -172,6 +172,16 @@ export class Stack {
     this.handler = handler;
   }
 
+  private orphanHandler: ((req: IncomingRequest) => boolean) | undefined;
+
+  /**
+   * Offers in-dialog requests that match no dialog to `handler` before they are
+   * answered 481; it returns true when it took the request.
+   */
+  onOrphanRequest(handler: (req: IncomingRequest) => boolean): void {
+    this.orphanHandler = handler;
+  }
+
   /** Registers a dialog so that in-dialog requests find it. */
   addDialog(dialog: Dialog): void {
     this.dialogs.set(dialog.key, dialog);
@@ -206,7 +216,8 @@ export class Stack {
     const l = this.transport.listenerFor(dest) ?? this.transport.listeners[0];
     if (l === undefined) return '<sip:invalid>';
     const scheme = l.protocol === 'tls' || l.protocol === 'wss' ? 'sips' : 'sip';
-    const transport = l.protocol === 'udp' || l.protocol === 'tls' ? '' : `;transport=${l.protocol}`;
+    const transport =
+      l.protocol === 'udp' || l.protocol === 'tls' ? '' : `;transport=${l.protocol}`;
     const u = user !== undefined ? `${user}@` : '';
     return `<${scheme}:${u}${hostText(l.advertisedHost)}:${l.advertisedPort}${transport}>`;
   }
@@ -227,7 +238,7 @@ export class Stack {
    */
   send(request: SipRequest, options: SendOptions = {}): OutgoingRequest {
     const dest = options.destination ?? this.nextHop(request);
-    let current = this.withVia(this.decorate(request), dest);
+    const current = this.withVia(this.decorate(request), dest);
     let tx: ClientTransaction | undefined;
     let cancelWanted = false;
     let settled = false;
@@ -283,7 +294,8 @@ export class Stack {
             settle(res);
           },
           onTimeout: () => settle(createResponse(req, 408, { reason: 'Request Timeout' })),
-          onTransportError: () => settle(createResponse(req, 503, { reason: 'Service Unavailable' })),
+          onTransportError: () =>
+            settle(createResponse(req, 503, { reason: 'Service Unavailable' })),
         });
       };
       start(current);
@@ -310,7 +322,8 @@ export class Stack {
       return;
     }
     const dialog =
-      this.findDialog(invite.callId, invite.from.tag ?? '', remoteTag) ?? Dialog.fromUacResponse(invite, response);
+      this.findDialog(invite.callId, invite.from.tag ?? '', remoteTag) ??
+      Dialog.fromUacResponse(invite, response);
     if (dialog === undefined) return;
     const extra: [string, string][] = [];
     for (const name of ['Proxy-Authorization', 'Authorization']) {
@@ -327,20 +340,30 @@ export class Stack {
 
   // ---- receiving ------------------------------------------------------------
 
-  private receiveRequest(request: SipRequest, source: Source, tx: ServerTransaction | undefined): void {
+  private receiveRequest(
+    request: SipRequest,
+    source: Source,
+    tx: ServerTransaction | undefined,
+  ): void {
     if (this.closed) return;
     const toTag = request.to.tag;
     let dialog: Dialog | undefined;
     if (toTag !== undefined) {
       dialog = this.findDialog(request.callId, toTag, request.from.tag ?? '');
       if (dialog === undefined) {
+        // A NOTIFY may create its subscription's dialog before the SUBSCRIBE's
+        // 2xx arrives (RFC 6665 §4.1.2.4): the application may claim it.
+        if (this.orphanHandler?.(this.incoming(request, source, undefined, tx)) === true) return;
         // §12.2.2: "If the UAS wishes to reject the request because it does not
         // wish to recreate the dialog, it MUST respond ... with a 481".
         if (tx !== undefined) void tx.respond(createResponse(request, 481)).catch(() => undefined);
         return;
       }
       if (!dialog.acceptRemoteSeq(request)) {
-        if (tx !== undefined) void tx.respond(createResponse(request, 500, { reason: 'Out of Order' })).catch(() => undefined);
+        if (tx !== undefined)
+          void tx
+            .respond(createResponse(request, 500, { reason: 'Out of Order' }))
+            .catch(() => undefined);
         return;
       }
     }
@@ -446,7 +469,8 @@ export class Stack {
       this.pendingAcks.delete(key);
     }
     const toTag = ack.to.tag;
-    const dialog = toTag !== undefined ? this.findDialog(ack.callId, toTag, ack.from.tag ?? '') : undefined;
+    const dialog =
+      toTag !== undefined ? this.findDialog(ack.callId, toTag, ack.from.tag ?? '') : undefined;
     if (dialog !== undefined && dialog.state === 'early') dialog.state = 'confirmed';
     this.handler?.(this.incoming(ack, req.source, dialog, undefined));
   }
@@ -475,7 +499,8 @@ export class Stack {
     if (r.cseq.method === 'INVITE' && r.status >= 200 && r.status < 300) {
       const key = `${dialogKey({ callId: r.callId, localTag: r.from.tag ?? '', remoteTag: r.to.tag ?? '' })}\u0001${r.cseq.seq}`;
       const known = this.acks.get(key);
-      if (known !== undefined) void this.transport.sendRequest(known.ack, known.dest).catch(() => undefined);
+      if (known !== undefined)
+        void this.transport.sendRequest(known.ack, known.dest).catch(() => undefined);
     }
   }
 
@@ -508,10 +533,20 @@ export function destinationOf(uri: Uri): Destination {
     if (n === 'maddr' && p.value !== null) host = p.value;
   }
   let protocol: TransportProtocol =
-    transport === 'tcp' ? 'tcp' : transport === 'tls' ? 'tls' : transport === 'ws' ? 'ws' : transport === 'wss' ? 'wss' : 'udp';
+    transport === 'tcp'
+      ? 'tcp'
+      : transport === 'tls'
+        ? 'tls'
+        : transport === 'ws'
+          ? 'ws'
+          : transport === 'wss'
+            ? 'wss'
+            : 'udp';
   if (uri.scheme === 'sips') protocol = protocol === 'ws' || protocol === 'wss' ? 'wss' : 'tls';
   const address = host.startsWith('[') ? host.slice(1, -1) : host;
-  const port = uri.port ?? (protocol === 'tls' ? 5061 : protocol === 'ws' ? 80 : protocol === 'wss' ? 443 : 5060);
+  const port =
+    uri.port ??
+    (protocol === 'tls' ? 5061 : protocol === 'ws' ? 80 : protocol === 'wss' ? 443 : 5060);
   return { protocol, address, port };
 }
 

@@ -16,7 +16,8 @@ import {
 import type { TimerHandle } from '../base/index.ts';
 import type { Destination } from '../transport/index.ts';
 import { Dialog } from '../dialog/index.ts';
-import { Stack, destinationOf, type Credentials, type IncomingRequest } from './stack.ts';
+import type { Stack} from './stack.ts';
+import { destinationOf, type Credentials, type IncomingRequest } from './stack.ts';
 
 export interface UserAgentOptions {
   /** Address of record, e.g. sip:alice@example.com. */
@@ -147,6 +148,26 @@ export class UserAgent extends EventEmitter {
     if (!u.ok) throw new Error(`invalid AOR ${options.aor}: ${u.error}`);
     this.aor = u.value;
     stack.onRequest((req) => this.receive(req));
+    stack.onOrphanRequest((req) => this.claimNotify(req));
+  }
+
+  /**
+   * A NOTIFY for one of our subscriptions that matches no dialog yet (it may
+   * overtake the SUBSCRIBE's 2xx, RFC 6665 §4.1.2.4): create the subscription's
+   * dialog from it (§12.1.1 rules, our From tag as local tag) and handle it.
+   */
+  private claimNotify(req: IncomingRequest): boolean {
+    const m = req.message;
+    if (m.method !== 'NOTIFY') return false;
+    const sub = this.subscriptions.get(`${m.callId}\u0000${m.to.tag ?? ''}`);
+    if (sub === undefined) return false;
+    const dialog = Dialog.fromUasRequest(m, sub.fromTag, 'confirmed');
+    if (dialog !== undefined) {
+      this.stack.addDialog(dialog);
+      sub.dialog = dialog;
+    }
+    this.receive(req);
+    return true;
   }
 
   /** @internal send options for this UA (credentials, outbound proxy). */
@@ -247,7 +268,10 @@ export class UserAgent extends EventEmitter {
   }
 
   /** Places a call (§13.2.1) with an SDP offer; resolves once answered (after the ACK is sent). */
-  async call(uri: string, options: { sdp: string; headers?: readonly (readonly [string, string])[] }): Promise<Call> {
+  async call(
+    uri: string,
+    options: { sdp: string; headers?: readonly (readonly [string, string])[] },
+  ): Promise<Call> {
     const target = this.target(uri);
     const dest = this.nextHopFor(target);
     const call = new Call(this);
@@ -260,7 +284,10 @@ export class UserAgent extends EventEmitter {
       callId: this.stack.ids.callId(),
       cseq: 1,
       contact: this.stack.contactFor(dest, this.userPart()),
-      headers: [['Allow', 'INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, NOTIFY'], ...(options.headers ?? [])],
+      headers: [
+        ['Allow', 'INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, NOTIFY'],
+        ...(options.headers ?? []),
+      ],
       body: options.sdp,
       contentType: 'application/sdp',
     });
@@ -282,7 +309,9 @@ export class UserAgent extends EventEmitter {
     const res = await out.final;
     if (res.status >= 300) {
       call.end('remote');
-      const err = new Error(`call failed: ${res.status} ${res.reason}`) as Error & { response: SipResponse };
+      const err = new Error(`call failed: ${res.status} ${res.reason}`) as Error & {
+        response: SipResponse;
+      };
       err.response = res;
       throw err;
     }
@@ -327,11 +356,16 @@ export class UserAgent extends EventEmitter {
    * Subscribes to an event package (RFC 6665 §4.1.2); NOTIFYs arrive as
    * 'notify' events on the returned subscription (and are answered 200).
    */
-  async subscribe(uri: string, event: string, options: { expires?: number; accept?: string } = {}): Promise<Subscription> {
+  async subscribe(
+    uri: string,
+    event: string,
+    options: { expires?: number; accept?: string; onNotify?: (notify: SipRequest) => void } = {},
+  ): Promise<Subscription> {
     const target = this.target(uri);
     const fromTag = this.stack.ids.tag();
     const callId = this.stack.ids.callId();
     const sub = new Subscription(callId, fromTag, event);
+    if (options.onNotify !== undefined) sub.on('notify', options.onNotify);
     this.subscriptions.set(`${callId}\u0000${fromTag}`, sub);
     const dest = this.nextHopFor(target);
     const req = createRequest({
@@ -345,7 +379,9 @@ export class UserAgent extends EventEmitter {
       headers: [
         ['Event', event],
         ['Expires', String(options.expires ?? 3600)],
-        ...(options.accept !== undefined ? ([['Accept', options.accept]] as [string, string][]) : []),
+        ...(options.accept !== undefined
+          ? ([['Accept', options.accept]] as [string, string][])
+          : []),
       ],
     });
     const res = await this.stack.send(req, this.outOfDialogOptions()).final;
@@ -405,6 +441,7 @@ export class UserAgent extends EventEmitter {
         const state = m.getRaw('Subscription-State') ?? '';
         if (/^\s*terminated/i.test(state)) {
           this.subscriptions.delete(`${m.callId}\u0000${fromTag}`);
+          if (sub.dialog !== undefined) this.stack.removeDialog(sub.dialog);
           sub.emit('terminated', m);
         }
         return;
@@ -415,7 +452,9 @@ export class UserAgent extends EventEmitter {
           return;
         }
         if (m.method === 'OPTIONS') {
-          void req.reply(200, { headers: [['Allow', 'INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, NOTIFY']] });
+          void req.reply(200, {
+            headers: [['Allow', 'INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, NOTIFY']],
+          });
           return;
         }
         if (m.method === 'MESSAGE') {
@@ -423,7 +462,9 @@ export class UserAgent extends EventEmitter {
           void req.reply(200).catch(() => undefined);
           return;
         }
-        void req.reply(405, { headers: [['Allow', 'INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, NOTIFY']] });
+        void req.reply(405, {
+          headers: [['Allow', 'INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, NOTIFY']],
+        });
       }
     }
   }
@@ -435,6 +476,7 @@ export class Subscription extends EventEmitter {
   readonly fromTag: string;
   readonly event: string;
   response: SipResponse | undefined;
+  dialog: Dialog | undefined;
 
   constructor(callId: string, fromTag: string, event: string) {
     super();
