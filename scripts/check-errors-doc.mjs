@@ -30,7 +30,13 @@ if (!existsSync(cataloguePath)) {
   process.exit(0);
 }
 
-const sources = [cataloguePath, ...WIRE_ROOTS.flatMap((dir) => findErrorFiles(join(root, dir)))];
+// Transport failures are a union type in the transport contract.
+const EXTRA = ['src/transport/transport.ts'].map((f) => join(root, f)).filter((f) => existsSync(f));
+const sources = [
+  cataloguePath,
+  ...WIRE_ROOTS.flatMap((dir) => findErrorFiles(join(root, dir))),
+  ...EXTRA,
+];
 /** code -> files that mention it */
 const codes = new Map();
 for (const file of sources.sort()) {

@@ -92,11 +92,14 @@ export interface TransportDelegate {
 }
 
 /** Stable codes of transport failures (thrown as TransportError, or rejected promises). */
-export type TransportErrorCode =
-  | 'SB_ERR_TRANSPORT_NO_LISTENER' // no listener can reach that destination (protocol/family)
-  | 'SB_ERR_TRANSPORT_CONNECT' // connection refused / timed out
-  | 'SB_ERR_TRANSPORT_SEND' // socket error while sending
-  | 'SB_ERR_TRANSPORT_CLOSED'; // layer or connection closed
+export const TRANSPORT_ERROR_CODES = [
+  'SB_ERR_TRANSPORT_NO_LISTENER', // no listener can reach that destination (protocol/family)
+  'SB_ERR_TRANSPORT_CONNECT', // connection refused / timed out
+  'SB_ERR_TRANSPORT_SEND', // socket error while sending
+  'SB_ERR_TRANSPORT_CLOSED', // layer or connection closed
+] as const;
+
+export type TransportErrorCode = (typeof TRANSPORT_ERROR_CODES)[number];
 
 export class TransportError extends Error {
   readonly code: TransportErrorCode;
