@@ -16,7 +16,7 @@ import {
 import type { TimerHandle } from '../base/index.ts';
 import type { Destination } from '../transport/index.ts';
 import { Dialog } from '../dialog/index.ts';
-import type { Stack} from './stack.ts';
+import type { Stack } from './stack.ts';
 import { destinationOf, type Credentials, type IncomingRequest } from './stack.ts';
 
 export interface UserAgentOptions {
