@@ -104,7 +104,7 @@ export class IncomingCall extends Call {
     this.state = 'established';
     ua.stack.retransmitUntilAck(response, this.request.source, () => {
       // §13.3.1.4: no ACK within 64*T1: "the UAS core SHOULD ... terminate the dialog" with BYE.
-      void this.hangup();
+      void this.hangup().catch(() => undefined);
     });
     this.emit('established');
   }
@@ -399,9 +399,13 @@ export class UserAgent extends EventEmitter {
         if (req.dialog !== undefined) {
           // A re-INVITE (§14.2): accept with the same session for now.
           req.dialog.refreshTarget(m);
-          void req.reply(200, {
-            headers: [['Contact', this.stack.contactFor(sourceDestination(req), this.userPart())]],
-          });
+          void req
+            .reply(200, {
+              headers: [
+                ['Contact', this.stack.contactFor(sourceDestination(req), this.userPart())],
+              ],
+            })
+            .catch(() => undefined);
           return;
         }
         const call = new IncomingCall(this, req);
@@ -415,7 +419,7 @@ export class UserAgent extends EventEmitter {
           });
         }
         if (this.listenerCount('invite') === 0) {
-          void call.reject(480);
+          void call.reject(480).catch(() => undefined);
           return;
         }
         this.emit('invite', call);
@@ -452,9 +456,11 @@ export class UserAgent extends EventEmitter {
           return;
         }
         if (m.method === 'OPTIONS') {
-          void req.reply(200, {
-            headers: [['Allow', 'INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, NOTIFY']],
-          });
+          void req
+            .reply(200, {
+              headers: [['Allow', 'INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, NOTIFY']],
+            })
+            .catch(() => undefined);
           return;
         }
         if (m.method === 'MESSAGE') {
@@ -462,9 +468,11 @@ export class UserAgent extends EventEmitter {
           void req.reply(200).catch(() => undefined);
           return;
         }
-        void req.reply(405, {
-          headers: [['Allow', 'INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, NOTIFY']],
-        });
+        void req
+          .reply(405, {
+            headers: [['Allow', 'INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, NOTIFY']],
+          })
+          .catch(() => undefined);
       }
     }
   }

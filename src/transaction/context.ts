@@ -84,7 +84,7 @@ export type TransactionEvent =
       readonly error: unknown;
     }
   | {
-      /** A response that matched no client transaction (§17.1.3, §18.1.2 as updated by RFC 6026 §8.11). */
+      /** A response that matched no client transaction (§17.1.3, §18.1.2). */
       readonly type: 'stray-response';
       readonly status: number;
       readonly method: string;

@@ -136,7 +136,7 @@ const TABLE: readonly Row[] = [
     acks: [],
   },
   {
-    name: 'Accepted --Timer M--> Terminated (RFC 6026 §8.4); a later 2xx is stray (§18.1.2, RFC 6026 §8.11)',
+    name: 'Accepted --Timer M--> Terminated (RFC 6026 §8.4); a later 2xx is stray (§17.1.3, §18.1.2)',
     steps: [
       ['advance', 100],
       ['answer', 200],

@@ -19,8 +19,8 @@
  *
  * The ACK for a non-2xx final response is built and sent here (§17.1.1.3).
  * 2xx responses, and in Accepted their retransmissions and the 2xx of other
- * forks, go to the TU, which sends its own ACK (§13.2.2.4; RFC 6026 §8.4: "The
- * client transaction MUST NOT generate an ACK to any 2xx response on its own").
+ * forks, go to the TU, which sends its own ACK (§13.2.2.4; under RFC 6026 §8.4
+ * the transaction never ACKs a 2xx itself).
  *
  * CANCEL (§9.1) is started from here because it depends on this machine's
  * state: it waits for a provisional response and is never sent after a final
@@ -72,8 +72,8 @@ export interface InviteClientHost {
   /** Called once, on entering Terminated: the layer forgets the transaction. */
   terminated(tx: InviteClientTransaction): void;
   /**
-   * Starts the CANCEL's own non-INVITE client transaction (§9.1: "the CANCEL
-   * request ... constitutes its own transaction") to the INVITE's destination.
+   * Starts the CANCEL's own non-INVITE client transaction (§17.1.3: "a CANCEL
+   * request constitutes a different transaction") to the INVITE's destination.
    */
   startCancel(
     cancel: SipRequest,
@@ -180,6 +180,7 @@ export class InviteClientTransaction {
    * If an unreliable transport is being used, the client transaction MUST start
    * timer A with a value of T1. ... For any transport, the client transaction
    * MUST start timer B with a value of 64*T1 seconds".
+   * @internal Called by the TransactionLayer (and the machine tests), not by the TU.
    */
   start(): void {
     if (this.started) return;
@@ -190,7 +191,10 @@ export class InviteClientTransaction {
     this.timers.start('B', this.values.B, () => this.onTimerB());
   }
 
-  /** A response matched to this transaction by §17.1.3. */
+  /**
+   * A response matched to this transaction by §17.1.3.
+   * @internal Called by the TransactionLayer (and the machine tests), not by the TU.
+   */
   receiveResponse(res: SipResponse): void {
     const status = res.status;
     switch (this.current) {
@@ -242,8 +246,8 @@ export class InviteClientTransaction {
         else this.timers.start('D', this.values.D, () => this.onTimerD());
         return;
       case 'accepted':
-        // RFC 6026 §8.4: "any 2xx response received while in the 'Accepted' state MUST be passed
-        // up to the TU" (retransmissions, and 2xx from other forks).
+        // RFC 6026 §8.4: in Accepted every 2xx (a retransmission, or the 2xx of another fork) is
+        // passed up to the TU; anything else is absorbed.
         if (status >= 200 && status < 300) this.deliver(res);
         else this.ctx.emit({ type: 'absorbed', side: 'client', id: this.id, what: 'response' });
         return;
@@ -286,12 +290,16 @@ export class InviteClientTransaction {
   /**
    * The layer learned that the transport cannot deliver for this transaction
    * (its connection closed): handled as a transport error.
+   * @internal Called by the TransactionLayer (and the machine tests), not by the TU.
    */
   transportFailed(error: Error): void {
     this.onTransportError(error);
   }
 
-  /** Stops every timer and ends the transaction without telling the TU (layer close). */
+  /**
+   * Stops every timer and ends the transaction without telling the TU (layer close).
+   * @internal Called by the TransactionLayer (and the machine tests), not by the TU.
+   */
   abort(): void {
     if (this.current === 'terminated') return;
     this.transition('terminated', false);
@@ -344,8 +352,7 @@ export class InviteClientTransaction {
   private onTimerM(): void {
     if (this.current !== 'accepted') return;
     this.firedEvent('M');
-    // RFC 6026 §8.4: "If Timer M fires while the client transaction is in the 'Accepted' state,
-    // the client transaction MUST move to the 'Terminated' state."
+    // RFC 6026 §8.4: when Timer M fires in Accepted, the transaction moves to Terminated.
     this.transition('terminated');
   }
 

@@ -1,5 +1,5 @@
 /**
- * The INVITE server transaction (RFC 3261 §17.2.1, RFC 6026 §8.5–§8.7), driven
+ * The INVITE server transaction (RFC 3261 §17.2.1, RFC 6026 §8.7, §8.8), driven
  * through a TransactionLayer on endpoint B of the memory transport; endpoint A
  * is a bare transport that sends the INVITE, its retransmissions and ACKs.
  * Latency is 0, so the times are the timers' own.
@@ -77,7 +77,7 @@ const TABLE: readonly Row[] = [
     sent: ['100 100', '1100 100'],
   },
   {
-    name: 'Proceeding --2xx from TU--> Accepted: sent once, not retransmitted; Timer L (RFC 6026 §8.5, §8.7)',
+    name: 'Proceeding --2xx from TU--> Accepted: sent once, not retransmitted; Timer L (RFC 6026 §8.7)',
     steps: [
       ['advance', 10],
       ['tu', 200],
@@ -213,25 +213,33 @@ const TABLE: readonly Row[] = [
     tu: ['10 terminated'],
   },
   {
-    name: 'Proceeding --transport error--> Terminated: error to TU (§17.2.1 Figure 7, §17.2.4)',
-    steps: [['fail-sends'], ['tu', 180]],
-    state: 'terminated',
-    sent: [],
-    tu: ['0 transport-error SB_ERR_TRANSPORT_SEND', '0 terminated'],
-  },
-  {
-    name: 'Accepted --transport error--> Accepted: error to TU, the transaction stays (RFC 6026 §7.1)',
-    steps: [['fail-sends'], ['tu', 200]],
-    state: 'accepted',
+    name: 'Proceeding --transport error--> Proceeding: error to TU, the transaction stays (RFC 6026 §8.8)',
+    steps: [['fail-sends'], ['tu', 180], ['advance', 1000], ['tu', 183]],
+    state: 'proceeding',
     sent: [],
     tu: ['0 transport-error SB_ERR_TRANSPORT_SEND'],
   },
   {
-    name: 'Completed --transport error (Timer G)--> Terminated: error to TU (§17.2.1 Figure 7)',
-    steps: [['tu', 486], ['fail-sends'], ['advance', 500]],
+    name: 'Proceeding, after a transport error: an INVITE retransmission still does not reach the TU (RFC 6026 §7.1)',
+    steps: [['fail-sends'], ['tu', 180], ['retransmit']],
+    state: 'proceeding',
+    sent: [],
+    tu: ['0 transport-error SB_ERR_TRANSPORT_SEND'],
+  },
+  {
+    name: 'Accepted --transport error--> Accepted: error to TU, the transaction stays (RFC 6026 §8.8)',
+    steps: [['fail-sends'], ['tu', 200], ['retransmit'], ['advance', 32_000]],
+    state: 'terminated',
+    sent: [],
+    tu: ['0 transport-error SB_ERR_TRANSPORT_SEND', '32000 terminated'],
+  },
+  {
+    name: 'Completed --transport error--> Completed: error to TU once; Timer H still ends it (RFC 6026 §8.8)',
+    // (A failure is reported asynchronously, so the clock stops at 500 ms to let it arrive.)
+    steps: [['tu', 486], ['fail-sends'], ['advance', 500], ['advance', 1000], ['advance', 30_500]],
     state: 'terminated',
     sent: ['0 486'],
-    tu: ['500 transport-error SB_ERR_TRANSPORT_SEND', '500 terminated'],
+    tu: ['500 transport-error SB_ERR_TRANSPORT_SEND', '32000 timeout', '32000 terminated'],
   },
 ];
 

@@ -1,6 +1,7 @@
 /**
  * The INVITE server transaction (RFC 3261 §17.2.1, Figure 7, as updated by
- * RFC 6026 §8.5–§8.7 with the Accepted state and Timer L).
+ * RFC 6026 §8.7 with the Accepted state and Timer L, and §8.8 on transport
+ * errors).
  *
  * ```
  *  proceeding  --INVITE retransmission--> proceeding  last provisional sent again
@@ -8,23 +9,24 @@
  *  proceeding  --200 ms, TU silent-->     proceeding  100 Trying sent
  *  proceeding  --2xx from TU-->           accepted    sent once; Timer L
  *  proceeding  --300-699 from TU-->       completed   sent; Timers G (unreliable), H
- *  proceeding  --transport error-->       terminated  error to TU
+ *  proceeding  --transport error-->       proceeding  error to TU (RFC 6026 §8.8)
  *  accepted    --INVITE retransmission--> accepted    absorbed
  *  accepted    --ACK-->                   accepted    ACK to TU
  *  accepted    --2xx from TU-->           accepted    sent (the TU's retransmissions)
- *  accepted    --transport error-->       accepted    error to TU
+ *  accepted    --transport error-->       accepted    error to TU (RFC 6026 §8.8)
  *  accepted    --Timer L-->               terminated
  *  completed   --INVITE retransmission--> completed   final response sent again
  *  completed   --Timer G-->               completed   final response sent again, G = min(2G, T2)
  *  completed   --ACK-->                   confirmed   Timer I
- *  completed   --Timer H / transport error--> terminated  failure to TU
+ *  completed   --transport error-->       completed   error to TU (RFC 6026 §8.8)
+ *  completed   --Timer H-->               terminated  failure to TU
  *  confirmed   --ACK-->                   confirmed   absorbed
  *  confirmed   --Timer I-->               terminated
  * ```
  *
  * The TU sends responses with `respond()`; the 2xx is sent once by the
  * transaction, and its retransmissions until the ACK are the TU's job (§13.3.1.4;
- * RFC 6026 §8.5: "retransmissions of 2xx responses are handled by the TU").
+ * RFC 6026 §8.7: "retransmissions of 2xx responses are handled by the TU").
  */
 import { createResponse } from '../sip/message/builder.ts';
 import type { SipRequest, SipResponse } from '../sip/message/message.ts';
@@ -60,7 +62,10 @@ export interface InviteServerUser {
    * transaction "MUST indicate to the TU that a transaction failure has occurred").
    */
   onTimeout?(tx: InviteServerTransaction): void;
-  /** The transport failed to send a response (§17.2.4; after the transport's own failover). */
+  /**
+   * The transport failed to send a response (§17.2.4; after the transport's own
+   * failover). Reported once; the transaction stays in its state (RFC 6026 §8.8).
+   */
   onTransportError?(tx: InviteServerTransaction, error: Error): void;
   onTerminated?(tx: InviteServerTransaction): void;
 }
@@ -99,6 +104,8 @@ export class InviteServerTransaction {
   private intervalG: number;
   private provisional: SipResponse | undefined;
   private last: SipResponse | undefined;
+  /** A transport error has been reported to the TU (RFC 6026 §8.8). */
+  private failed = false;
 
   constructor(o: InviteServerInit) {
     if (o.request.method !== 'INVITE') {
@@ -143,8 +150,8 @@ export class InviteServerTransaction {
 
   /**
    * Sends a response from the TU. Resolves when the transport has taken it;
-   * rejects with the transport's error, which also reaches
-   * `onTransportError` and moves the machine (Figure 7). A response the state
+   * rejects with the transport's error, which also reaches `onTransportError`
+   * (the first one; the machine keeps its state, RFC 6026 §8.8). A response the state
    * does not allow (anything after a non-2xx final, a non-2xx after a 2xx) is
    * discarded with an `ignored-response` event and a resolved promise.
    */
@@ -162,7 +169,7 @@ export class InviteServerTransaction {
           return this.send(res, false);
         }
         if (status < 300) {
-          // RFC 6026 §8.5: "If, while in the 'Proceeding' state, the TU passes a 2xx response to
+          // RFC 6026 §8.7: "If, while in the 'Proceeding' state, the TU passes a 2xx response to
           // the server transaction, the server transaction MUST pass this response to the
           // transport layer for transmission. It is not retransmitted by the server transaction;
           // retransmissions of 2xx responses are handled by the TU. The server transaction MUST
@@ -204,7 +211,10 @@ export class InviteServerTransaction {
     }
   }
 
-  /** A retransmission of the INVITE (matched by §17.2.3). */
+  /**
+   * A retransmission of the INVITE (matched by §17.2.3).
+   * @internal Called by the TransactionLayer (and the machine tests), not by the TU.
+   */
   receiveRequest(_retransmission: InboundRequest): void {
     switch (this.current) {
       case 'proceeding':
@@ -234,7 +244,10 @@ export class InviteServerTransaction {
     }
   }
 
-  /** An ACK matched to this transaction (§17.2.3: "except for ACK, where the method ... is INVITE"). */
+  /**
+   * An ACK matched to this transaction (§17.2.3: "except for ACK, where the method ... is INVITE").
+   * @internal Called by the TransactionLayer (and the machine tests), not by the TU.
+   */
   receiveAck(ack: InboundRequest): void {
     switch (this.current) {
       case 'completed':
@@ -268,7 +281,10 @@ export class InviteServerTransaction {
     }
   }
 
-  /** Stops every timer and ends the transaction without telling the TU (layer close). */
+  /**
+   * Stops every timer and ends the transaction without telling the TU (layer close).
+   * @internal Called by the TransactionLayer (and the machine tests), not by the TU.
+   */
   abort(): void {
     if (this.current === 'terminated') return;
     this.transition('terminated', false);
@@ -361,21 +377,16 @@ export class InviteServerTransaction {
   private onTransportError(error: Error): void {
     if (this.current === 'confirmed' || this.current === 'terminated') return;
     this.ctx.emit({ type: 'transport-error', side: 'server', id: this.id, error });
-    const report = (): void => {
-      const onError = this.user.onTransportError;
-      if (onError !== undefined) {
-        this.ctx.callUser(this.id, () => onError.call(this.user, this, error));
-      }
-    };
-    // RFC 6026 §7.1: a transport error while sending a 2xx must not destroy the transaction,
-    // which is still needed to absorb retransmissions of the INVITE: Accepted stays.
-    if (this.current === 'accepted') {
-      report();
-      return;
-    }
-    // §17.2.1, Figure 7: in Proceeding and Completed, "Transport Err. / Inform TU" leads to
-    // Terminated (§17.2.4: after the transport layer's own failover attempts).
-    this.transition('terminated', true, report);
+    // RFC 6026 §8.8, replacing the end of RFC 3261 §17.2.4: "If those should all fail, based on
+    // the definition of failure in [4], the server transaction SHOULD inform the TU that a
+    // failure has occurred, and MUST remain in the current state." (RFC 6026 §7.1: the state is
+    // needed to absorb retransmissions of the INVITE.) Timers H and L still end the
+    // transaction. The TU hears of the first failure only, not of every Timer G retransmission.
+    if (this.failed) return;
+    this.failed = true;
+    const onError = this.user.onTransportError;
+    if (onError !== undefined)
+      this.ctx.callUser(this.id, () => onError.call(this.user, this, error));
   }
 
   private firedEvent(timer: MachineTimer): void {

@@ -117,6 +117,7 @@ export class NonInviteClientTransaction {
    * transaction SHOULD set timer F to fire in 64*T1 seconds. The request MUST be
    * passed to the transport layer for transmission. If an unreliable transport
    * is in use, the client transaction MUST set timer E to fire in T1 seconds."
+   * @internal Called by the TransactionLayer (and the machine tests), not by the TU.
    */
   start(): void {
     if (this.started) return;
@@ -127,7 +128,10 @@ export class NonInviteClientTransaction {
     if (this.intervalE > 0) this.timers.start('E', this.intervalE, () => this.onTimerE());
   }
 
-  /** A response matched to this transaction by §17.1.3. */
+  /**
+   * A response matched to this transaction by §17.1.3.
+   * @internal Called by the TransactionLayer (and the machine tests), not by the TU.
+   */
   receiveResponse(res: SipResponse): void {
     const status = res.status;
     switch (this.current) {
@@ -173,12 +177,16 @@ export class NonInviteClientTransaction {
   /**
    * The layer learned that the transport cannot deliver for this transaction
    * (its connection closed): handled as a transport error.
+   * @internal Called by the TransactionLayer (and the machine tests), not by the TU.
    */
   transportFailed(error: Error): void {
     this.onTransportError(error);
   }
 
-  /** Stops every timer and ends the transaction without telling the TU (layer close). */
+  /**
+   * Stops every timer and ends the transaction without telling the TU (layer close).
+   * @internal Called by the TransactionLayer (and the machine tests), not by the TU.
+   */
   abort(): void {
     if (this.current === 'terminated') return;
     this.transition('terminated', false);

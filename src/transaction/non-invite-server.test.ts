@@ -105,18 +105,18 @@ const TABLE: readonly Row[] = [
     tu: ['0 terminated'],
   },
   {
-    name: 'Proceeding --transport error--> Terminated: error to TU (§17.2.2 Figure 8)',
-    steps: [['fail-sends'], ['tu', 100]],
-    state: 'terminated',
+    name: 'Proceeding --transport error--> Proceeding: error to TU, the transaction stays (RFC 6026 §8.8)',
+    steps: [['fail-sends'], ['tu', 100], ['retransmit']],
+    state: 'proceeding',
     sent: [],
-    tu: ['0 transport-error SB_ERR_TRANSPORT_SEND', '0 terminated'],
+    tu: ['0 transport-error SB_ERR_TRANSPORT_SEND'],
   },
   {
-    name: 'Completed --transport error--> Terminated: error to TU (§17.2.2 Figure 8)',
-    steps: [['tu', 200], ['fail-sends'], ['retransmit']],
+    name: 'Completed --transport error--> Completed: error to TU once; Timer J still ends it (RFC 6026 §8.8)',
+    steps: [['tu', 200], ['fail-sends'], ['retransmit'], ['retransmit'], ['advance', 32_000]],
     state: 'terminated',
     sent: ['0 200'],
-    tu: ['0 transport-error SB_ERR_TRANSPORT_SEND', '0 terminated'],
+    tu: ['0 transport-error SB_ERR_TRANSPORT_SEND', '32000 terminated'],
   },
 ];
 

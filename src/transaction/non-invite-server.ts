@@ -1,5 +1,6 @@
 /**
- * The non-INVITE server transaction (RFC 3261 §17.2.2, Figure 8).
+ * The non-INVITE server transaction (RFC 3261 §17.2.2, Figure 8; transport
+ * errors per RFC 6026 §8.8).
  *
  * ```
  *  trying      --request retransmission--> trying      discarded
@@ -8,10 +9,10 @@
  *  proceeding  --1xx from TU-->            proceeding  sent
  *  proceeding  --request retransmission--> proceeding  last provisional sent again
  *  proceeding  --200-699 from TU-->        completed   sent; Timer J
- *  proceeding  --transport error-->        terminated  error to TU
+ *  proceeding  --transport error-->        proceeding  error to TU (RFC 6026 §8.8)
  *  completed   --request retransmission--> completed   final response sent again
  *  completed   --any response from TU-->   completed   discarded
- *  completed   --transport error-->        terminated  error to TU
+ *  completed   --transport error-->        completed   error to TU (RFC 6026 §8.8)
  *  completed   --Timer J-->                terminated
  * ```
  */
@@ -34,7 +35,10 @@ const NEXT: Readonly<Record<NonInviteServerState, readonly NonInviteServerState[
 
 /** Optional callbacks of the TU of a server transaction (set with `setUser`). */
 export interface NonInviteServerUser {
-  /** The transport failed to send a response (§17.2.4; after the transport's own failover). */
+  /**
+   * The transport failed to send a response (§17.2.4; after the transport's own
+   * failover). Reported once; the transaction stays in its state (RFC 6026 §8.8).
+   */
   onTransportError?(tx: NonInviteServerTransaction, error: Error): void;
   onTerminated?(tx: NonInviteServerTransaction): void;
 }
@@ -69,6 +73,8 @@ export class NonInviteServerTransaction {
   private readonly values: TimerValues;
   private readonly timers: TimerSet<MachineTimer>;
   private last: SipResponse | undefined;
+  /** A transport error has been reported to the TU (RFC 6026 §8.8). */
+  private failed = false;
 
   constructor(o: NonInviteServerInit) {
     if (o.request.method === 'INVITE' || o.request.method === 'ACK') {
@@ -108,7 +114,7 @@ export class NonInviteServerTransaction {
   /**
    * Sends a response from the TU. Resolves when the transport has taken it;
    * rejects with the transport's error, which also reaches `onTransportError`
-   * and ends the transaction (Figure 8). In Completed every further response is
+   * (the first one; the machine keeps its state, RFC 6026 §8.8). In Completed every further response is
    * discarded (§17.2.2) with an `ignored-response` event and a resolved promise.
    */
   respond(res: SipResponse): Promise<void> {
@@ -145,7 +151,10 @@ export class NonInviteServerTransaction {
     }
   }
 
-  /** A retransmission of the request (matched by §17.2.3). */
+  /**
+   * A retransmission of the request (matched by §17.2.3).
+   * @internal Called by the TransactionLayer (and the machine tests), not by the TU.
+   */
   receiveRequest(_retransmission: InboundRequest): void {
     switch (this.current) {
       case 'trying':
@@ -167,7 +176,10 @@ export class NonInviteServerTransaction {
     }
   }
 
-  /** Stops every timer and ends the transaction without telling the TU (layer close). */
+  /**
+   * Stops every timer and ends the transaction without telling the TU (layer close).
+   * @internal Called by the TransactionLayer (and the machine tests), not by the TU.
+   */
   abort(): void {
     if (this.current === 'terminated') return;
     this.transition('terminated', false);
@@ -205,22 +217,25 @@ export class NonInviteServerTransaction {
   }
 
   private onTransportError(error: Error): void {
-    // Figure 8: "Trnsprt Err. / Inform TU" from Proceeding and from Completed to Terminated.
-    if (this.current !== 'proceeding' && this.current !== 'completed') return;
+    if (this.current === 'terminated') return;
     this.ctx.emit({ type: 'transport-error', side: 'server', id: this.id, error });
-    this.transition('terminated', true, () => {
-      const onError = this.user.onTransportError;
-      if (onError !== undefined) {
-        this.ctx.callUser(this.id, () => onError.call(this.user, this, error));
-      }
-    });
+    // RFC 6026 §8.8 rewrote the end of RFC 3261 §17.2.4 for every server transaction: "the
+    // server transaction SHOULD inform the TU that a failure has occurred, and MUST remain in
+    // the current state." (Figure 8 still draws "Trnsprt Err." to Terminated; the updated text
+    // wins, and it keeps a retransmitted request from reaching the TU a second time.) Timer J,
+    // or the TU's final response, still ends the transaction. The TU hears of the first
+    // failure only.
+    if (this.failed) return;
+    this.failed = true;
+    const onError = this.user.onTransportError;
+    if (onError !== undefined)
+      this.ctx.callUser(this.id, () => onError.call(this.user, this, error));
   }
 
   /**
-   * The one guarded state change of this machine (Figure 8). `before` runs after
-   * the state has changed and before onTerminated.
+   * The one guarded state change of this machine (Figure 8).
    */
-  private transition(to: NonInviteServerState, notify = true, before?: () => void): void {
+  private transition(to: NonInviteServerState, notify = true): void {
     const from = this.current;
     if (!NEXT[from].includes(to)) {
       throw new SwitchboardError(
@@ -236,7 +251,6 @@ export class NonInviteServerTransaction {
       this.timers.stopAll();
       this.host.terminated(this);
       if (notify) {
-        before?.();
         const onTerminated = this.user.onTerminated;
         if (onTerminated !== undefined) {
           this.ctx.callUser(this.id, () => onTerminated.call(this.user, this));

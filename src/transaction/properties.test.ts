@@ -186,8 +186,9 @@ describe('transaction state machines under random events (fast-check)', () => {
             case 'fail-next-send':
               observer.failNext = true;
               break;
-            default:
-              break;
+            case 'ack':
+            case 'retransmit':
+              break; // not an event of this machine
           }
           await flush();
         }
@@ -232,8 +233,10 @@ describe('transaction state machines under random events (fast-check)', () => {
             case 'fail-next-send':
               observer.failNext = true;
               break;
-            default:
-              break;
+            case 'ack':
+            case 'cancel':
+            case 'retransmit':
+              break; // not an event of this machine
           }
           await flush();
         }
@@ -298,8 +301,9 @@ describe('transaction state machines under random events (fast-check)', () => {
             case 'fail-next-send':
               observer.failNext = true;
               break;
-            default:
-              break;
+            case 'cancel':
+            case 'transport-error':
+              break; // not an event of this machine
           }
           await flush();
         }
@@ -346,8 +350,10 @@ describe('transaction state machines under random events (fast-check)', () => {
             case 'fail-next-send':
               observer.failNext = true;
               break;
-            default:
-              break;
+            case 'ack':
+            case 'cancel':
+            case 'transport-error':
+              break; // not an event of this machine
           }
           await flush();
         }

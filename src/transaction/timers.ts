@@ -78,9 +78,10 @@ export function timerValues(t: TransactionTimers, reliable: boolean): TimerValue
     J: reliable ? 0 : sixtyFour,
     // §17.1.2.2: "Timer K to fire in T4 seconds for unreliable transports, and zero seconds for reliable".
     K: reliable ? 0 : t.T4,
-    // RFC 6026 §8.7: "the server transaction MUST ... set Timer L to 64*T1" on entering Accepted.
+    // RFC 6026 §8.7: Timer L, set to 64*T1 on entering Accepted (server).
     L: sixtyFour,
-    // RFC 6026 §8.4: "the client transaction MUST ... start Timer M with a value of 64*T1".
+    // RFC 6026 §8.4: "... transition to the 'Accepted' state, pass the 2xx response to the TU,
+    // and set Timer M to 64*T1" (client).
     M: sixtyFour,
   };
 }

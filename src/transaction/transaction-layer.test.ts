@@ -20,6 +20,7 @@ import {
   TransactionLayer,
   type ClientTransactionUser,
   type ServerTransaction,
+  type ServerTransactionUser,
   type TransactionLayerOptions,
 } from './transaction-layer.ts';
 
@@ -69,7 +70,7 @@ function rawRequest(lines: string[]): string {
 
 // ---- client side ------------------------------------------------------------
 
-test('a response matching no client transaction goes to onStrayResponse (RFC 6026 §8.11), or is dropped', () => {
+test('a response matching no client transaction goes to onStrayResponse, or is dropped (§17.1.3, §18.1.2)', () => {
   const clock = new ManualClock();
   const net = createMemoryTransportPair({ clock, latencyMs: 0 });
   const events: TransactionEvent[] = [];
@@ -402,6 +403,30 @@ test('no delegate: a request is answered 503; a throwing TU is contained (user-e
     'a user-error event',
   );
   assert.equal(h.layer.size.server, 2);
+});
+
+test('public types: one ServerTransactionUser serves either server machine (Timer H, Timer J)', () => {
+  const h = serverSide();
+  const log: string[] = [];
+  const user: ServerTransactionUser = {
+    onTimeout: (tx) => void log.push(`${h.clock.now()} timeout ${tx.kind}`),
+    onTerminated: (tx) => void log.push(`${h.clock.now()} terminated ${tx.kind}`),
+  };
+  h.layer.setDelegate({
+    onRequest: (tx) => {
+      tx.setUser(user);
+      void tx.respond(createResponse(tx.request, 404, { toTag: 'x' }));
+    },
+  });
+  h.send(testRequest({ method: 'INVITE', from: h.net.a, to: h.net.b }));
+  h.send(testRequest({ method: 'OPTIONS', from: h.net.a, to: h.net.b }));
+  h.clock.advance(32_000);
+  assert.deepEqual(log, [
+    '32000 timeout invite',
+    '32000 terminated invite',
+    '32000 terminated non-invite',
+  ]);
+  assert.deepEqual(h.layer.size, { client: 0, server: 0 });
 });
 
 test('close() cancels every timer, forgets every transaction and ignores later traffic', () => {

@@ -100,9 +100,10 @@ export interface TransactionLayerDelegate {
    */
   onCancel?(inviteTx: InviteServerTransaction, cancel: SipRequest): void;
   /**
-   * A response that matched no client transaction. §17.1.3 has it dropped, but
-   * RFC 6026 §8.11 passes it to the core: a UAC re-ACKs a retransmitted 2xx
-   * after Timer M, a proxy forwards a stray 2xx statelessly.
+   * A response that matched no client transaction (a "stray" response). Without
+   * this callback it is dropped, as §17.1.3 and §18.1.2 (as tightened by RFC
+   * 6026) have every element but a stateless proxy do. The hook lets the core
+   * decide: a UAC may re-ACK a 2xx retransmitted after Timer M (§13.2.2.4).
    */
   onStrayResponse?(res: InboundResponse): void;
 }
@@ -325,7 +326,7 @@ export class TransactionLayer {
     if (this.clients.get(tx.id) === tx) this.clients.delete(tx.id);
   }
 
-  /** RFC 3261 §18.1.2 (RFC 6026 §8.11): a response goes to its client transaction, or to the core. */
+  /** RFC 3261 §18.1.2: a response goes to its client transaction (§17.1.3), else to onStrayResponse. */
   private receiveResponse(inbound: InboundResponse): void {
     if (this.closed) return;
     const res = inbound.message;

@@ -13,7 +13,7 @@
 import type { Clock } from '../../src/base/clock.ts';
 import { MAGIC_COOKIE, seededRandom, type RandomSource } from '../../src/base/ids.ts';
 import { createRequest } from '../../src/sip/message/builder.ts';
-import type { SipRequest, SipResponse } from '../../src/sip/message/message.ts';
+import type { SipMessage, SipRequest, SipResponse } from '../../src/sip/message/message.ts';
 import { messageToString, serializeMessage } from '../../src/sip/message/serialize.ts';
 import { parseMessage } from '../../src/sip/parser/parse-message.ts';
 import {
@@ -138,7 +138,7 @@ export class MemoryTransport implements TransportLayer {
     return Promise.resolve();
   }
 
-  serializedSize(message: SipRequest | SipResponse): number {
+  serializedSize(message: SipMessage): number {
     return serializeMessage(message).length;
   }
 
