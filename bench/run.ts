@@ -4,6 +4,7 @@
  *   npm run bench                      every suite
  *   npm run bench -- parser            only the parser suite
  *   npm run bench -- parser --quick    smoke run (~10 s)
+ *   npm run bench -- stack             only the stack suite (sipp against a Switchboard UAS, ~3 min)
  *   npm run bench -- --help
  *
  * Comparison-only dependencies live in bench/package.json (STYLE.md §15); they are
@@ -28,6 +29,11 @@ const SUITES: Readonly<Record<string, SuiteEntry>> = {
       'parse + read routing fields + serialize: Switchboard vs the npm packages sip, sip.js, jssip',
     load: async () => (await import('./micro/sip/parse.bench.ts')).suite,
   },
+  stack: {
+    description:
+      'Switchboard UAS vs a sipp UAC over UDP: OPTIONS/s and calls/s at < 1% failures, peak RSS; sipp UAS as ceiling',
+    load: async () => (await import('./macro/stack.bench.ts')).suite,
+  },
 };
 
 function usage(): string {
@@ -38,7 +44,7 @@ function usage(): string {
     'usage: npm run bench [-- [suite ...] [--quick]]\n\n' +
     `suites (default: all):\n${names}\n\n` +
     'options:\n' +
-    '  --quick    fewer and shorter rounds (smoke run, about 10 s per suite)\n' +
+    '  --quick    fewer and shorter rounds (smoke run, about 10-25 s per suite)\n' +
     '  --help     this text\n'
   );
 }

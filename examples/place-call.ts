@@ -43,7 +43,12 @@ const host = parsed.value.host;
 const localHost = host.startsWith('[') ? '[::1]' : '127.0.0.1';
 
 const stack = await createStack({
-  listen: [`${transport}:${localHost}:0`],
+  // A TLS caller needs no certificate of its own: its listener only calls out.
+  listen: [
+    transport === 'tls'
+      ? { listen: `tls:${localHost}:0`, clientOnly: true }
+      : `${transport}:${localHost}:0`,
+  ],
   ...(values.insecure === true ? { tls: { rejectUnauthorized: false } } : {}),
 });
 const user = values.user ?? 'caller';

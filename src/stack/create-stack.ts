@@ -6,13 +6,21 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Clock, Logger, RandomSource } from '../base/index.ts';
-import { createTransportLayer, type TransportLayer } from '../transport/index.ts';
+import {
+  createTransportLayer,
+  type ListenerConfig,
+  type TransportLayer,
+} from '../transport/index.ts';
 import type { TransactionTimers } from '../transaction/index.ts';
 import { Stack } from './stack.ts';
 
 export interface CreateStackOptions {
-  /** Listener specs such as `udp:127.0.0.1:5060`, `tcp:[::1]:5060`, `tls:127.0.0.1:5061`, `ws:…`, `wss:…`. */
-  readonly listen?: readonly string[];
+  /**
+   * Listener specs such as `udp:127.0.0.1:5060`, `tcp:[::1]:5060`, `tls:127.0.0.1:5061`,
+   * `ws:…`, `wss:…`, or listener configs (e.g. `{ listen: 'tls:127.0.0.1:0', clientOnly: true }`
+   * for a TLS listener that only calls out and needs no certificate).
+   */
+  readonly listen?: readonly (string | ListenerConfig)[];
   /** A ready transport layer instead of listeners (e.g. an in-memory one in tests). */
   readonly transport?: TransportLayer;
   /** TLS/WSS: certificate and key (PEM text or file paths), trust anchors, and server verification. */

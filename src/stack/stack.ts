@@ -211,15 +211,19 @@ export class Stack {
     return this.transport.listenerFor(dest);
   }
 
-  /** A Contact URI for this stack on the listener that reaches `dest`. */
+  /**
+   * A Contact URI for this stack on the listener that reaches `dest`. The
+   * scheme stays `sip` with a transport parameter (`;transport=tls` rather
+   * than `sips:`): a `sips` Contact in a dialog that began with a `sip`
+   * Request-URI would oblige the peer to TLS end to end (RFC 5630 §3), which
+   * many clients refuse.
+   */
   contactFor(dest: Destination, user?: string): string {
     const l = this.transport.listenerFor(dest) ?? this.transport.listeners[0];
     if (l === undefined) return '<sip:invalid>';
-    const scheme = l.protocol === 'tls' || l.protocol === 'wss' ? 'sips' : 'sip';
-    const transport =
-      l.protocol === 'udp' || l.protocol === 'tls' ? '' : `;transport=${l.protocol}`;
+    const transport = l.protocol === 'udp' ? '' : `;transport=${l.protocol}`;
     const u = user !== undefined ? `${user}@` : '';
-    return `<${scheme}:${u}${hostText(l.advertisedHost)}:${l.advertisedPort}${transport}>`;
+    return `<sip:${u}${hostText(l.advertisedHost)}:${l.advertisedPort}${transport}>`;
   }
 
   /** Puts a fresh top Via for `dest` on a request (§8.1.1.7, RFC 3581 rport). */

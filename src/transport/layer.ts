@@ -194,6 +194,11 @@ export interface ListenerConfig {
   /** Host for Via sent-by and Contact, e.g. a public name or the NAT's address. */
   readonly advertisedHost?: string;
   readonly advertisedPort?: number;
+  /**
+   * TLS only: the listener serves outbound connections and needs no
+   * certificate; incoming TLS handshakes to it fail.
+   */
+  readonly clientOnly?: boolean;
 }
 
 export interface TransportLayerOptions {
@@ -351,7 +356,14 @@ class Layer implements SwitchboardTransportLayer, ListenerHost {
       const spec =
         typeof config.listen === 'string' ? parseListenSpec(config.listen) : config.listen;
       const tls = config.tls ?? options.tls;
-      if ((spec.protocol === 'tls' || spec.protocol === 'wss') && tls === undefined) {
+      // A TLS listener may go without a certificate when it is only for
+      // outbound connections (a user agent that calls TLS peers); WSS may not.
+      const clientOnlyTls = spec.protocol === 'tls' && config.clientOnly === true;
+      if (
+        (spec.protocol === 'tls' || spec.protocol === 'wss') &&
+        tls === undefined &&
+        !clientOnlyTls
+      ) {
         throw new SwitchboardError(
           'SB_ERR_INVALID_ARGUMENT',
           `${formatListenSpec(spec)}: a ${spec.protocol.toUpperCase()} listener needs tls: {cert, key}`,
@@ -366,6 +378,7 @@ class Layer implements SwitchboardTransportLayer, ListenerHost {
         advertisedPort: config.advertisedPort,
         tls: tls === undefined ? undefined : { ...options.tls, ...tls },
         rejectUnauthorized: options.rejectUnauthorized ?? true,
+        clientOnly: clientOnlyTls,
       };
     });
     const ids = settings.map((s) => s.id).filter((id) => id !== undefined);

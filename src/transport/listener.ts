@@ -86,6 +86,8 @@ export interface ListenerSettings {
   readonly tls?: TlsCredentials;
   /** TLS and WSS outbound: verify the server certificate (default true). */
   readonly rejectUnauthorized: boolean;
+  /** TLS: outbound connections only; no certificate needed (handshakes to it fail). */
+  readonly clientOnly?: boolean;
 }
 
 export interface DatagramListener {

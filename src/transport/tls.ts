@@ -126,7 +126,7 @@ export async function createTlsListener(
   host: ListenerHost,
 ): Promise<StreamListener> {
   const creds = settings.tls;
-  if (creds === undefined) {
+  if (creds === undefined && settings.clientOnly !== true) {
     throw new SwitchboardError(
       'SB_ERR_INVALID_ARGUMENT',
       `tls:${settings.address}:${settings.port}: a TLS listener needs a certificate and key`,
@@ -134,9 +134,7 @@ export async function createTlsListener(
   }
   const sockets = new SocketSet();
   const server = createServer({
-    cert: creds.cert,
-    key: creds.key,
-    ca: caOption(creds),
+    ...(creds !== undefined ? { cert: creds.cert, key: creds.key, ca: caOption(creds) } : {}),
     handshakeTimeout: host.connectTimeoutMs,
   });
   const info = await listen(server, settings);

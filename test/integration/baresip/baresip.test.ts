@@ -15,9 +15,6 @@
  * CA through NODE_EXTRA_CA_CERTS instead of --insecure, so the stack checks baresip's
  * certificate against 127.0.0.1 for real.
  *
- * Known failures are reported with t.todo() (the run stays green, the failure and its SIP trace
- * are printed), and only when the exact known symptom is seen: any other failure fails the test,
- * and once the defect is fixed the test passes on its own. They are described in KNOWN below.
  *
  * baresip missing: fails under CI=true (requireTool), skips loudly otherwise.
  */
@@ -68,21 +65,6 @@ const STEP_MS = 4_000;
 const HOLD_MS = 1_200;
 /** Hard limit on every child's life (they are stopped by pid long before, in `finally`). */
 const LIFETIME_MS = 30_000;
-
-/** Known defects of the examples / the stack that make a test fail (reported, not fixed here). */
-const KNOWN = {
-  /** Symptom: baresip prints `session closed: Function not implemented` after the 200 OK. */
-  sipsContact:
-    'stack: over TLS the 200 OK to a sip: INVITE carries Contact <sips:127.0.0.1:PORT> ' +
-    '(Stack.contactFor picks sips: for every TLS listener); baresip 1.0 / libre sends no ' +
-    'request to a sips: remote target (sip_request_alloc: ENOSYS), so it cannot ACK and ' +
-    'closes the session',
-  /** Symptom: place-call.ts exits 1 with SB_ERR_INVALID_ARGUMENT before sending anything. */
-  placeCallTls:
-    'examples/place-call.ts --transport tls listens on tls:127.0.0.1:0, and a TLS listener ' +
-    'needs a certificate and key that place-call.ts has no option for (SB_ERR_INVALID_ARGUMENT ' +
-    '"a TLS listener needs tls: {cert, key}"): it cannot place a TLS call at all',
-};
 
 interface CertFiles {
   certs: TestCerts;
@@ -194,20 +176,6 @@ async function baresipCallsAnswerCalls(t: TestContext, transport: 'udp' | 'tls')
       context,
     );
     if (!outcome.includes('Call established')) {
-      const trace = sipTrace(baresip.output());
-      const sipsContact200 = trace.find(
-        (m) =>
-          m.firstLine.startsWith('SIP/2.0 200') &&
-          /\bINVITE$/.test(traceHeader(m, 'CSeq') ?? '') &&
-          /^<?sips:/i.test(traceHeader(m, 'Contact') ?? ''),
-      );
-      if (
-        transport === 'tls' &&
-        sipsContact200 !== undefined &&
-        baresip.output().includes('session closed: Function not implemented')
-      ) {
-        t.todo(`KNOWN FAILURE: ${KNOWN.sipsContact}`);
-      }
       assert.fail(
         `baresip did not establish the call to ${target}: ${outcome.trim()}\n${context()}`,
       );
@@ -291,9 +259,6 @@ describe('examples/place-call.ts calls baresip', () => {
         );
         const exit = await waitFor(caller.exited, PLACE_CALL_MS);
         if (exit === undefined) assert.fail(`place-call.ts did not exit in time\n${context()}`);
-        if (exit.code !== 0 && caller.stderr().includes('a TLS listener needs tls: {cert, key}')) {
-          t.todo(`KNOWN FAILURE: ${KNOWN.placeCallTls}`);
-        }
         assert.equal(exit.code, 0, `place-call.ts exit code (0 = answered, BYE 2xx)\n${context()}`);
         assert.match(caller.stdout(), /call ended: BYE 200/, context());
         await step(

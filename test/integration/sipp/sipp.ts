@@ -80,7 +80,7 @@ export interface SippMessageCounts {
   index: number;
   /** Method, status code or `Pause`. */
   name: string;
-  /** `Sent`, `Recv`, `Retrans`, `Timeout`, `Unexp`, `Sessions` (pauses) ... */
+  /** `Sent`, `Recv`, `Retrans`, `Timeout`, `Unexp`, `Sessions` (pauses), `Lost` (with -lost). */
   counts: Record<string, number>;
 }
 
@@ -147,7 +147,8 @@ export interface StartSippUasOptions extends SippCommonOptions {
   calls?: number;
   /**
    * Length of the scenario's final `<timewait />` (sipp -d), which keeps a finished call around to
-   * answer retransmissions (a BYE whose 200 was lost). Default 0; use ~4000 with packet loss.
+   * answer retransmissions (a BYE whose 200 was lost). Default 0. With packet loss use ~10000
+   * (covers BYE retransmissions at 0.5, 1.5, 3.5 and 7.5 s) and end with stop({ now: true }).
    */
   timewaitMs?: number;
   /** How long to wait for sipp to bind its SIP port. Default 5000 ms. */
@@ -161,11 +162,14 @@ export interface SippUas {
   target: string;
   pid: number;
   /**
-   * Ends the UAS: SIGUSR1 (sipp takes no new calls and exits once the running ones end, which
-   * counts them), then SIGTERM after `graceMs` (default 5000), then SIGKILL. Resolves with the
-   * result. Idempotent.
+   * Ends the UAS and resolves with its result. Idempotent.
+   *
+   * Default: SIGUSR1, sipp's soft quit (no new calls; exit once the running ones end, so they
+   * count as successful or failed), then SIGTERM after `graceMs` (default 5000), then SIGKILL.
+   * `now: true`: SIGTERM at once (sipp exits at once and still writes its statistics); calls
+   * still waiting in their final timewait stay in `stats.current`, not in `successful`.
    */
-  stop(options?: { graceMs?: number }): Promise<SippResult>;
+  stop(options?: { graceMs?: number; now?: boolean }): Promise<SippResult>;
   /** Resolves with the result whenever sipp exits (by itself with `calls`, or after stop()). */
   readonly result: Promise<SippResult>;
 }
@@ -262,11 +266,14 @@ export function describeRun(result: SippResult): string {
     result.stats === undefined
       ? 'no statistics'
       : `successful ${result.stats.successful}, failed ${result.stats.failed}, retransmissions ${result.stats.retransmissions ?? '?'}, current ${result.stats.current ?? '?'}`;
-  const tail = (text: string, n: number): string => (text.length > n ? `...${text.slice(-n)}` : text);
+  const tail = (text: string, n: number): string =>
+    text.length > n ? `...${text.slice(-n)}` : text;
   return [
     `sipp exit code ${result.exitCode}${result.signal ? ` (signal ${result.signal})` : ''}${result.killed ? ' KILLED by the harness' : ''}, ${stats}, ${result.durationMs} ms`,
     `command: ${result.command}`,
-    result.errors.trim() ? `--- sipp error log ---\n${tail(result.errors, 6000)}` : '(empty sipp error log)',
+    result.errors.trim()
+      ? `--- sipp error log ---\n${tail(result.errors, 6000)}`
+      : '(empty sipp error log)',
     result.stderr.trim() ? `--- stderr ---\n${tail(result.stderr, 3000)}` : '',
     result.screen.trim() ? `--- final screen ---\n${tail(result.screen, 4000)}` : '',
     result.traceDir ? `traces kept in ${result.traceDir}` : '',
@@ -446,7 +453,9 @@ export async function startSippUas(opts: StartSippUasOptions): Promise<SippUas> 
     result,
     stop(stopOptions = {}) {
       stopping ??= (async () => {
-        if (proc.exit() === undefined) {
+        if (proc.exit() === undefined && stopOptions.now === true) {
+          await proc.stop({ signal: 'SIGTERM', graceMs: 2000 });
+        } else if (proc.exit() === undefined) {
           // SIGUSR1: sipp's soft quit ("do not place any new calls and exit").
           proc.signal('SIGUSR1');
           if ((await waitFor(proc.exited, stopOptions.graceMs ?? 5000)) === undefined) {

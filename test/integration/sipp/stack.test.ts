@@ -76,239 +76,279 @@ function assertAllSucceeded(result: SippResult, calls: number, proc?: ManagedPro
   assert.equal(result.stats.failed, 0, `failed calls\n${details}`);
 }
 
-describe('examples/answer-calls.ts answers sipp', {
-  skip: HAS_ANSWER_CALLS ? false : NOT_YET(ANSWER_CALLS),
-  timeout: 300_000,
-}, () => {
-  let answer: ManagedProcess | undefined;
-  let ringing: ManagedProcess | undefined;
-  let udpPort = 0;
-  let tcpPort = 0;
-  let ringPort = 0;
+describe(
+  'examples/answer-calls.ts answers sipp',
+  {
+    skip: HAS_ANSWER_CALLS ? false : NOT_YET(ANSWER_CALLS),
+    timeout: 300_000,
+  },
+  () => {
+    let answer: ManagedProcess | undefined;
+    let ringing: ManagedProcess | undefined;
+    let udpPort = 0;
+    let tcpPort = 0;
+    let ringPort = 0;
 
-  before(async () => {
-    udpPort = await freePort('udp');
-    tcpPort = await freePort('tcp');
-    ringPort = await freePort('udp');
-    answer = startExample(
-      ANSWER_CALLS,
-      ['--listen', `udp:127.0.0.1:${udpPort}`, '--listen', `tcp:127.0.0.1:${tcpPort}`],
-      280_000,
-    );
-    // For CANCEL: the 200 waits 2 s after the 180, so the CANCEL always arrives while it rings.
-    ringing = startExample(
-      ANSWER_CALLS,
-      ['--listen', `udp:127.0.0.1:${ringPort}`, '--ring-ms', '2000'],
-      280_000,
-    );
-    await Promise.all([
-      answer.waitForLine(`listening udp:127.0.0.1:${udpPort}`, STARTUP_MS),
-      answer.waitForLine(`listening tcp:127.0.0.1:${tcpPort}`, STARTUP_MS),
-      ringing.waitForLine(`listening udp:127.0.0.1:${ringPort}`, STARTUP_MS),
-    ]);
-  });
-
-  after(async () => {
-    // Normally stopped by the last test; this is the safety net (SIGTERM, then SIGKILL).
-    await Promise.all([answer?.stop({ graceMs: 2000 }), ringing?.stop({ graceMs: 2000 })]);
-  });
-
-  async function load(
-    t: TestContext,
-    proc: ManagedProcess | undefined,
-    options: Omit<RunSippOptions, 'bin' | 'timeoutMs'>,
-  ): Promise<SippResult | undefined> {
-    const bin = requireTool('sipp', t);
-    if (bin === undefined) return undefined;
-    assert.ok(proc, 'answer-calls was not started');
-    assert.equal(proc.exit(), undefined, `answer-calls is not running\n${outputOf(proc)}`);
-    const result = await runSipp({ ...options, bin, timeoutMs: SIPP_TIMEOUT_MS });
-    t.diagnostic(
-      `${options.scenario} x${options.calls} over ${options.transport}: ${result.durationMs} ms, ` +
-        `retransmissions ${result.stats?.retransmissions ?? '?'}`,
-    );
-    return result;
-  }
-
-  it('uac-call.xml over UDP: 10 calls at 10/s', { timeout: TEST_TIMEOUT_MS }, async (t) => {
-    const result = await load(t, answer, {
-      scenario: 'uac-call.xml',
-      target: `127.0.0.1:${udpPort}`,
-      transport: 'u1',
-      calls: 10,
-      rate: 10,
+    before(async () => {
+      udpPort = await freePort('udp');
+      tcpPort = await freePort('tcp');
+      ringPort = await freePort('udp');
+      answer = startExample(
+        ANSWER_CALLS,
+        ['--listen', `udp:127.0.0.1:${udpPort}`, '--listen', `tcp:127.0.0.1:${tcpPort}`],
+        280_000,
+      );
+      // For CANCEL: the 200 waits 2 s after the 180, so the CANCEL always arrives while it rings.
+      ringing = startExample(
+        ANSWER_CALLS,
+        ['--listen', `udp:127.0.0.1:${ringPort}`, '--ring-ms', '2000'],
+        280_000,
+      );
+      await Promise.all([
+        answer.waitForLine(`listening udp:127.0.0.1:${udpPort}`, STARTUP_MS),
+        answer.waitForLine(`listening tcp:127.0.0.1:${tcpPort}`, STARTUP_MS),
+        ringing.waitForLine(`listening udp:127.0.0.1:${ringPort}`, STARTUP_MS),
+      ]);
     });
-    if (result) assertAllSucceeded(result, 10, answer);
-  });
 
-  it('uac-call.xml over TCP: 10 calls at 10/s', { timeout: TEST_TIMEOUT_MS }, async (t) => {
-    const result = await load(t, answer, {
-      scenario: 'uac-call.xml',
-      target: `127.0.0.1:${tcpPort}`,
-      transport: 't1',
-      calls: 10,
-      rate: 10,
+    after(async () => {
+      // Normally stopped by the last test; this is the safety net (SIGTERM, then SIGKILL).
+      await Promise.all([answer?.stop({ graceMs: 2000 }), ringing?.stop({ graceMs: 2000 })]);
     });
-    if (result) assertAllSucceeded(result, 10, answer);
-  });
 
-  it('uac-call.xml over UDP with 10 % loss (-lost 10): retransmissions save every call', {
-    timeout: TEST_TIMEOUT_MS,
-  }, async (t) => {
-    const result = await load(t, answer, {
-      scenario: 'uac-call.xml',
-      target: `127.0.0.1:${udpPort}`,
-      transport: 'u1',
-      calls: 10,
-      rate: 10,
-      lost: 10,
-    });
-    if (result) assertAllSucceeded(result, 10, answer);
-  });
-
-  it('uac-cancel.xml over UDP against --ring-ms 2000: 200 for CANCEL and 487, 5 calls', {
-    timeout: TEST_TIMEOUT_MS,
-  }, async (t) => {
-    const result = await load(t, ringing, {
-      scenario: 'uac-cancel.xml',
-      target: `127.0.0.1:${ringPort}`,
-      transport: 'u1',
-      calls: 5,
-      rate: 10,
-    });
-    if (result === undefined) return;
-    assertAllSucceeded(result, 5, ringing);
-    assert.equal(count(result, 'CANCEL', 'Sent'), 5, describeRun(result));
-    // Each call took the 487 in one of the scenario's two branches.
-    const got487 = (result.messages ?? [])
-      .filter((m) => m.name === '487')
-      .reduce((sum, m) => sum + (m.counts.Recv ?? 0), 0);
-    assert.equal(got487, 5, `487 responses\n${describeRun(result)}`);
-  });
-
-  it('uac-options.xml over UDP: 50 OPTIONS get 200', { timeout: TEST_TIMEOUT_MS }, async (t) => {
-    const result = await load(t, answer, {
-      scenario: 'uac-options.xml',
-      target: `127.0.0.1:${udpPort}`,
-      transport: 'u1',
-      calls: 50,
-      rate: 50,
-    });
-    if (result) assertAllSucceeded(result, 50, answer);
-  });
-
-  it('uac-message.xml over UDP: 10 MESSAGE get 200/202', { timeout: TEST_TIMEOUT_MS }, async (t) => {
-    const result = await load(t, answer, {
-      scenario: 'uac-message.xml',
-      target: `127.0.0.1:${udpPort}`,
-      transport: 'u1',
-      calls: 10,
-      rate: 10,
-    });
-    if (result) assertAllSucceeded(result, 10, answer);
-  });
-
-  it('exits with code 0 within 2 s of SIGTERM', { timeout: TEST_TIMEOUT_MS }, async () => {
-    for (const proc of [answer, ringing]) {
+    async function load(
+      t: TestContext,
+      proc: ManagedProcess | undefined,
+      options: Omit<RunSippOptions, 'bin' | 'timeoutMs'>,
+    ): Promise<SippResult | undefined> {
+      const bin = requireTool('sipp', t);
+      if (bin === undefined) return undefined;
       assert.ok(proc, 'answer-calls was not started');
-      assert.equal(proc.exit(), undefined, `exited before SIGTERM\n${outputOf(proc)}`);
-      const started = Date.now();
-      const exit = await proc.stop({ signal: 'SIGTERM', graceMs: 2000 });
-      const details = `after ${Date.now() - started} ms\n${outputOf(proc)}`;
-      assert.equal(exit.forced, false, `still running 2 s after SIGTERM (SIGKILLed) ${details}`);
-      assert.equal(exit.signal, null, `died of a signal ${details}`);
-      assert.equal(exit.code, 0, `exit code ${details}`);
+      assert.equal(proc.exit(), undefined, `answer-calls is not running\n${outputOf(proc)}`);
+      const result = await runSipp({ ...options, bin, timeoutMs: SIPP_TIMEOUT_MS });
+      t.diagnostic(
+        `${options.scenario} x${options.calls} over ${options.transport}: ${result.durationMs} ms, ` +
+          `retransmissions ${result.stats?.retransmissions ?? '?'}`,
+      );
+      return result;
     }
-  });
-});
 
-describe('examples/place-call.ts calls sipp', {
-  skip: !HAS_ANSWER_CALLS ? NOT_YET(ANSWER_CALLS) : !HAS_PLACE_CALL ? NOT_YET(PLACE_CALL) : false,
-  timeout: 300_000,
-}, () => {
-  /** Runs place-call to its exit (bounded), against a sipp UAS; returns both. */
-  async function placeCall(
-    t: TestContext,
-    options: {
-      uas: string;
-      transport: 'udp' | 'tcp';
-      credentials?: { user: string; password: string };
-    },
-  ): Promise<{ exitCode: number | null; proc: ManagedProcess; uas: SippResult } | undefined> {
-    const bin = requireTool('sipp', t);
-    if (bin === undefined) return undefined;
-    const uas = await startSippUas({
-      bin,
-      scenario: options.uas,
-      transport: options.transport === 'tcp' ? 't1' : 'u1',
-      timeoutMs: TEST_TIMEOUT_MS - 5_000,
+    it('uac-call.xml over UDP: 10 calls at 10/s', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+      const result = await load(t, answer, {
+        scenario: 'uac-call.xml',
+        target: `127.0.0.1:${udpPort}`,
+        transport: 'u1',
+        calls: 10,
+        rate: 10,
+      });
+      if (result) assertAllSucceeded(result, 10, answer);
     });
-    let proc: ManagedProcess | undefined;
-    try {
-      const args = [
-        `sip:bob@${uas.target}`,
-        '--transport',
-        options.transport,
-        '--hold-ms',
-        '200',
-        ...(options.credentials
-          ? ['--user', options.credentials.user, '--password', options.credentials.password]
-          : []),
-      ];
-      proc = startExample(PLACE_CALL, args, 25_000);
-      const exit = await proc.exited;
-      const uasResult = await uas.stop({ graceMs: 3000 });
-      t.diagnostic(`place-call exit ${exit.code} (${exit.signal ?? 'no signal'})`);
-      assert.equal(proc.timedOut(), false, `place-call did not exit within 25 s\n${outputOf(proc)}`);
-      return { exitCode: exit.code, proc, uas: uasResult };
-    } finally {
-      await proc?.stop({ graceMs: 1000 });
-      await uas.stop();
+
+    it('uac-call.xml over TCP: 10 calls at 10/s', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+      const result = await load(t, answer, {
+        scenario: 'uac-call.xml',
+        target: `127.0.0.1:${tcpPort}`,
+        transport: 't1',
+        calls: 10,
+        rate: 10,
+      });
+      if (result) assertAllSucceeded(result, 10, answer);
+    });
+
+    it(
+      'uac-call.xml over UDP with 10 % loss (-lost 10): retransmissions save every call',
+      {
+        timeout: TEST_TIMEOUT_MS,
+      },
+      async (t) => {
+        const result = await load(t, answer, {
+          scenario: 'uac-call.xml',
+          target: `127.0.0.1:${udpPort}`,
+          transport: 'u1',
+          calls: 10,
+          rate: 10,
+          lost: 10,
+        });
+        if (result) assertAllSucceeded(result, 10, answer);
+      },
+    );
+
+    it(
+      'uac-cancel.xml over UDP against --ring-ms 2000: 200 for CANCEL and 487, 5 calls',
+      {
+        timeout: TEST_TIMEOUT_MS,
+      },
+      async (t) => {
+        const result = await load(t, ringing, {
+          scenario: 'uac-cancel.xml',
+          target: `127.0.0.1:${ringPort}`,
+          transport: 'u1',
+          calls: 5,
+          rate: 10,
+        });
+        if (result === undefined) return;
+        assertAllSucceeded(result, 5, ringing);
+        assert.equal(count(result, 'CANCEL', 'Sent'), 5, describeRun(result));
+        // Each call took the 487 in one of the scenario's two branches.
+        const got487 = (result.messages ?? [])
+          .filter((m) => m.name === '487')
+          .reduce((sum, m) => sum + (m.counts.Recv ?? 0), 0);
+        assert.equal(got487, 5, `487 responses\n${describeRun(result)}`);
+      },
+    );
+
+    it('uac-options.xml over UDP: 50 OPTIONS get 200', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+      const result = await load(t, answer, {
+        scenario: 'uac-options.xml',
+        target: `127.0.0.1:${udpPort}`,
+        transport: 'u1',
+        calls: 50,
+        rate: 50,
+      });
+      if (result) assertAllSucceeded(result, 50, answer);
+    });
+
+    it(
+      'uac-message.xml over UDP: 10 MESSAGE get 200/202',
+      { timeout: TEST_TIMEOUT_MS },
+      async (t) => {
+        const result = await load(t, answer, {
+          scenario: 'uac-message.xml',
+          target: `127.0.0.1:${udpPort}`,
+          transport: 'u1',
+          calls: 10,
+          rate: 10,
+        });
+        if (result) assertAllSucceeded(result, 10, answer);
+      },
+    );
+
+    it('exits with code 0 within 2 s of SIGTERM', { timeout: TEST_TIMEOUT_MS }, async () => {
+      for (const proc of [answer, ringing]) {
+        assert.ok(proc, 'answer-calls was not started');
+        assert.equal(proc.exit(), undefined, `exited before SIGTERM\n${outputOf(proc)}`);
+        const started = Date.now();
+        const exit = await proc.stop({ signal: 'SIGTERM', graceMs: 2000 });
+        const details = `after ${Date.now() - started} ms\n${outputOf(proc)}`;
+        assert.equal(exit.forced, false, `still running 2 s after SIGTERM (SIGKILLed) ${details}`);
+        assert.equal(exit.signal, null, `died of a signal ${details}`);
+        assert.equal(exit.code, 0, `exit code ${details}`);
+      }
+    });
+  },
+);
+
+describe(
+  'examples/place-call.ts calls sipp',
+  {
+    skip: !HAS_ANSWER_CALLS ? NOT_YET(ANSWER_CALLS) : !HAS_PLACE_CALL ? NOT_YET(PLACE_CALL) : false,
+    timeout: 300_000,
+  },
+  () => {
+    /** Runs place-call to its exit (bounded), against a sipp UAS; returns both. */
+    async function placeCall(
+      t: TestContext,
+      options: {
+        uas: string;
+        transport: 'udp' | 'tcp';
+        credentials?: { user: string; password: string };
+      },
+    ): Promise<{ exitCode: number | null; proc: ManagedProcess; uas: SippResult } | undefined> {
+      const bin = requireTool('sipp', t);
+      if (bin === undefined) return undefined;
+      const uas = await startSippUas({
+        bin,
+        scenario: options.uas,
+        transport: options.transport === 'tcp' ? 't1' : 'u1',
+        timeoutMs: TEST_TIMEOUT_MS - 5_000,
+      });
+      let proc: ManagedProcess | undefined;
+      try {
+        const args = [
+          `sip:bob@${uas.target}`,
+          '--transport',
+          options.transport,
+          '--hold-ms',
+          '200',
+          ...(options.credentials
+            ? ['--user', options.credentials.user, '--password', options.credentials.password]
+            : []),
+        ];
+        proc = startExample(PLACE_CALL, args, 25_000);
+        const exit = await proc.exited;
+        const uasResult = await uas.stop({ graceMs: 3000 });
+        t.diagnostic(`place-call exit ${exit.code} (${exit.signal ?? 'no signal'})`);
+        assert.equal(
+          proc.timedOut(),
+          false,
+          `place-call did not exit within 25 s\n${outputOf(proc)}`,
+        );
+        return { exitCode: exit.code, proc, uas: uasResult };
+      } finally {
+        await proc?.stop({ graceMs: 1000 });
+        await uas.stop();
+      }
     }
-  }
 
-  function assertCallCompleted(run: { exitCode: number | null; proc: ManagedProcess; uas: SippResult }): void {
-    const details = `${outputOf(run.proc)}\n--- sipp UAS ---\n${describeRun(run.uas)}`;
-    assert.equal(run.exitCode, 0, `place-call exit code\n${details}`);
-    assert.equal(run.uas.stats?.successful, 1, `sipp UAS: successful calls\n${details}`);
-    assert.equal(run.uas.stats?.failed, 0, `sipp UAS: failed calls\n${details}`);
-    // The UAS scenario's ACK is optional (packet-loss tolerance); here it must have come.
-    assert.equal(count(run.uas, 'ACK', 'Recv'), 1, `sipp UAS: ACK for the 200\n${details}`);
-    assert.equal(count(run.uas, 'BYE', 'Recv'), 1, `sipp UAS: BYE\n${details}`);
-  }
+    function assertCallCompleted(run: {
+      exitCode: number | null;
+      proc: ManagedProcess;
+      uas: SippResult;
+    }): void {
+      const details = `${outputOf(run.proc)}\n--- sipp UAS ---\n${describeRun(run.uas)}`;
+      assert.equal(run.exitCode, 0, `place-call exit code\n${details}`);
+      assert.equal(run.uas.stats?.successful, 1, `sipp UAS: successful calls\n${details}`);
+      assert.equal(run.uas.stats?.failed, 0, `sipp UAS: failed calls\n${details}`);
+      // The UAS scenario's ACK is optional (packet-loss tolerance); here it must have come.
+      assert.equal(count(run.uas, 'ACK', 'Recv'), 1, `sipp UAS: ACK for the 200\n${details}`);
+      assert.equal(count(run.uas, 'BYE', 'Recv'), 1, `sipp UAS: BYE\n${details}`);
+    }
 
-  for (const transport of ['udp', 'tcp'] as const) {
-    it(`places a call to sipp uas-call.xml over ${transport.toUpperCase()}`, {
-      timeout: TEST_TIMEOUT_MS,
-    }, async (t) => {
-      const run = await placeCall(t, { uas: 'uas-call.xml', transport });
-      if (run) assertCallCompleted(run);
-    });
-  }
+    for (const transport of ['udp', 'tcp'] as const) {
+      it(
+        `places a call to sipp uas-call.xml over ${transport.toUpperCase()}`,
+        {
+          timeout: TEST_TIMEOUT_MS,
+        },
+        async (t) => {
+          const run = await placeCall(t, { uas: 'uas-call.xml', transport });
+          if (run) assertCallCompleted(run);
+        },
+      );
+    }
 
-  it('answers sipp uas-call-auth.xml 401 (Digest MD5, qop=auth) with --user alice --password secret', {
-    timeout: TEST_TIMEOUT_MS,
-  }, async (t) => {
-    const run = await placeCall(t, {
-      uas: 'uas-call-auth.xml',
-      transport: 'udp',
-      credentials: { user: 'alice', password: 'secret' },
-    });
-    if (run === undefined) return;
-    const details = `${outputOf(run.proc)}\n--- sipp UAS ---\n${describeRun(run.uas)}`;
-    assert.equal(run.exitCode, 0, `place-call exit code\n${details}`);
-    assert.equal(run.uas.stats?.successful, 1, `sipp UAS (verifyauth): successful\n${details}`);
-    assert.equal(run.uas.stats?.failed, 0, `sipp UAS: failed\n${details}`);
-  });
+    it(
+      'answers sipp uas-call-auth.xml 401 (Digest MD5, qop=auth) with --user alice --password secret',
+      {
+        timeout: TEST_TIMEOUT_MS,
+      },
+      async (t) => {
+        const run = await placeCall(t, {
+          uas: 'uas-call-auth.xml',
+          transport: 'udp',
+          credentials: { user: 'alice', password: 'secret' },
+        });
+        if (run === undefined) return;
+        const details = `${outputOf(run.proc)}\n--- sipp UAS ---\n${describeRun(run.uas)}`;
+        assert.equal(run.exitCode, 0, `place-call exit code\n${details}`);
+        assert.equal(run.uas.stats?.successful, 1, `sipp UAS (verifyauth): successful\n${details}`);
+        assert.equal(run.uas.stats?.failed, 0, `sipp UAS: failed\n${details}`);
+      },
+    );
 
-  it('exits non-zero when the credentials are refused (403)', { timeout: TEST_TIMEOUT_MS }, async (t) => {
-    const run = await placeCall(t, {
-      uas: 'uas-call-auth.xml',
-      transport: 'udp',
-      credentials: { user: 'alice', password: 'not-the-password' },
-    });
-    if (run === undefined) return;
-    assert.notEqual(run.exitCode, 0, `place-call must fail on 403\n${outputOf(run.proc)}`);
-    assert.equal(run.uas.stats?.successful, 0, describeRun(run.uas));
-  });
-});
+    it(
+      'exits non-zero when the credentials are refused (403)',
+      { timeout: TEST_TIMEOUT_MS },
+      async (t) => {
+        const run = await placeCall(t, {
+          uas: 'uas-call-auth.xml',
+          transport: 'udp',
+          credentials: { user: 'alice', password: 'not-the-password' },
+        });
+        if (run === undefined) return;
+        assert.notEqual(run.exitCode, 0, `place-call must fail on 403\n${outputOf(run.proc)}`);
+        assert.equal(run.uas.stats?.successful, 0, describeRun(run.uas));
+      },
+    );
+  },
+);
