@@ -82,6 +82,18 @@ describe('createTransportLayer configuration errors', () => {
     });
   });
 
+  it('accepts a client-only TLS listener without a certificate (outbound calls only)', async () => {
+    const layer = await createTransportLayer({
+      listen: [{ listen: 'tls:127.0.0.1:0', clientOnly: true }],
+    });
+    try {
+      assert.equal(layer.listeners[0]!.protocol, 'tls');
+      assert.ok(layer.listenerFor({ protocol: 'tls', address: '127.0.0.1', port: 5061 }));
+    } finally {
+      await layer.close();
+    }
+  });
+
   it('rejects with the bind error and releases what it had bound', async () => {
     const blocker = createSocket('udp4');
     await new Promise<void>((r) => blocker.bind(0, '127.0.0.1', () => r()));
