@@ -7,8 +7,11 @@
 import { readFileSync } from 'node:fs';
 import type { Clock, Logger, RandomSource } from '../base/index.ts';
 import {
+  createSipResolver,
   createTransportLayer,
+  systemDnsResolver,
   type ListenerConfig,
+  type SipResolver,
   type TransportLayer,
 } from '../transport/index.ts';
 import type { TransactionTimers } from '../transaction/index.ts';
@@ -37,6 +40,8 @@ export interface CreateStackOptions {
   readonly logger?: Logger;
   readonly timers?: Partial<TransactionTimers>;
   readonly userAgent?: string;
+  /** RFC 3263 resolver for names (default: on the system's DNS, created on first use of a name). */
+  readonly resolver?: SipResolver;
 }
 
 export async function createStack(options: CreateStackOptions = {}): Promise<Stack> {
@@ -67,5 +72,11 @@ export async function createStack(options: CreateStackOptions = {}): Promise<Sta
     ...(options.logger !== undefined ? { logger: options.logger } : {}),
     ...(options.timers !== undefined ? { timers: options.timers } : {}),
     ...(options.userAgent !== undefined ? { userAgent: options.userAgent } : {}),
+    resolver:
+      options.resolver ??
+      createSipResolver({
+        dns: systemDnsResolver(),
+        ...(options.random !== undefined ? { random: options.random } : {}),
+      }),
   });
 }

@@ -43,6 +43,7 @@ import {
   type ListenerInfo,
   type Source,
   type TransportLayer,
+  type SipResolver,
   type TransportProtocol,
 } from '../transport/index.ts';
 import {
@@ -68,6 +69,11 @@ export interface StackOptions {
   readonly timers?: Partial<TransactionTimers>;
   /** User-Agent header value for requests and Server for responses. */
   readonly userAgent?: string;
+  /**
+   * RFC 3263 resolution for next hops that are names. Without it, only IP
+   * literals are reachable (createStack supplies one on the system's DNS).
+   */
+  readonly resolver?: SipResolver;
 }
 
 /** A request received by the application, with what it needs to answer. */
@@ -133,6 +139,7 @@ export class Stack {
   readonly ids: IdGenerator;
   readonly logger: Logger;
   readonly userAgent: string;
+  private readonly resolver: SipResolver | undefined;
   private readonly t1: number;
   private readonly t2: number;
   private handler: ((req: IncomingRequest) => void) | undefined;
@@ -151,6 +158,7 @@ export class Stack {
     this.ids = createIdGenerator(this.random);
     this.logger = options.logger ?? silentLogger;
     this.userAgent = options.userAgent ?? 'Switchboard';
+    this.resolver = options.resolver;
     this.t1 = options.timers?.T1 ?? DEFAULT_T1;
     this.t2 = options.timers?.T2 ?? DEFAULT_T2;
     this.transactions = new TransactionLayer({
@@ -241,8 +249,7 @@ export class Stack {
    * retransmissions re-ACKed.
    */
   send(request: SipRequest, options: SendOptions = {}): OutgoingRequest {
-    const dest = options.destination ?? this.nextHop(request);
-    const current = this.withVia(this.decorate(request), dest);
+    const base = this.decorate(request);
     let tx: ClientTransaction | undefined;
     let cancelWanted = false;
     let settled = false;
@@ -255,7 +262,7 @@ export class Stack {
           })
         : undefined;
     const outgoing: { request: SipRequest; final: Promise<SipResponse>; cancel(): void } = {
-      request: current,
+      request: base,
       final: undefined as unknown as Promise<SipResponse>,
       cancel: () => {
         cancelWanted = true;
@@ -268,43 +275,90 @@ export class Stack {
         settled = true;
         resolve(r);
       };
-      const start = (req: SipRequest): void => {
-        outgoing.request = req;
-        tx = this.transactions.sendRequest(req, dest, {
+      let targets: readonly Destination[] = [];
+      /**
+       * Sends `req` to targets[i]. RFC 3263 §4.3: on a transport error or a 503
+       * the next target is tried, in a new transaction (new branch); when none is
+       * left the last outcome stands.
+       */
+      const start = (req: SipRequest, i: number): void => {
+        const dest = targets[i]!;
+        const withVia = this.withVia(req, dest);
+        outgoing.request = withVia;
+        const failover = (): boolean => {
+          if (i + 1 >= targets.length || cancelWanted || settled) return false;
+          start(req, i + 1);
+          return true;
+        };
+        tx = this.transactions.sendRequest(withVia, dest, {
           onResponse: (res) => {
             if (res.status < 200) {
               options.onProvisional?.(res);
               if (cancelWanted) tx?.cancel?.();
               return;
             }
-            if (req.method === 'INVITE' && res.status < 300) {
-              this.ackSuccess(req, res, dest);
-              options.onSuccess?.(res, req);
+            if (withVia.method === 'INVITE' && res.status < 300) {
+              this.ackSuccess(withVia, res, dest);
+              options.onSuccess?.(res, withVia);
               settle(res);
               return;
             }
             if ((res.status === 401 || res.status === 407) && digest !== undefined && !settled) {
-              const authorized = digest.authorize(req, res);
+              const authorized = digest.authorize(withVia, res);
               if (authorized !== undefined && !cancelWanted) {
                 // §22.2: a new request with the credentials, a new branch and CSeq + 1.
-                const next = this.withVia(
-                  authorized.set('CSeq', `${req.cseq.seq + 1} ${req.method}`),
-                  dest,
-                );
-                start(next);
+                start(authorized.set('CSeq', `${withVia.cseq.seq + 1} ${withVia.method}`), i);
                 return;
               }
             }
+            if (res.status === 503 && failover()) return;
             settle(res);
           },
-          onTimeout: () => settle(createResponse(req, 408, { reason: 'Request Timeout' })),
-          onTransportError: () =>
-            settle(createResponse(req, 503, { reason: 'Service Unavailable' })),
+          onTimeout: () => settle(createResponse(withVia, 408, { reason: 'Request Timeout' })),
+          onTransportError: () => {
+            if (failover()) return;
+            settle(createResponse(withVia, 503, { reason: 'Service Unavailable' }));
+          },
         });
       };
-      start(current);
+      const unreachable = (why: string): void =>
+        settle(
+          createResponse(
+            this.withVia(base, { protocol: 'udp', address: '0.0.0.0', port: 0 }),
+            503,
+            {
+              reason: why,
+            },
+          ),
+        );
+      void this.targetsFor(base, options.destination).then(
+        (list) => {
+          targets = list;
+          if (list.length === 0) unreachable('No Route to Target');
+          else start(base, 0);
+        },
+        () => unreachable('No Route to Target'),
+      );
     });
     return outgoing;
+  }
+
+  /**
+   * The ordered destinations of a request: the given one; else the next hop
+   * (first Route, else the Request-URI, §8.1.2) — directly when its host is an
+   * IP literal, through RFC 3263 resolution when it is a name.
+   */
+  private async targetsFor(
+    request: SipRequest,
+    given: Destination | undefined,
+  ): Promise<readonly Destination[]> {
+    if (given !== undefined) return [given];
+    const routes = request.get(RouteHeader);
+    const uri = routes !== undefined && routes.length > 0 ? routes[0]!.uri : request.uri;
+    if (uri.kind !== 'sip') return [];
+    if (isIpLiteral(uri.host)) return [destinationOf(uri)];
+    if (this.resolver === undefined) return [];
+    return this.resolver.resolve(uri);
   }
 
   /** Adds User-Agent and Max-Forwards defaults. */
@@ -558,4 +612,11 @@ export function destinationOf(uri: Uri): Destination {
 export function contactUri(m: SipRequest | SipResponse): Uri | undefined {
   const c = m.get(ContactHeader)?.[0];
   return c === undefined || c === '*' ? undefined : c.uri;
+}
+
+/** True for an IPv4 literal or a bracketed (or bare) IPv6 literal. */
+export function isIpLiteral(host: string): boolean {
+  if (host.startsWith('[')) return true;
+  if (host.includes(':')) return true;
+  return /^\d{1,3}(\.\d{1,3}){3}$/.test(host);
 }

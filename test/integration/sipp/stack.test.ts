@@ -346,8 +346,16 @@ describe(
           credentials: { user: 'alice', password: 'not-the-password' },
         });
         if (run === undefined) return;
-        assert.notEqual(run.exitCode, 0, `place-call must fail on 403\n${outputOf(run.proc)}`);
-        assert.equal(run.uas.stats?.successful, 0, describeRun(run.uas));
+        const details = `${outputOf(run.proc)}\n--- sipp UAS ---\n${describeRun(run.uas)}`;
+        // It got as far as answering the 401 (element 3 is the INVITE with credentials)...
+        assert.equal(
+          count(run.uas, 3, 'Recv'),
+          1,
+          `INVITE with Authorization received\n${details}`,
+        );
+        // ...and then took the 403 as the failure it is.
+        assert.notEqual(run.exitCode, 0, `place-call must fail on 403\n${details}`);
+        assert.equal(run.uas.stats?.successful, 0, details);
       },
     );
   },

@@ -15,6 +15,8 @@ import { createDigestServer, ha1 } from '../../../src/auth/index.ts';
 import { createRequest, createResponse, type SipResponse } from '../../../src/sip/index.ts';
 import { cryptoRandom, systemClock } from '../../../src/base/index.ts';
 import { makeCerts, within, type TestCerts } from '../transport/support.ts';
+import { createSipResolver, type DnsResolver } from '../../../src/transport/index.ts';
+import { createServer } from 'node:net';
 
 const OFFER =
   'v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n';
@@ -354,6 +356,57 @@ describe('two stacks in one process', () => {
       });
       await new Promise((r) => setTimeout(r, 1700));
       assert.ok(twoHundreds >= 3, `2xx seen ${twoHundreds} times (first + retransmissions)`);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('RFC 3263: a name resolves through SRV; a refused target fails over to the next (§4.3)', async () => {
+    // A TCP port that refuses: bind, read the port, close.
+    const dead = await new Promise<number>((r) => {
+      const srv = createServer();
+      srv.listen(0, '127.0.0.1', () => {
+        const port = (srv.address() as { port: number }).port;
+        srv.close(() => r(port));
+      });
+    });
+    const b = await createStack({ listen: ['tcp:127.0.0.1:0'] });
+    const live = b.transport.listeners[0]!.local.port;
+    const dns: DnsResolver = {
+      resolveNaptr: () => Promise.resolve([]),
+      resolveSrv: (name) =>
+        Promise.resolve(
+          name === '_sip._tcp.bob.example'
+            ? [
+                { name: 'dead.bob.example', port: dead, priority: 10, weight: 0 },
+                { name: 'live.bob.example', port: live, priority: 20, weight: 0 },
+              ]
+            : [],
+        ),
+      resolve4: (name) => Promise.resolve(name.endsWith('.bob.example') ? ['127.0.0.1'] : []),
+      resolve6: () => Promise.resolve([]),
+    };
+    const a = await createStack({
+      listen: ['tcp:127.0.0.1:0'],
+      resolver: createSipResolver({ dns }),
+    });
+    try {
+      const alice = new UserAgent(a, { aor: 'sip:alice@127.0.0.1' });
+      new UserAgent(b, { aor: 'sip:bob@bob.example' });
+      const res = await within(
+        alice.options('sip:bob@bob.example;transport=tcp'),
+        5000,
+        'OPTIONS via SRV',
+      );
+      assert.equal(res.status, 200);
+      // Nothing resolves: 503 without sending.
+      const none = await within(
+        alice.options('sip:bob@nowhere.example;transport=tcp'),
+        5000,
+        'no target',
+      );
+      assert.equal(none.status, 503);
     } finally {
       await a.close();
       await b.close();
