@@ -298,55 +298,60 @@ async function launch(
 ): Promise<Launched> {
   const bin = common.bin ?? findOnPath('sipp') ?? 'sipp';
   const dir = mkdtempSync(join(tmpdir(), 'sb-sipp-'));
-  const controlPort = await freePort('udp', LOOPBACK);
-  const keep = process.env.SIPP_KEEP_TRACES === '1';
-  const args = [
-    ...positional,
-    ...resolveScenario(common.scenario),
-    '-t',
-    common.transport,
-    '-i',
-    LOOPBACK,
-    '-p',
-    String(localPort),
-    '-mi',
-    LOOPBACK,
-    '-ci',
-    LOOPBACK,
-    '-cp',
-    String(controlPort),
-    // Foreground (no -bg): we own the process. No keyboard: stdin is not a terminal.
-    '-nostdin',
-    // One socket per transport (u1/t1); a small cap in case a test passes un/tn.
-    '-max_socket',
-    '16',
-    '-timeout',
-    `${sippTimeoutSeconds(common.timeoutMs)}s`,
-    '-timeout_error',
-    '-trace_err',
-    '-error_file',
-    join(dir, 'errors.log'),
-    '-trace_stat',
-    '-stf',
-    join(dir, 'stats.csv'),
-    '-fd',
-    '1',
-    '-trace_counts',
-    '-trace_screen',
-    '-screen_file',
-    join(dir, 'screen.log'),
-    ...(keep ? ['-trace_msg', '-message_file', join(dir, 'messages.log')] : []),
-    ...(common.service !== undefined ? ['-s', common.service] : []),
-    ...(common.injectFile !== undefined ? ['-inf', resolve(common.injectFile)] : []),
-    ...specific,
-    ...(common.extraArgs ?? []),
-  ];
-  const proc = startProcess(bin, args, {
-    cwd: dir,
-    timeoutMs: common.timeoutMs,
-    label: `sipp ${common.scenario}`,
-  });
-  return { proc, dir, args, started: Date.now(), bin };
+  try {
+    const controlPort = await freePort('udp', LOOPBACK);
+    const keep = process.env.SIPP_KEEP_TRACES === '1';
+    const args = [
+      ...positional,
+      ...resolveScenario(common.scenario),
+      '-t',
+      common.transport,
+      '-i',
+      LOOPBACK,
+      '-p',
+      String(localPort),
+      '-mi',
+      LOOPBACK,
+      '-ci',
+      LOOPBACK,
+      '-cp',
+      String(controlPort),
+      // Foreground (no -bg): we own the process. No keyboard: stdin is not a terminal.
+      '-nostdin',
+      // One socket per transport (u1/t1); a small cap in case a test passes un/tn.
+      '-max_socket',
+      '16',
+      '-timeout',
+      `${sippTimeoutSeconds(common.timeoutMs)}s`,
+      '-timeout_error',
+      '-trace_err',
+      '-error_file',
+      join(dir, 'errors.log'),
+      '-trace_stat',
+      '-stf',
+      join(dir, 'stats.csv'),
+      '-fd',
+      '1',
+      '-trace_counts',
+      '-trace_screen',
+      '-screen_file',
+      join(dir, 'screen.log'),
+      ...(keep ? ['-trace_msg', '-message_file', join(dir, 'messages.log')] : []),
+      ...(common.service !== undefined ? ['-s', common.service] : []),
+      ...(common.injectFile !== undefined ? ['-inf', resolve(common.injectFile)] : []),
+      ...specific,
+      ...(common.extraArgs ?? []),
+    ];
+    const proc = startProcess(bin, args, {
+      cwd: dir,
+      timeoutMs: common.timeoutMs,
+      label: `sipp ${common.scenario}`,
+    });
+    return { proc, dir, args, started: Date.now(), bin };
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
 }
 
 function readOptional(path: string): string {
