@@ -1,1 +1,2 @@
 export * from './dialog.ts';
+export * from './extensions.ts';

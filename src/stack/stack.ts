@@ -140,8 +140,9 @@ export class Stack {
   readonly logger: Logger;
   readonly userAgent: string;
   private readonly resolver: SipResolver | undefined;
-  private readonly t1: number;
-  private readonly t2: number;
+  /** RFC 3261 §17.1.1.1 T1 and T2 of this stack (ms), for UA-core retransmissions (§13.3.1.4, RFC 3262 §3). */
+  readonly t1: number;
+  readonly t2: number;
   private handler: ((req: IncomingRequest) => void) | undefined;
   private readonly dialogs = new Map<string, Dialog>();
   /** ACKs for 2xx we sent, by dialog key + CSeq, to re-send on 2xx retransmission. */
@@ -379,9 +380,14 @@ export class Stack {
       void this.transport.sendRequest(known.ack, known.dest).catch(() => undefined);
       return;
     }
-    const dialog =
-      this.findDialog(invite.callId, invite.from.tag ?? '', remoteTag) ??
-      Dialog.fromUacResponse(invite, response);
+    const existing = this.findDialog(invite.callId, invite.from.tag ?? '', remoteTag);
+    // §12.2.1.2: "When a UAC receives a 2xx response to a target refresh request,
+    // it MUST replace the dialog's remote target URI with the URI from the
+    // Contact header field in that response" — before the ACK is built. The
+    // same holds for the 2xx that confirms an early dialog (§12.1.2).
+    existing?.refreshTarget(response);
+    if (existing !== undefined && existing.state === 'early') existing.state = 'confirmed';
+    const dialog = existing ?? Dialog.fromUacResponse(invite, response);
     if (dialog === undefined) return;
     const extra: [string, string][] = [];
     for (const name of ['Proxy-Authorization', 'Authorization']) {
