@@ -894,7 +894,19 @@ export class UserAgent extends EventEmitter {
             sent.from.tag ?? '',
             res.to.tag ?? '',
           );
-          if (call.dialog !== undefined && call.dialog.state === 'confirmed') return;
+          if (call.dialog !== undefined && call.dialog.state === 'confirmed') {
+            if (existing === call.dialog) return;
+            // A 2xx from another fork (§13.2.2.4): the stack has ACKed it; this
+            // call keeps its first dialog, so the extra one is ended with BYE.
+            const extra = Dialog.fromUacResponse(sent, res);
+            if (extra !== undefined && extra.key !== call.dialog.key) {
+              void this.stack
+                .send(extra.createRequest('BYE'), this.sendOptions())
+                .final.catch(() => undefined);
+              call.emit('forkEnded', res);
+            }
+            return;
+          }
           const dialog = existing ?? Dialog.fromUacResponse(sent, res);
           if (dialog === undefined) return;
           dialog.state = 'confirmed';

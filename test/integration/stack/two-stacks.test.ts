@@ -408,4 +408,53 @@ describe('two stacks in one process', () => {
       await b.close();
     }
   });
+
+  it('forked 2xx (§13.2.2.4): both are ACKed, the call keeps the first dialog and BYEs the other', async () => {
+    const [a, b] = await pair('udp');
+    try {
+      const byes: string[] = [];
+      const acks: string[] = [];
+      b.onRequest((req) => {
+        const m = req.message;
+        if (m.method === 'INVITE' && req.transaction !== undefined) {
+          // Downstream forking, as a proxy would pass it on: two 2xx with different To tags.
+          const contact = b.contactFor(b.nextHop(m));
+          for (const tag of ['fork-a', 'fork-b']) {
+            void req.transaction
+              .respond(
+                createResponse(m, 200, {
+                  toTag: tag,
+                  headers: [['Contact', contact]],
+                  body: ANSWER,
+                  contentType: 'application/sdp',
+                }),
+              )
+              .catch(() => undefined);
+          }
+          return;
+        }
+        if (m.method === 'ACK') {
+          acks.push(m.to.tag ?? '');
+          return;
+        }
+        void req.reply(200).catch(() => undefined);
+      });
+      // No dialogs exist on b (its 2xx were built by hand): in-dialog requests reach it as orphans.
+      b.onOrphanRequest((req) => {
+        if (req.message.method !== 'BYE') return false;
+        byes.push(req.message.to.tag ?? '');
+        void req.reply(200).catch(() => undefined);
+        return true;
+      });
+      const alice = new UserAgent(a, { aor: 'sip:alice@127.0.0.1' });
+      const call = await within(alice.call(uriOf(b, 'bob'), { sdp: OFFER }), 5000, 'forked call');
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(call.dialog?.id.remoteTag, 'fork-a');
+      assert.deepEqual([...acks].sort(), ['fork-a', 'fork-b']);
+      assert.deepEqual(byes, ['fork-b']);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
 });
