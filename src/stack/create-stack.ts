@@ -40,6 +40,8 @@ export interface CreateStackOptions {
   readonly logger?: Logger;
   readonly timers?: Partial<TransactionTimers>;
   readonly userAgent?: string;
+  /** See StackOptions.maxServerTransactions (default 100,000). */
+  readonly maxServerTransactions?: number;
   /** RFC 3263 resolver for names (default: on the system's DNS, created on first use of a name). */
   readonly resolver?: SipResolver;
 }
@@ -72,6 +74,9 @@ export async function createStack(options: CreateStackOptions = {}): Promise<Sta
     ...(options.logger !== undefined ? { logger: options.logger } : {}),
     ...(options.timers !== undefined ? { timers: options.timers } : {}),
     ...(options.userAgent !== undefined ? { userAgent: options.userAgent } : {}),
+    ...(options.maxServerTransactions !== undefined
+      ? { maxServerTransactions: options.maxServerTransactions }
+      : {}),
     resolver:
       options.resolver ??
       createSipResolver({

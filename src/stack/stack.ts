@@ -74,6 +74,12 @@ export interface StackOptions {
    * literals are reachable (createStack supplies one on the system's DNS).
    */
   readonly resolver?: SipResolver;
+  /**
+   * Live server transactions before new requests get 503 + Retry-After (bounded
+   * memory under floods). Finished UDP transactions stay 32 s (Timers J and L),
+   * so this caps the sustained rate at about this / 32 requests per second.
+   */
+  readonly maxServerTransactions?: number;
 }
 
 /** A request received by the application, with what it needs to answer. */
@@ -129,6 +135,8 @@ interface PendingAck {
 }
 
 const DEFAULT_T1 = 500;
+/** 100k live server transactions ≈ 3,000 new requests/s sustained over UDP (Timer J = 32 s). */
+export const STACK_MAX_SERVER_TRANSACTIONS = 100_000;
 const DEFAULT_T2 = 4000;
 
 export class Stack {
@@ -167,6 +175,7 @@ export class Stack {
       clock: this.clock,
       ...(options.timers !== undefined ? { timers: options.timers } : {}),
       logger: this.logger,
+      maxServerTransactions: options.maxServerTransactions ?? STACK_MAX_SERVER_TRANSACTIONS,
     });
     this.transactions.setDelegate({
       onRequest: (tx) => this.receiveRequest(tx.request, tx.source, tx),
