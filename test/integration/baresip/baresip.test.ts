@@ -26,7 +26,6 @@ import { describe, it } from 'node:test';
 import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import {
-  freePort,
   freePortPair,
   pollUntil,
   requireTool,
@@ -143,11 +142,10 @@ async function baresipCallsAnswerCalls(t: TestContext, transport: 'udp' | 'tls')
   let baresipStarting: Promise<Baresip> | undefined;
   const context = (): string => both(baresip, example);
   try {
-    const port = await freePort(transport === 'udp' ? 'udp' : 'tcp');
-    const listen = `${transport}:${LOOPBACK}:${port}`;
+    // Port 0: the example binds a free port and prints it (no race with parallel tests).
     example = startExample(ANSWER_CALLS, [
       '--listen',
-      listen,
+      `${transport}:${LOOPBACK}:0`,
       ...(certs !== undefined ? ['--cert', certs.cert, '--key', certs.key] : []),
     ]);
     // baresip starts while answer-calls compiles; `finally` stops it even if the other failed.
@@ -158,11 +156,16 @@ async function baresipCallsAnswerCalls(t: TestContext, transport: 'udp' | 'tls')
       ...(certs !== undefined ? { ca: certs.certs.ca } : {}),
       timeoutMs: LIFETIME_MS,
     });
-    const [bs] = await Promise.all([
+    const [bs, listening] = await Promise.all([
       baresipStarting,
-      step(example.waitForLine(`listening ${listen}`, STARTUP_MS), 'answer-calls start', context),
+      step(
+        example.waitForLine(new RegExp(`listening ${transport}:127\\.0\\.0\\.1:\\d+`), STARTUP_MS),
+        'answer-calls start',
+        context,
+      ),
     ]);
     baresip = bs;
+    const port = Number(/:(\d+)\s*$/.exec(listening)?.[1] ?? 0);
 
     const target =
       transport === 'udp'

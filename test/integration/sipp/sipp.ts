@@ -392,6 +392,20 @@ async function collect(launched: Launched): Promise<SippResult> {
  * run: assert on the result, and put describeRun(result) in the message.
  */
 export async function runSipp(opts: RunSippOptions): Promise<SippResult> {
+  // A port chosen by freePort() can be taken by a parallel test before sipp binds it: retry
+  // with another one (only when the harness chose the port).
+  for (let attempt = 1; ; attempt++) {
+    const result = await runSippOnce(opts);
+    if (opts.localPort !== undefined || attempt >= 3 || !addressInUse(result)) return result;
+  }
+}
+
+/** True when sipp could not bind its port (errno 98). */
+function addressInUse(result: SippResult): boolean {
+  return /Address already in use|errno = 98/.test(`${result.errors}\n${result.stderr}`);
+}
+
+async function runSippOnce(opts: RunSippOptions): Promise<SippResult> {
   if (!Number.isInteger(opts.calls) || opts.calls < 1) {
     throw new Error(`runSipp: calls must be a positive integer (got ${opts.calls})`);
   }
@@ -425,6 +439,18 @@ export async function runSipp(opts: RunSippOptions): Promise<SippResult> {
  * bound (probed by trying to bind it: EADDRINUSE means sipp has it). Stop it with stop().
  */
 export async function startSippUas(opts: StartSippUasOptions): Promise<SippUas> {
+  // As runSipp: a port chosen here can be taken by a parallel test before sipp binds it.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startSippUasOnce(opts);
+    } catch (e) {
+      const inUse = /Address already in use|errno = 98/.test(String(e));
+      if (opts.localPort !== undefined || attempt >= 3 || !inUse) throw e;
+    }
+  }
+}
+
+async function startSippUasOnce(opts: StartSippUasOptions): Promise<SippUas> {
   const protocol = opts.transport === 't1' ? 'tcp' : 'udp';
   const port = opts.localPort ?? (await freePort(protocol));
   const specific = ['-d', `${opts.timewaitMs ?? 0}ms`];

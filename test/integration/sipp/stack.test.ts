@@ -30,7 +30,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { freePort, requireTool, startProcess } from '../../support/tools.ts';
+import { requireTool, startProcess } from '../../support/tools.ts';
 import type { ManagedProcess } from '../../support/tools.ts';
 import { count, describeRun, runSipp, startSippUas } from './sipp.ts';
 import type { RunSippOptions, SippResult } from './sipp.ts';
@@ -90,25 +90,29 @@ describe(
     let ringPort = 0;
 
     before(async () => {
-      udpPort = await freePort('udp');
-      tcpPort = await freePort('tcp');
-      ringPort = await freePort('udp');
+      // Port 0: the example binds a free port and prints it, so no other test process can take
+      // the port between choosing and binding it (tests run in parallel).
       answer = startExample(
         ANSWER_CALLS,
-        ['--listen', `udp:127.0.0.1:${udpPort}`, '--listen', `tcp:127.0.0.1:${tcpPort}`],
+        ['--listen', 'udp:127.0.0.1:0', '--listen', 'tcp:127.0.0.1:0'],
         280_000,
       );
       // For CANCEL: the 200 waits 2 s after the 180, so the CANCEL always arrives while it rings.
       ringing = startExample(
         ANSWER_CALLS,
-        ['--listen', `udp:127.0.0.1:${ringPort}`, '--ring-ms', '2000'],
+        ['--listen', 'udp:127.0.0.1:0', '--ring-ms', '2000'],
         280_000,
       );
-      await Promise.all([
-        answer.waitForLine(`listening udp:127.0.0.1:${udpPort}`, STARTUP_MS),
-        answer.waitForLine(`listening tcp:127.0.0.1:${tcpPort}`, STARTUP_MS),
-        ringing.waitForLine(`listening udp:127.0.0.1:${ringPort}`, STARTUP_MS),
+      const portOf = (line: string): number => Number(/:(\d+)\s*$/.exec(line)?.[1] ?? 0);
+      const [u, t, r] = await Promise.all([
+        answer.waitForLine(/listening udp:127\.0\.0\.1:\d+/, STARTUP_MS),
+        answer.waitForLine(/listening tcp:127\.0\.0\.1:\d+/, STARTUP_MS),
+        ringing.waitForLine(/listening udp:127\.0\.0\.1:\d+/, STARTUP_MS),
       ]);
+      udpPort = portOf(u);
+      tcpPort = portOf(t);
+      ringPort = portOf(r);
+      assert.ok(udpPort > 0 && tcpPort > 0 && ringPort > 0, 'answer-calls printed its ports');
     });
 
     after(async () => {
