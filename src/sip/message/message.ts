@@ -57,8 +57,13 @@ export const FOLDED = 0x10000;
 export interface ParsedHeaders {
   readonly text: string;
   readonly index: readonly number[];
-  /** Per field, what the parser decoded (critical headers). */
-  readonly decoded: (DecodedSlot | undefined)[];
+  /**
+   * Per field position, the codec a value was decoded with and its result (the
+   * parser fills them for critical headers; later reads add to them). Two
+   * parallel arrays rather than an object per field.
+   */
+  readonly codecs: (HeaderCodec<unknown> | undefined)[];
+  readonly results: (Result<unknown, string> | undefined)[];
 }
 
 const CRITICAL_CODES: Readonly<Record<string, WireErrorCode>> = {
@@ -155,7 +160,7 @@ export abstract class SipMessage {
   readonly binary: boolean;
   private objs: readonly HeaderField[] | undefined;
   private readonly parsed: ParsedHeaders | undefined;
-  /** Decode cache per field position (object mode; parsed mode uses parsed.decoded). */
+  /** Decode cache per field position (object mode; parsed mode uses parsed.codecs/results). */
   private slots: (DecodedSlot | undefined)[] | undefined;
 
   protected constructor(init: MessageInit) {
@@ -234,7 +239,15 @@ export abstract class SipMessage {
   }
 
   private decodeAt<T>(k: number, codec: HeaderCodec<T>): Result<T, string> {
-    const cache = this.parsed !== undefined ? this.parsed.decoded : (this.slots ??= []);
+    const p = this.parsed;
+    if (p !== undefined) {
+      if (p.codecs[k] === codec) return p.results[k] as Result<T, string>;
+      const result = codec.parse(this.valueAt(k));
+      p.codecs[k] = codec as HeaderCodec<unknown>;
+      p.results[k] = result;
+      return result;
+    }
+    const cache = (this.slots ??= []);
     const slot = cache[k];
     if (slot !== undefined && slot.codec === codec) return slot.result as Result<T, string>;
     const result = codec.parse(this.valueAt(k));
@@ -313,9 +326,9 @@ export abstract class SipMessage {
       const ix = p.index;
       for (let o = 0; o < ix.length; o += STRIDE) {
         if ((ix[o]! & 0xffff) !== id) continue;
-        const slot = p.decoded[o / STRIDE];
-        if (slot !== undefined && slot.codec === codec && slot.result.ok)
-          return slot.result.value as T;
+        const k = o / STRIDE;
+        const r = p.results[k];
+        if (p.codecs[k] === codec && r !== undefined && r.ok) return r.value as T;
         break;
       }
     }

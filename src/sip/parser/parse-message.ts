@@ -10,6 +10,7 @@
  * kept raw and do not fail the message.
  */
 import { defaultLimits, type MessageLimits } from '../../base/limits.ts';
+import type { Result } from '../../base/result.ts';
 import { binaryDecode, utf8Decode, utf8DecodeStrict, utf8Encode } from '../../base/text.ts';
 import { CHAR_CLASS, TOKEN } from '../grammar/chars.ts';
 import { FromHeader, ToHeader } from '../headers/address.ts';
@@ -27,7 +28,6 @@ import {
   requestInit,
   responseInit,
   headerErrorCode,
-  type DecodedSlot,
   type HeaderField,
 } from '../message/message.ts';
 import { isSimpleSipUri, parseUri, type Uri } from '../uri/uri.ts';
@@ -175,7 +175,8 @@ export function parseMessage(input: Uint8Array | string, options?: ParseOptions)
   // ---- header fields (RFC 3261 §7.3) ----
   // One pass records offsets (see message.ts STRIDE); no string or object per field.
   const index: number[] = [];
-  const decoded: (DecodedSlot | undefined)[] = [];
+  const codecs: (HeaderCodec<unknown> | undefined)[] = [];
+  const results: (Result<unknown, string> | undefined)[] = [];
   let seen = 0;
   let clAt = -1;
   let cseqAt = -1;
@@ -288,7 +289,8 @@ export function parseMessage(input: Uint8Array | string, options?: ParseOptions)
     const codec = CODECS[id]!;
     const raw = text.slice(vs, ve);
     const r = codec.parse(folded !== 0 ? unfoldValue(raw) : raw);
-    decoded[k] = { codec, result: r };
+    codecs[k] = codec;
+    results[k] = r;
     if (!r.ok) {
       return fail(
         wireError(headerErrorCode(codec.key), `${codec.name}: ${r.error}`, codec.name),
@@ -315,7 +317,7 @@ export function parseMessage(input: Uint8Array | string, options?: ParseOptions)
   let bodyLength: number;
   const available = len - bodyStart;
   if (clAt >= 0) {
-    bodyLength = (decoded[clAt]!.result as { value: number }).value;
+    bodyLength = (results[clAt] as { value: number }).value;
     if (bodyLength > limits.maxBodyBytes)
       return fail(wireError('SB_ERR_BODY_TOO_LARGE'), partialOf(!isResponse, method, text, index));
     if (bodyLength > available) {
@@ -345,7 +347,7 @@ export function parseMessage(input: Uint8Array | string, options?: ParseOptions)
           status,
           reason,
           version,
-          { text, index, decoded },
+          { text, index, codecs, results },
           undefined,
           undefined,
           bodyStart,
@@ -356,7 +358,7 @@ export function parseMessage(input: Uint8Array | string, options?: ParseOptions)
     };
   }
   // RFC 3261 §8.1.1.5 / RFC 4475 §3.1.2.17: the CSeq method matches the request method.
-  const cseq = (decoded[cseqAt]!.result as { value: CSeq }).value;
+  const cseq = (results[cseqAt] as { value: CSeq }).value;
   if (cseq.method !== method) {
     return fail(
       wireError(
@@ -395,7 +397,7 @@ export function parseMessage(input: Uint8Array | string, options?: ParseOptions)
         uri,
         uriText,
         version,
-        { text, index, decoded },
+        { text, index, codecs, results },
         undefined,
         undefined,
         bodyStart,
