@@ -153,14 +153,19 @@ function finish(
 const SIMPLE_NAME_ADDR =
   /^(?:"((?:[^"\\]|\\[^\r\n])*)"[ \t]*|([A-Za-z0-9\-.!%*_+`'~]+(?:[ \t]+[A-Za-z0-9\-.!%*_+`'~]+)*)[ \t]*)?<([^<>\s"]+)>/;
 
-function parseSimpleNameAddr(value: string): NameAddr | string | null {
+/**
+ * `lazyUri`: defer decoding a URI that the conservative check vouches for (From,
+ * To: mostly their tags are read); lists (Route, Contact, Path) decode now, as
+ * their URIs are what gets read.
+ */
+function parseSimpleNameAddr(value: string, lazyUri: boolean): NameAddr | string | null {
   const m = SIMPLE_NAME_ADDR.exec(value);
   if (m === null) return null;
   const params = parseSimpleParams(value, m[0].length, value.length);
   if (params === null) return null;
   const uriText = m[3]!;
   let uri: Uri | undefined;
-  if (!isSimpleSipUri(uriText)) {
+  if (!lazyUri || !isSimpleSipUri(uriText)) {
     const u = parseUri(uriText);
     if (!u.ok) return u.error;
     uri = u.value;
@@ -171,7 +176,7 @@ function parseSimpleNameAddr(value: string): NameAddr | string | null {
 
 /** Parses a value holding exactly one name-addr/addr-spec (From, To, Refer-To ...). */
 export function parseNameAddr(value: string): Result<NameAddr, string> {
-  const fast = parseSimpleNameAddr(value);
+  const fast = parseSimpleNameAddr(value, true);
   if (fast !== null) return typeof fast === 'string' ? err(fast) : ok(fast);
   return parseNameAddrGeneral(value);
 }
@@ -203,7 +208,10 @@ function parseSimpleNameAddrList(value: string): readonly NameAddr[] | string | 
     let b = end;
     while (a < b && (value.charCodeAt(a) === 0x20 || value.charCodeAt(a) === 0x09)) a++;
     while (b > a && (value.charCodeAt(b - 1) === 0x20 || value.charCodeAt(b - 1) === 0x09)) b--;
-    const na = parseSimpleNameAddr(a === 0 && b === value.length ? value : value.slice(a, b));
+    const na = parseSimpleNameAddr(
+      a === 0 && b === value.length ? value : value.slice(a, b),
+      false,
+    );
     if (na === null || typeof na === 'string') return na;
     out.push(na);
     if (end === value.length) return out;
