@@ -4,6 +4,8 @@
  *   switchboard parse FILE|-  [--stream]   one SIP message as JSON (exit 2 when a server
  *                                          would reject it, 1 on a usage error)
  *   switchboard serve                      the server (not available in this version)
+ *   switchboard user add|passwd|remove|list|import ...   users in the store (user.ts)
+ *   switchboard domain add|list|remove ...               domains in the store (user.ts)
  *   switchboard help | --help
  *
  * `run(argv, io)` does the work with injected streams and returns the exit code, so
@@ -24,21 +26,10 @@ import {
   type SipRequest,
   type SipResponse,
 } from '../sip/index.ts';
+import { EXIT_OK, EXIT_REJECTED, EXIT_USAGE, readErrorReason, type CliIo } from './io.ts';
+import { runDomain, runUser } from './user.ts';
 
-/** Where the command reads and writes: process streams in production, fakes in tests. */
-export interface CliIo {
-  readonly stdout: { write(text: string): unknown };
-  readonly stderr: { write(text: string): unknown };
-  /** Standard input, read to the end by `parse -`. */
-  readonly stdin: AsyncIterable<Uint8Array | string>;
-  /** Reads a file's bytes; node:fs/promises readFile by default. */
-  readonly readFile?: (path: string) => Promise<Uint8Array>;
-}
-
-/** Exit codes: 0 done, 1 usage or input error, 2 the message would be rejected. */
-export const EXIT_OK = 0;
-export const EXIT_USAGE = 1;
-export const EXIT_REJECTED = 2;
+export { EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_NOT_FOUND, type CliIo } from './io.ts';
 
 export const USAGE = `Usage: switchboard <command> [options]
 
@@ -49,11 +40,31 @@ Commands:
   serve          Run the SIP server (not available in this version).
   help           Show this help.
 
+  user add AOR --password PW     Add a user (its domain must exist: "domain add").
+  user passwd AOR --password PW  Change a user's password.
+  user remove AOR                Remove a user.
+  user list [--domain D] [--json]
+                                 List users (one AOR a line, or JSON).
+  user import FILE.csv           Add users from a CSV file with the header row
+                                 "aor,password"; a bad row is reported as "line N:
+                                 reason" and then nothing is imported.
+  domain add|remove NAME         Add or remove a domain this server serves.
+  domain list [--json]           List the domains.
+
+  An AOR is a sip: URI with a user part; "alice@example.com" means
+  "sip:alice@example.com". Passwords are stored only as digest HA1 values
+  (MD5 and SHA-256, realm = the AOR's domain).
+
 Options:
   --stream       parse: frame the input as a stream transport does (RFC 3261 §18.3: the
                  body is Content-Length octets, 0 without one). The default is datagram
                  framing (the body is the rest of the input without Content-Length).
+  --data-dir DIR user, domain: the data directory holding switchboard.db
+                 (default ./data, created when missing).
   -h, --help     Show this help.
+
+Exit status: 0 done; 1 usage or invalid input (nothing changed); 2 parse: the message
+would be rejected, user/domain: no such user or domain.
 `;
 
 const SERVE_NOTE =
@@ -61,6 +72,14 @@ const SERVE_NOTE =
 
 /** Runs the command line `argv` (without node and script) and returns the exit code. */
 export async function run(argv: readonly string[], io: CliIo): Promise<number> {
+  const storeCommand = argv[0] === 'user' ? runUser : argv[0] === 'domain' ? runDomain : undefined;
+  if (storeCommand !== undefined) {
+    if (argv.includes('-h') || argv.includes('--help')) {
+      io.stdout.write(USAGE);
+      return EXIT_OK;
+    }
+    return storeCommand(argv.slice(1), io);
+  }
   let values: { help?: boolean; stream?: boolean };
   let positionals: string[];
   try {
@@ -115,17 +134,7 @@ async function parseCommand(args: readonly string[], stream: boolean, io: CliIo)
   try {
     bytes = file === '-' ? await readAll(io.stdin) : await (io.readFile ?? readBytes)(file);
   } catch (e) {
-    const code = (e as { code?: unknown }).code;
-    const why =
-      code === 'ENOENT'
-        ? 'no such file'
-        : code === 'EISDIR'
-          ? 'is a directory'
-          : code === 'EACCES'
-            ? 'permission denied'
-            : e instanceof Error
-              ? e.message
-              : String(e);
+    const why = readErrorReason(e);
     io.stderr.write(`switchboard: cannot read ${file}: ${why}\n`);
     return EXIT_USAGE;
   }

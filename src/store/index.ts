@@ -1,0 +1,19 @@
+/**
+ * Store interfaces (STYLE.md layer `store`): users, domains and location bindings.
+ * Adapters live in subfolders (`sqlite/`); services depend on these interfaces only.
+ */
+export * from './users.ts';
+export * from './domains.ts';
+export * from './location.ts';
+
+import type { DomainStore } from './domains.ts';
+import type { LocationStore } from './location.ts';
+import type { UserStore } from './users.ts';
+
+/** One opened store: the three interfaces on one backend, closed together. */
+export interface Store {
+  readonly users: UserStore;
+  readonly domains: DomainStore;
+  readonly location: LocationStore;
+  close(): Promise<void>;
+}

@@ -1,0 +1,42 @@
+/**
+ * The location service (RFC 3261 §10.2, §10.3): the contact bindings registered for
+ * each address-of-record. A binding is keyed by (aor, contact).
+ */
+
+/** One registered contact (RFC 3261 §10.3 step 7; RFC 3327 Path; RFC 5626 outbound). */
+export interface Binding {
+  /** Canonical AOR, `sip:user@domain`. */
+  readonly aor: string;
+  /** The Contact URI as registered (text). */
+  readonly contact: string;
+  /** When the binding expires, epoch milliseconds. */
+  readonly expiresAt: number;
+  /** The contact's `q` value, 0..1 (RFC 3261 §20.10); 1 when absent. */
+  readonly q: number;
+  /** Call-ID and CSeq of the REGISTER that last refreshed it (RFC 3261 §10.3 step 7). */
+  readonly callId: string;
+  readonly cseq: number;
+  /** Path header values, in order (RFC 3327 §5.3). */
+  readonly path: readonly string[];
+  /** `+sip.instance` (RFC 5626 §4.1), when given. */
+  readonly instance?: string;
+  /** `reg-id` (RFC 5626 §4.2), when given. */
+  readonly regId?: number;
+  /** Where the REGISTER came from, e.g. `udp:192.0.2.1:5060` (the flow for RFC 5626). */
+  readonly received?: string;
+  /** The registering User-Agent header, when given. */
+  readonly userAgent?: string;
+}
+
+export interface LocationStore {
+  /** Inserts the binding, or replaces the one with the same (aor, contact). */
+  upsert(binding: Binding): Promise<void>;
+  /** Removes one binding; false when there was none. */
+  remove(aor: string, contact: string): Promise<boolean>;
+  /** Removes every binding of the AOR (`Contact: *`); returns how many. */
+  removeAll(aor: string): Promise<number>;
+  /** The AOR's bindings with expiresAt > nowMs, highest q first. */
+  lookup(aor: string, nowMs: number): Promise<Binding[]>;
+  /** Deletes every binding with expiresAt <= nowMs; returns how many. */
+  purgeExpired(nowMs: number): Promise<number>;
+}

@@ -1,0 +1,277 @@
+/**
+ * The embedded store: users, domains and location bindings in one SQLite database,
+ * `DATADIR/switchboard.db` (better-sqlite3, WAL journal so a running server and the
+ * `switchboard user ...` commands can share it).
+ *
+ * The schema is versioned: `schema_version` holds the applied version and
+ * `MIGRATIONS[i]` takes the database from version i to i + 1, each in a transaction.
+ * Passwords never reach this file: callers pass H(A1) values.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import {
+  splitAor,
+  type AddUserResult,
+  type Binding,
+  type DomainStore,
+  type ImportUsersResult,
+  type LocationStore,
+  type RemoveDomainResult,
+  type Store,
+  type UserCredentials,
+  type UserImportRow,
+  type UserRecord,
+  type UserStore,
+} from '../index.ts';
+
+/** The database file's name inside the data dir. */
+export const DATABASE_FILE = 'switchboard.db';
+
+/** Schema migrations, in order; never edit a shipped one, append a new one. */
+const MIGRATIONS: readonly string[] = Object.freeze([
+  `CREATE TABLE domains (name TEXT PRIMARY KEY) WITHOUT ROWID;
+   CREATE TABLE users (
+     aor TEXT PRIMARY KEY,
+     user TEXT NOT NULL,
+     domain TEXT NOT NULL REFERENCES domains(name),
+     ha1_md5 TEXT NOT NULL,
+     ha1_sha256 TEXT NOT NULL
+   ) WITHOUT ROWID;
+   CREATE INDEX users_domain ON users(domain, aor);
+   CREATE TABLE bindings (
+     aor TEXT NOT NULL,
+     contact TEXT NOT NULL,
+     expires_at INTEGER NOT NULL,
+     q REAL NOT NULL,
+     call_id TEXT NOT NULL,
+     cseq INTEGER NOT NULL,
+     path TEXT NOT NULL,
+     instance TEXT,
+     reg_id INTEGER,
+     received TEXT,
+     user_agent TEXT,
+     PRIMARY KEY (aor, contact)
+   ) WITHOUT ROWID;
+   CREATE INDEX bindings_expires ON bindings(expires_at);`,
+]);
+
+/** The current schema version (the number of migrations). */
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+export interface SqliteStore extends Store {
+  /** The database file's path. */
+  readonly file: string;
+}
+
+interface UserRow {
+  aor: string;
+  user: string;
+  domain: string;
+  ha1_md5: string;
+  ha1_sha256: string;
+}
+
+interface BindingRow {
+  aor: string;
+  contact: string;
+  expires_at: number;
+  q: number;
+  call_id: string;
+  cseq: number;
+  path: string;
+  instance: string | null;
+  reg_id: number | null;
+  received: string | null;
+  user_agent: string | null;
+}
+
+/** Opens (creating when missing) the store in `dataDir` and brings its schema up to date. */
+export function openSqliteStore(dataDir: string): SqliteStore {
+  mkdirSync(dataDir, { recursive: true });
+  const file = join(dataDir, DATABASE_FILE);
+  const db = new Database(file);
+  try {
+    db.pragma('journal_mode = WAL');
+    db.pragma('foreign_keys = ON');
+    db.pragma('busy_timeout = 5000');
+    migrate(db);
+  } catch (e) {
+    db.close();
+    throw e;
+  }
+  return {
+    file,
+    users: userStore(db),
+    domains: domainStore(db),
+    location: locationStore(db),
+    close: async () => {
+      if (db.open) db.close();
+    },
+  };
+}
+
+function migrate(db: Database.Database): void {
+  db.exec('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)');
+  const row = db.prepare('SELECT version FROM schema_version').get() as
+    { version: number } | undefined;
+  const current = row?.version ?? 0;
+  if (current > MIGRATIONS.length) {
+    throw new Error(
+      `${db.name}: schema version ${current} is newer than this Switchboard (${MIGRATIONS.length})`,
+    );
+  }
+  for (let v = current; v < MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v]!);
+      db.prepare('DELETE FROM schema_version').run();
+      db.prepare('INSERT INTO schema_version (version) VALUES (?)').run(v + 1);
+    })();
+  }
+}
+
+function toUser(r: UserRow): UserRecord {
+  return { aor: r.aor, user: r.user, domain: r.domain, ha1Md5: r.ha1_md5, ha1Sha256: r.ha1_sha256 };
+}
+
+function userStore(db: Database.Database): UserStore {
+  const hasDomain = db.prepare<[string], { one: number }>(
+    'SELECT 1 AS one FROM domains WHERE name = ?',
+  );
+  const getUser = db.prepare<[string], UserRow>('SELECT * FROM users WHERE aor = ?');
+  const insert = db.prepare(
+    'INSERT INTO users (aor, user, domain, ha1_md5, ha1_sha256) VALUES (?, ?, ?, ?, ?)',
+  );
+  const update = db.prepare('UPDATE users SET ha1_md5 = ?, ha1_sha256 = ? WHERE aor = ?');
+  const del = db.prepare('DELETE FROM users WHERE aor = ?');
+  const listAll = db.prepare<[], UserRow>('SELECT * FROM users ORDER BY aor');
+  const listDomain = db.prepare<[string], UserRow>(
+    'SELECT * FROM users WHERE domain = ? ORDER BY aor',
+  );
+
+  /** Inserts one user after the checks; the caller owns the transaction. */
+  const addOne = (aor: string, c: UserCredentials): AddUserResult => {
+    const parts = splitAor(aor);
+    if (parts === undefined) throw new TypeError(`not a canonical sip: AOR: ${aor}`);
+    if (hasDomain.get(parts.domain) === undefined) return 'unknown-domain';
+    if (getUser.get(aor) !== undefined) return 'exists';
+    insert.run(aor, parts.user, parts.domain, c.ha1Md5, c.ha1Sha256);
+    return 'added';
+  };
+
+  /** Thrown inside the import transaction to roll it back. */
+  class Refused {
+    constructor(readonly result: ImportUsersResult) {}
+  }
+  const importTx = db.transaction((rows: readonly UserImportRow[]): number => {
+    const seen = new Set<string>();
+    for (let i = 0; i < rows.length; i++) {
+      const row = rows[i]!;
+      if (seen.has(row.aor)) throw new Refused({ ok: false, index: i, reason: 'duplicate' });
+      seen.add(row.aor);
+      const r = addOne(row.aor, row.credentials);
+      if (r !== 'added') throw new Refused({ ok: false, index: i, reason: r });
+    }
+    return rows.length;
+  });
+
+  const addTx = db.transaction(addOne);
+  return {
+    // async: a synchronous throw becomes a rejected promise, as the interface promises.
+    add: async (aor, c) => addTx(aor, c),
+    setPassword: async (aor, c) => update.run(c.ha1Md5, c.ha1Sha256, aor).changes > 0,
+    remove: async (aor) => del.run(aor).changes > 0,
+    get: async (aor) => {
+      const r = getUser.get(aor);
+      return r === undefined ? undefined : toUser(r);
+    },
+    list: async (domain) =>
+      (domain === undefined ? listAll.all() : listDomain.all(domain.toLowerCase())).map(toUser),
+    importMany: async (rows) => {
+      try {
+        return { ok: true, count: importTx(rows) };
+      } catch (e) {
+        if (e instanceof Refused) return e.result;
+        throw e;
+      }
+    },
+  };
+}
+
+function domainStore(db: Database.Database): DomainStore {
+  const insert = db.prepare('INSERT OR IGNORE INTO domains (name) VALUES (?)');
+  const has = db.prepare<[string], { one: number }>('SELECT 1 AS one FROM domains WHERE name = ?');
+  const used = db.prepare<[string], { one: number }>(
+    'SELECT 1 AS one FROM users WHERE domain = ? LIMIT 1',
+  );
+  const del = db.prepare('DELETE FROM domains WHERE name = ?');
+  const list = db.prepare<[], { name: string }>('SELECT name FROM domains ORDER BY name');
+  const removeTx = db.transaction((name: string): RemoveDomainResult => {
+    if (has.get(name) === undefined) return 'not-found';
+    if (used.get(name) !== undefined) return 'in-use';
+    del.run(name);
+    return 'removed';
+  });
+  return {
+    add: async (name) => insert.run(name.toLowerCase()).changes > 0,
+    remove: async (name) => removeTx(name.toLowerCase()),
+    list: async () => list.all().map((r) => r.name),
+    has: async (name) => has.get(name.toLowerCase()) !== undefined,
+  };
+}
+
+function toBinding(r: BindingRow): Binding {
+  return {
+    aor: r.aor,
+    contact: r.contact,
+    expiresAt: r.expires_at,
+    q: r.q,
+    callId: r.call_id,
+    cseq: r.cseq,
+    path: JSON.parse(r.path) as string[],
+    ...(r.instance !== null && { instance: r.instance }),
+    ...(r.reg_id !== null && { regId: r.reg_id }),
+    ...(r.received !== null && { received: r.received }),
+    ...(r.user_agent !== null && { userAgent: r.user_agent }),
+  };
+}
+
+function locationStore(db: Database.Database): LocationStore {
+  const upsert = db.prepare(
+    `INSERT INTO bindings (aor, contact, expires_at, q, call_id, cseq, path, instance, reg_id,
+       received, user_agent)
+     VALUES (@aor, @contact, @expiresAt, @q, @callId, @cseq, @path, @instance, @regId,
+       @received, @userAgent)
+     ON CONFLICT (aor, contact) DO UPDATE SET expires_at = excluded.expires_at, q = excluded.q,
+       call_id = excluded.call_id, cseq = excluded.cseq, path = excluded.path,
+       instance = excluded.instance, reg_id = excluded.reg_id, received = excluded.received,
+       user_agent = excluded.user_agent`,
+  );
+  const del = db.prepare('DELETE FROM bindings WHERE aor = ? AND contact = ?');
+  const delAll = db.prepare('DELETE FROM bindings WHERE aor = ?');
+  const lookup = db.prepare<[string, number], BindingRow>(
+    'SELECT * FROM bindings WHERE aor = ? AND expires_at > ? ORDER BY q DESC, contact',
+  );
+  const purge = db.prepare('DELETE FROM bindings WHERE expires_at <= ?');
+  return {
+    upsert: async (b) => {
+      upsert.run({
+        aor: b.aor,
+        contact: b.contact,
+        expiresAt: b.expiresAt,
+        q: b.q,
+        callId: b.callId,
+        cseq: b.cseq,
+        path: JSON.stringify(b.path),
+        instance: b.instance ?? null,
+        regId: b.regId ?? null,
+        received: b.received ?? null,
+        userAgent: b.userAgent ?? null,
+      });
+    },
+    remove: async (aor, contact) => del.run(aor, contact).changes > 0,
+    removeAll: async (aor) => delAll.run(aor).changes,
+    lookup: async (aor, nowMs) => lookup.all(aor, nowMs).map(toBinding),
+    purgeExpired: async (nowMs) => purge.run(nowMs).changes,
+  };
+}

@@ -1,0 +1,232 @@
+/**
+ * The SQLite adapter against the store interfaces: every method, persistence across
+ * reopening the same data dir, binding expiry, all-or-nothing imports, and no clear-text
+ * password in the database file.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { ha1 } from '../../src/auth/index.ts';
+import type { Binding, UserCredentials } from '../../src/store/index.ts';
+import { splitAor } from '../../src/store/index.ts';
+import {
+  DATABASE_FILE,
+  SCHEMA_VERSION,
+  openSqliteStore,
+  type SqliteStore,
+} from '../../src/store/sqlite/sqlite-store.ts';
+
+function creds(user: string, domain: string, password: string): UserCredentials {
+  return {
+    ha1Md5: ha1('MD5', user, domain, password),
+    ha1Sha256: ha1('SHA-256', user, domain, password),
+  };
+}
+
+function binding(over: Partial<Binding> = {}): Binding {
+  return {
+    aor: 'sip:alice@example.com',
+    contact: 'sip:alice@192.0.2.10:5060',
+    expiresAt: 10_000,
+    q: 1,
+    callId: 'c1@192.0.2.10',
+    cseq: 1,
+    path: [],
+    ...over,
+  };
+}
+
+describe('openSqliteStore', () => {
+  let dir: string;
+  let store: SqliteStore;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'sb-store-'));
+    store = openSqliteStore(join(dir, 'data')); // a missing data dir is created
+  });
+  afterEach(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const reopen = async (): Promise<void> => {
+    await store.close();
+    store = openSqliteStore(join(dir, 'data'));
+  };
+
+  it('creates DATADIR/switchboard.db in WAL mode at the current schema version', async () => {
+    assert.equal(store.file, join(dir, 'data', DATABASE_FILE));
+    assert.ok(readdirSync(join(dir, 'data')).includes(DATABASE_FILE));
+    assert.equal(SCHEMA_VERSION, 1);
+    await reopen(); // migrations are not re-run on an up-to-date database
+    assert.deepEqual(await store.domains.list(), []);
+  });
+
+  it('domains: add (lower-cased), has, list, remove, in-use', async () => {
+    assert.equal(await store.domains.add('Example.COM'), true);
+    assert.equal(await store.domains.add('example.com'), false);
+    assert.equal(await store.domains.add('b.example'), true);
+    assert.equal(await store.domains.has('EXAMPLE.com'), true);
+    assert.equal(await store.domains.has('other.example'), false);
+    assert.deepEqual(await store.domains.list(), ['b.example', 'example.com']);
+    await store.users.add('sip:alice@example.com', creds('alice', 'example.com', 'pw'));
+    assert.equal(await store.domains.remove('example.com'), 'in-use');
+    assert.equal(await store.domains.remove('nope.example'), 'not-found');
+    assert.equal(await store.domains.remove('B.example'), 'removed');
+    assert.deepEqual(await store.domains.list(), ['example.com']);
+  });
+
+  it('users: add, get, list, setPassword, remove', async () => {
+    const c = creds('alice', 'example.com', 'pw');
+    assert.equal(await store.users.add('sip:alice@example.com', c), 'unknown-domain');
+    await store.domains.add('example.com');
+    await store.domains.add('b.example');
+    assert.equal(await store.users.add('sip:alice@example.com', c), 'added');
+    assert.equal(await store.users.add('sip:alice@example.com', c), 'exists');
+    assert.equal(
+      await store.users.add('sip:bob@b.example', creds('bob', 'b.example', 'x')),
+      'added',
+    );
+    assert.deepEqual(await store.users.get('sip:alice@example.com'), {
+      aor: 'sip:alice@example.com',
+      user: 'alice',
+      domain: 'example.com',
+      ...c,
+    });
+    assert.equal(await store.users.get('sip:carol@example.com'), undefined);
+    assert.deepEqual(
+      (await store.users.list()).map((u) => u.aor),
+      ['sip:alice@example.com', 'sip:bob@b.example'],
+    );
+    assert.deepEqual(
+      (await store.users.list('B.EXAMPLE')).map((u) => u.aor),
+      ['sip:bob@b.example'],
+    );
+    const c2 = creds('alice', 'example.com', 'new');
+    assert.equal(await store.users.setPassword('sip:alice@example.com', c2), true);
+    assert.equal(await store.users.setPassword('sip:carol@example.com', c2), false);
+    assert.equal((await store.users.get('sip:alice@example.com'))?.ha1Sha256, c2.ha1Sha256);
+    assert.equal(await store.users.remove('sip:alice@example.com'), true);
+    assert.equal(await store.users.remove('sip:alice@example.com'), false);
+    assert.equal(await store.users.get('sip:alice@example.com'), undefined);
+  });
+
+  it('users.add rejects an AOR that is not canonical sip:user@domain', async () => {
+    await assert.rejects(store.users.add('alice', creds('a', 'b', 'c')), TypeError);
+  });
+
+  it('importMany: all rows, or none (duplicate, existing user, unknown domain)', async () => {
+    await store.domains.add('example.com');
+    const rows = Array.from({ length: 5 }, (_, i) => ({
+      aor: `sip:u${i}@example.com`,
+      credentials: creds(`u${i}`, 'example.com', `p${i}`),
+    }));
+    const dup = [...rows, rows[1]!];
+    assert.deepEqual(await store.users.importMany(dup), {
+      ok: false,
+      index: 5,
+      reason: 'duplicate',
+    });
+    const unknown = [...rows.slice(0, 3), { ...rows[3]!, aor: 'sip:x@nope.example' }];
+    assert.deepEqual(await store.users.importMany(unknown), {
+      ok: false,
+      index: 3,
+      reason: 'unknown-domain',
+    });
+    assert.deepEqual(await store.users.list(), []);
+    assert.deepEqual(await store.users.importMany(rows), { ok: true, count: 5 });
+    assert.equal((await store.users.list()).length, 5);
+    const more = [
+      { aor: 'sip:v@example.com', credentials: creds('v', 'example.com', 'p') },
+      rows[2]!,
+    ];
+    assert.deepEqual(await store.users.importMany(more), { ok: false, index: 1, reason: 'exists' });
+    assert.equal(await store.users.get('sip:v@example.com'), undefined);
+  });
+
+  it('location: upsert (replace by aor+contact), lookup by q, remove, removeAll', async () => {
+    const full = binding({
+      contact: 'sip:alice@192.0.2.11;transport=tcp',
+      q: 0.5,
+      path: ['<sip:edge.example.com;lr>', '<sip:p2.example.com;lr>'],
+      instance: '"<urn:uuid:00000000-0000-1000-8000-000A95A0E128>"',
+      regId: 1,
+      received: 'tcp:192.0.2.11:40000',
+      userAgent: 'baresip 3.0',
+    });
+    await store.location.upsert(binding());
+    await store.location.upsert(full);
+    await store.location.upsert(binding({ aor: 'sip:bob@example.com' }));
+    assert.deepEqual(await store.location.lookup('sip:alice@example.com', 0), [binding(), full]);
+    const refreshed = binding({ cseq: 2, expiresAt: 20_000, q: 0.1 });
+    await store.location.upsert(refreshed);
+    assert.deepEqual(await store.location.lookup('sip:alice@example.com', 0), [full, refreshed]);
+    assert.equal(await store.location.remove('sip:alice@example.com', full.contact), true);
+    assert.equal(await store.location.remove('sip:alice@example.com', full.contact), false);
+    assert.deepEqual(await store.location.lookup('sip:alice@example.com', 0), [refreshed]);
+    assert.equal(await store.location.removeAll('sip:alice@example.com'), 1);
+    assert.equal(await store.location.removeAll('sip:alice@example.com'), 0);
+    assert.deepEqual(await store.location.lookup('sip:alice@example.com', 0), []);
+    assert.equal((await store.location.lookup('sip:bob@example.com', 0)).length, 1);
+  });
+
+  it('location: lookup hides expired bindings; purgeExpired deletes them', async () => {
+    await store.location.upsert(binding({ contact: 'sip:a@192.0.2.1', expiresAt: 1000 }));
+    await store.location.upsert(binding({ contact: 'sip:b@192.0.2.2', expiresAt: 2000 }));
+    const at = async (now: number): Promise<string[]> =>
+      (await store.location.lookup('sip:alice@example.com', now)).map((b) => b.contact);
+    assert.deepEqual(await at(999), ['sip:a@192.0.2.1', 'sip:b@192.0.2.2']);
+    assert.deepEqual(await at(1000), ['sip:b@192.0.2.2']); // expired at expiresAt
+    assert.deepEqual(await at(2000), []);
+    assert.equal(await store.location.purgeExpired(1000), 1);
+    assert.deepEqual(await at(0), ['sip:b@192.0.2.2']);
+    assert.equal(await store.location.purgeExpired(5000), 1);
+    assert.equal(await store.location.purgeExpired(5000), 0);
+  });
+
+  it('users, domains and bindings survive closing and reopening the data dir', async () => {
+    await store.domains.add('example.com');
+    const c = creds('alice', 'example.com', 'pw');
+    await store.users.add('sip:alice@example.com', c);
+    const b = binding({ path: ['<sip:edge;lr>'], regId: 2, instance: '"<urn:x>"' });
+    await store.location.upsert(b);
+    await reopen();
+    assert.deepEqual(await store.domains.list(), ['example.com']);
+    assert.deepEqual(await store.users.get('sip:alice@example.com'), {
+      aor: 'sip:alice@example.com',
+      user: 'alice',
+      domain: 'example.com',
+      ...c,
+    });
+    assert.deepEqual(await store.location.lookup('sip:alice@example.com', 0), [b]);
+  });
+
+  it('no clear-text password in the database files', async () => {
+    const password = 'Sup3r-Secret-Passw0rd';
+    await store.domains.add('example.com');
+    await store.users.add('sip:alice@example.com', creds('alice', 'example.com', password));
+    await store.users.importMany([
+      { aor: 'sip:bob@example.com', credentials: creds('bob', 'example.com', password) },
+    ]);
+    await store.close();
+    const files = readdirSync(join(dir, 'data'));
+    assert.ok(files.includes(DATABASE_FILE));
+    for (const f of files) {
+      const bytes = readFileSync(join(dir, 'data', f));
+      assert.equal(bytes.includes(password), false, f);
+      assert.equal(bytes.includes(Buffer.from(password, 'utf16le')), false, f);
+    }
+    // The HA1 is there instead.
+    const db = readFileSync(join(dir, 'data', DATABASE_FILE));
+    assert.ok(db.includes(ha1('SHA-256', 'alice', 'example.com', password)));
+    store = openSqliteStore(join(dir, 'data'));
+  });
+
+  it('splitAor: the parts of a canonical AOR', () => {
+    assert.deepEqual(splitAor('sip:alice@example.com'), { user: 'alice', domain: 'example.com' });
+    assert.equal(splitAor('alice@example.com'), undefined);
+    assert.equal(splitAor('sip:example.com'), undefined);
+    assert.equal(splitAor('sip:alice@'), undefined);
+  });
+});
