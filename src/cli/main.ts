@@ -3,7 +3,8 @@
  *
  *   switchboard parse FILE|-  [--stream]   one SIP message as JSON (exit 2 when a server
  *                                          would reject it, 1 on a usage error)
- *   switchboard serve                      the server (not available in this version)
+ *   switchboard serve [--data-dir DIR] [--domain NAME]... [--listen SPEC]... [--log-level L]
+ *                                          the SIP server: registrar (serve.ts)
  *   switchboard user add|passwd|remove|list|import ...   users in the store (user.ts)
  *   switchboard domain add|list|remove ...               domains in the store (user.ts)
  *   switchboard help | --help
@@ -27,6 +28,7 @@ import {
   type SipResponse,
 } from '../sip/index.ts';
 import { EXIT_OK, EXIT_REJECTED, EXIT_USAGE, readErrorReason, type CliIo } from './io.ts';
+import { runServe } from './serve.ts';
 import { runDomain, runUser } from './user.ts';
 
 export { EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_NOT_FOUND, type CliIo } from './io.ts';
@@ -37,7 +39,11 @@ Commands:
   parse FILE     Parse one SIP message from FILE ("-" for standard input) and print it
                  as JSON. Exits 2, with the status a server would answer on standard
                  error, when the message would be rejected.
-  serve          Run the SIP server (not available in this version).
+  serve [--data-dir DIR] [--domain NAME]... [--listen SPEC]... [--log-level LEVEL]
+                 Run the SIP server (registrar; no proxy yet). SPEC is
+                 udp|tcp|tls|ws|wss:ADDRESS:PORT (default udp and tcp on 0.0.0.0:5060;
+                 port 0 picks a free port, printed as "listening SPEC"). LEVEL is
+                 debug, info (default), warn, error or silent. Stops on SIGTERM/SIGINT.
   help           Show this help.
 
   user add AOR --password PW     Add a user (its domain must exist: "domain add").
@@ -67,13 +73,20 @@ Exit status: 0 done; 1 usage or invalid input (nothing changed); 2 parse: the me
 would be rejected, user/domain: no such user or domain.
 `;
 
-const SERVE_NOTE =
-  'switchboard serve: the SIP server is not available in this version of Switchboard.\n\n';
-
 /** Runs the command line `argv` (without node and script) and returns the exit code. */
 export async function run(argv: readonly string[], io: CliIo): Promise<number> {
-  const storeCommand = argv[0] === 'user' ? runUser : argv[0] === 'domain' ? runDomain : undefined;
+  const storeCommand =
+    argv[0] === 'user'
+      ? runUser
+      : argv[0] === 'domain'
+        ? runDomain
+        : argv[0] === 'serve'
+          ? runServe
+          : undefined;
   if (storeCommand !== undefined) {
+    if (argv[0] === 'serve' && argv.includes('--stream')) {
+      return usageError(io, `--stream applies to "parse" only`);
+    }
     if (argv.includes('-h') || argv.includes('--help')) {
       io.stdout.write(USAGE);
       return EXIT_OK;
@@ -111,10 +124,6 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
   switch (command) {
     case 'parse':
       return parseCommand(rest, values.stream === true, io);
-    case 'serve':
-      if (rest.length > 0) return usageError(io, `unexpected argument ${JSON.stringify(rest[0])}`);
-      io.stdout.write(SERVE_NOTE + USAGE);
-      return EXIT_OK;
     default:
       io.stderr.write(`switchboard: unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
       return EXIT_USAGE;

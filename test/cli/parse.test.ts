@@ -5,8 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
@@ -227,17 +227,50 @@ describe('switchboard parse (the real command)', { concurrency: availableParalle
     assert.equal(r.stderr, '');
   });
 
-  it('serve: a note that the server is not available, the usage, exit 0', async () => {
-    const r = await cli(['serve']);
+  it('serve --help: the usage, exit 0 (the server itself is tested in test/integration/server)', async () => {
+    const r = await cli(['serve', '--help']);
     assert.equal(r.code, 0);
-    assert.match(r.stdout, /not available in this version/);
     assert.match(r.stdout, /Usage: switchboard/);
+    assert.match(r.stdout, /serve \[--data-dir DIR\]/);
   });
 
-  it('npm start (node --import tsx src/cli/main.ts serve) exits 0', async () => {
-    const r = await node(['--import', 'tsx', 'src/cli/main.ts', 'serve']);
-    assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /not available in this version/);
+  it('npm start (node --import tsx src/cli/main.ts serve) serves until SIGTERM, then exits 0', async () => {
+    // Loopback and port 0 instead of the defaults (0.0.0.0:5060), and a temporary data dir.
+    const dir = mkdtempSync(join(tmpdir(), 'sb-start-'));
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'src/cli/main.ts',
+        'serve',
+        '--data-dir',
+        dir,
+        '--domain',
+        'example.com',
+      ].concat(['--listen', 'udp:127.0.0.1:0']),
+      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    try {
+      await new Promise<void>((r) => {
+        const check = (): void => {
+          if (/listening udp:127\.0\.0\.1:\d+/.test(out)) r();
+        };
+        child.stdout.on('data', check);
+        void exited.then(() => r());
+      });
+      assert.match(out, /listening udp:127\.0\.0\.1:\d+/);
+      child.kill('SIGTERM');
+      assert.equal(await exited, 0);
+    } finally {
+      clearTimeout(timer);
+      child.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('an unknown command: usage on stderr, exit 1', async () => {
