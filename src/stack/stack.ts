@@ -36,6 +36,8 @@ import {
 } from '../base/index.ts';
 import {
   VIA_TRANSPORT,
+  formatHostPort,
+  viaFor,
   isReliable,
   type Destination,
   type InboundRequest,
@@ -241,15 +243,16 @@ export class Stack {
     if (l === undefined) return '<sip:invalid>';
     const transport = l.protocol === 'udp' ? '' : `;transport=${l.protocol}`;
     const u = user !== undefined ? `${user}@` : '';
-    return `<sip:${u}${hostText(l.advertisedHost)}:${l.advertisedPort}${transport}>`;
+    return `<sip:${u}${formatHostPort(l.advertisedHost, l.advertisedPort)}${transport}>`;
   }
 
   /** Puts a fresh top Via for `dest` on a request (§8.1.1.7, RFC 3581 rport). */
   private withVia(request: SipRequest, dest: Destination): SipRequest {
     const l = this.transport.listenerFor(dest);
-    const proto: TransportProtocol = l?.protocol ?? dest.protocol;
-    const host = l !== undefined ? `${hostText(l.advertisedHost)}:${l.advertisedPort}` : '0.0.0.0';
-    const via = `SIP/2.0/${VIA_TRANSPORT[proto]} ${host};branch=${this.ids.branch()};rport`;
+    const via =
+      l !== undefined
+        ? viaFor(l, this.ids.branch())
+        : `SIP/2.0/${VIA_TRANSPORT[dest.protocol]} 0.0.0.0;branch=${this.ids.branch()};rport`;
     return request.remove('Via').prepend('Via', via);
   }
 
@@ -584,11 +587,6 @@ export class Stack {
     this.transactions.close();
     await this.transport.close();
   }
-}
-
-/** Host text for Via/Contact: IPv6 literals in brackets. */
-export function hostText(host: string): string {
-  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
 }
 
 /**

@@ -35,3 +35,4 @@ export {
   type TransportMessageEvent,
 } from './diagnostics.ts';
 export { PING, PONG } from './keepalive.ts';
+export { formatHostPort } from './address.ts';

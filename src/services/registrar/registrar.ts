@@ -24,6 +24,7 @@ import {
   type SipRequest,
 } from '../../sip/index.ts';
 import type { IncomingRequest, Stack } from '../../stack/index.ts';
+import { formatHostPort } from '../../transport/index.ts';
 import type { Binding, DomainStore, LocationStore, UserStore } from '../../store/index.ts';
 
 /** Option tags this registrar supports (sent in Supported; anything else in Require gets 420). */
@@ -190,7 +191,7 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
     }
 
     const path = m.getRawAll('Path').flatMap((v) => splitList(v));
-    const received = `${req.source.protocol}:${hostText(req.source.address)}:${req.source.port}`;
+    const received = `${req.source.protocol}:${formatHostPort(req.source.address, req.source.port)}`;
     const userAgent = m.getRaw('User-Agent');
     for (const c of changes) {
       if (c.expires === 0) {
@@ -335,8 +336,4 @@ function splitList(value: string): string[] {
   const last = value.slice(start).trim();
   if (last !== '') out.push(last);
   return out;
-}
-
-function hostText(address: string): string {
-  return address.includes(':') ? `[${address}]` : address;
 }
