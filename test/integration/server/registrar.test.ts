@@ -6,74 +6,27 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createStack, UserAgent, type Stack } from '../../../src/stack/index.ts';
 import { createRequest, type SipResponse } from '../../../src/sip/index.ts';
 import { openSqliteStore } from '../../../src/store/sqlite/sqlite-store.ts';
-import { within } from '../transport/support.ts';
+import { spawnSync } from 'node:child_process';
+import {
+  BIN,
+  cli,
+  startServer,
+  stopServer,
+  within,
+  type RunningServer,
+} from '../../support/server.ts';
 
-const BIN = 'bin/switchboard.js';
 const AOR = 'sip:alice@example.com';
-
-interface Server {
-  readonly child: ChildProcess;
-  readonly port: number;
-  stdout(): string;
-}
-
-function cli(args: string[]): void {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 20_000 });
-  assert.equal(r.status, 0, `${args.join(' ')}: ${r.stderr}`);
-}
-
-async function startServer(dataDir: string): Promise<Server> {
-  const child = spawn(
-    process.execPath,
-    [BIN, 'serve', '--data-dir', dataDir, '--domain', 'example.com'].concat([
-      '--listen',
-      'udp:127.0.0.1:0',
-      '--log-level',
-      'warn',
-    ]),
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let out = '';
-  let err = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-  const port = await within(
-    new Promise<number>((resolve, reject) => {
-      const check = (): void => {
-        const m = /listening udp:127\.0\.0\.1:(\d+)/.exec(out);
-        if (m !== null) resolve(Number(m[1]));
-      };
-      child.stdout.on('data', check);
-      child.once('exit', (code) => reject(new Error(`serve exited ${code}: ${err}`)));
-    }),
-    20_000,
-    'serve to print its listening line',
-  );
-  return { child, port, stdout: () => out };
-}
-
-async function stopServer(s: Server): Promise<number | null> {
-  if (s.child.exitCode !== null) return s.child.exitCode;
-  const exited = new Promise<number | null>((r) => s.child.once('exit', (code) => r(code)));
-  s.child.kill('SIGTERM');
-  try {
-    return await within(exited, 10_000, 'serve to exit on SIGTERM');
-  } catch (e) {
-    s.child.kill('SIGKILL');
-    throw e;
-  }
-}
 
 describe('switchboard serve: registrar (RFC 3261 §10.3)', { timeout: 120_000 }, () => {
   let dataDir: string;
-  let server: Server | undefined;
+  let server: RunningServer | undefined;
   let client: Stack;
   let callSeq = 0;
 
@@ -123,7 +76,7 @@ describe('switchboard serve: registrar (RFC 3261 §10.3)', { timeout: 120_000 },
     dataDir = mkdtempSync(join(tmpdir(), 'sb-registrar-'));
     cli(['domain', 'add', 'example.com', '--data-dir', dataDir]);
     cli(['user', 'add', 'alice@example.com', '--password', 'secret', '--data-dir', dataDir]);
-    server = await startServer(dataDir);
+    server = await startServer({ dataDir: dataDir });
     client = await createStack({ listen: ['udp:127.0.0.1:0'] });
   });
 
@@ -332,7 +285,7 @@ describe('switchboard serve: registrar (RFC 3261 §10.3)', { timeout: 120_000 },
     });
     assert.equal(set.status, 200);
     assert.equal(await stopServer(server!), 0);
-    server = await startServer(dataDir);
+    server = await startServer({ dataDir: dataDir });
     const q = await register({ password: 'secret' });
     assert.equal(q.status, 200);
     assert.equal(contactsOf(q).length, 1);
@@ -365,7 +318,7 @@ describe('switchboard serve: start-up errors', { timeout: 60_000 }, () => {
   it('first run: prints what to do next', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sb-serve-'));
     try {
-      const s = await startServer(dir);
+      const s = await startServer({ dataDir: dir });
       try {
         await within(
           new Promise<void>((resolve) => {
