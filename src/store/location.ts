@@ -37,6 +37,11 @@ export interface LocationStore {
   removeAll(aor: string): Promise<number>;
   /** The AOR's bindings with expiresAt > nowMs, highest q first. */
   lookup(aor: string, nowMs: number): Promise<Binding[]>;
+  /**
+   * Every live binding (expiresAt > nowMs) of every AOR, or of `aor` only: what an
+   * operator lists (`switchboard registrations`). Ordered by AOR, then as `lookup`.
+   */
+  list(nowMs: number, aor?: string): Promise<Binding[]>;
   /** Deletes every binding with expiresAt <= nowMs; returns how many. */
   purgeExpired(nowMs: number): Promise<number>;
 }

@@ -185,6 +185,22 @@ describe('openSqliteStore', () => {
     assert.equal(await store.location.purgeExpired(5000), 0);
   });
 
+  it('location: list gives the live bindings of every AOR (or one), by AOR then q', async () => {
+    const a1 = binding({ contact: 'sip:alice@192.0.2.1', q: 0.5, expiresAt: 3000 });
+    const a2 = binding({ contact: 'sip:alice@192.0.2.2', q: 0.9, expiresAt: 1000 });
+    const b1 = binding({ aor: 'sip:bob@example.com', contact: 'sip:bob@192.0.2.3' });
+    const c1 = binding({ aor: 'sip:carol@example.com', contact: 'sip:carol@192.0.2.4' });
+    for (const b of [c1, a1, b1, a2]) await store.location.upsert(b);
+    assert.deepEqual(await store.location.list(0), [a2, a1, b1, c1]);
+    // expired at expiresAt, as lookup
+    assert.deepEqual(await store.location.list(1000), [a1, b1, c1]);
+    assert.deepEqual(await store.location.list(0, 'sip:alice@example.com'), [a2, a1]);
+    assert.deepEqual(await store.location.list(0, 'sip:nobody@example.com'), []);
+    assert.deepEqual(await store.location.list(10_000), []);
+    // list only reads: the expired rows are still there for purgeExpired
+    assert.equal(await store.location.purgeExpired(10_000), 4);
+  });
+
   it('users, domains and bindings survive closing and reopening the data dir', async () => {
     await store.domains.add('example.com');
     const c = creds('alice', 'example.com', 'pw');

@@ -252,6 +252,9 @@ function locationStore(db: Database.Database): LocationStore {
   const lookup = db.prepare<[string, number], BindingRow>(
     'SELECT * FROM bindings WHERE aor = ? AND expires_at > ? ORDER BY q DESC, contact',
   );
+  const listAll = db.prepare<[number], BindingRow>(
+    'SELECT * FROM bindings WHERE expires_at > ? ORDER BY aor, q DESC, contact',
+  );
   const purge = db.prepare('DELETE FROM bindings WHERE expires_at <= ?');
   return {
     upsert: async (b) => {
@@ -272,6 +275,8 @@ function locationStore(db: Database.Database): LocationStore {
     remove: async (aor, contact) => del.run(aor, contact).changes > 0,
     removeAll: async (aor) => delAll.run(aor).changes,
     lookup: async (aor, nowMs) => lookup.all(aor, nowMs).map(toBinding),
+    list: async (nowMs, aor) =>
+      (aor === undefined ? listAll.all(nowMs) : lookup.all(aor, nowMs)).map(toBinding),
     purgeExpired: async (nowMs) => purge.run(nowMs).changes,
   };
 }
