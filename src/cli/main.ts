@@ -7,6 +7,7 @@
  *                                          the SIP server: registrar (serve.ts)
  *   switchboard user add|passwd|remove|list|import ...   users in the store (user.ts)
  *   switchboard domain add|list|remove ...               domains in the store (user.ts)
+ *   switchboard registrations [--json] [--aor AOR]       live bindings (registrations.ts)
  *   switchboard help | --help
  *
  * `run(argv, io)` does the work with injected streams and returns the exit code, so
@@ -28,6 +29,7 @@ import {
   type SipResponse,
 } from '../sip/index.ts';
 import { EXIT_OK, EXIT_REJECTED, EXIT_USAGE, readErrorReason, type CliIo } from './io.ts';
+import { runRegistrations } from './registrations.ts';
 import { runServe } from './serve.ts';
 import { runDomain, runUser } from './user.ts';
 
@@ -57,6 +59,12 @@ Commands:
   domain add|remove NAME         Add or remove a domain this server serves.
   domain list [--json]           List the domains.
 
+  registrations [--aor AOR] [--json]
+                                 The live registrations (bindings): AOR, contact,
+                                 seconds to expiry, q, received (where the REGISTER
+                                 came from), +sip.instance, reg-id, Path, User-Agent.
+                                 One a line, or a JSON array.
+
   An AOR is a sip: URI with a user part; "alice@example.com" means
   "sip:alice@example.com". Passwords are stored only as digest HA1 values
   (MD5 and SHA-256, realm = the AOR's domain).
@@ -65,7 +73,7 @@ Options:
   --stream       parse: frame the input as a stream transport does (RFC 3261 §18.3: the
                  body is Content-Length octets, 0 without one). The default is datagram
                  framing (the body is the rest of the input without Content-Length).
-  --data-dir DIR user, domain: the data directory holding switchboard.db
+  --data-dir DIR serve, user, domain, registrations: the data directory holding switchboard.db
                  (default ./data, created when missing).
   -h, --help     Show this help.
 
@@ -82,9 +90,11 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
         ? runDomain
         : argv[0] === 'serve'
           ? runServe
-          : undefined;
+          : argv[0] === 'registrations'
+            ? runRegistrations
+            : undefined;
   if (storeCommand !== undefined) {
-    if (argv[0] === 'serve' && argv.includes('--stream')) {
+    if ((argv[0] === 'serve' || argv[0] === 'registrations') && argv.includes('--stream')) {
       return usageError(io, `--stream applies to "parse" only`);
     }
     if (argv.includes('-h') || argv.includes('--help')) {
