@@ -13,6 +13,7 @@ import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { cryptoRandom, systemClock, type Logger } from '../base/index.ts';
 import { createDigestServer, type DigestServer } from '../auth/index.ts';
+import { createProxy } from '../services/proxy/index.ts';
 import { createRegistrar } from '../services/registrar/index.ts';
 import { createStack, type Stack } from '../stack/index.ts';
 import type { Store } from '../store/index.ts';
@@ -168,14 +169,24 @@ export async function runServe(
       }
       return d;
     };
-    createRegistrar({
-      stack,
+    const registrar = createRegistrar({
       users: store.users,
       domains: store.domains,
       location: store.location,
       digest,
       clock,
       logger: logger.child({ service: 'registrar' }),
+    });
+    // The proxy takes every request from the stack and hands REGISTER to the registrar.
+    createProxy({
+      stack,
+      users: store.users,
+      domains: store.domains,
+      location: store.location,
+      digest,
+      clock,
+      logger: logger.child({ service: 'proxy' }),
+      register: (req) => registrar.handle(req),
     });
 
     for (const l of stack.transport.listeners) {

@@ -357,6 +357,17 @@ export class Stack {
   }
 
   /**
+   * The ordered destinations for a URI (RFC 3263): an IP literal directly, a name
+   * through the resolver (none without one). Used by cores that forward requests.
+   */
+  async resolve(uri: Uri): Promise<readonly Destination[]> {
+    if (uri.kind !== 'sip') return [];
+    if (isIpLiteral(uri.host)) return [destinationOf(uri)];
+    if (this.resolver === undefined) return [];
+    return this.resolver.resolve(uri);
+  }
+
+  /**
    * The ordered destinations of a request: the given one; else the next hop
    * (first Route, else the Request-URI, §8.1.2) — directly when its host is an
    * IP literal, through RFC 3263 resolution when it is a name.
@@ -367,11 +378,7 @@ export class Stack {
   ): Promise<readonly Destination[]> {
     if (given !== undefined) return [given];
     const routes = request.get(RouteHeader);
-    const uri = routes !== undefined && routes.length > 0 ? routes[0]!.uri : request.uri;
-    if (uri.kind !== 'sip') return [];
-    if (isIpLiteral(uri.host)) return [destinationOf(uri)];
-    if (this.resolver === undefined) return [];
-    return this.resolver.resolve(uri);
+    return this.resolve(routes !== undefined && routes.length > 0 ? routes[0]!.uri : request.uri);
   }
 
   /** Adds User-Agent and Max-Forwards defaults. */
@@ -556,6 +563,11 @@ export class Stack {
   /** Lets the application learn that an INVITE it is answering was CANCELled (§9.2). */
   onCancelOf(tx: ServerTransaction, listener: () => void): void {
     this.cancelListeners.set(tx.id, listener);
+  }
+
+  /** Forgets the CANCEL listener of a transaction that no longer needs it. */
+  offCancelOf(tx: ServerTransaction): void {
+    this.cancelListeners.delete(tx.id);
   }
 
   private receiveCancel(tx: ServerTransaction): void {

@@ -6,6 +6,7 @@
  * (layer.ts) owns the listeners and the ConnectionTable and is the
  * ListenerHost they report to. Internal: not exported from index.ts.
  */
+import { networkInterfaces } from 'node:os';
 import type { Clock } from '../base/index.ts';
 import type { MessageLimits } from '../base/index.ts';
 import type { TransportDiagnostics } from './diagnostics.ts';
@@ -118,7 +119,26 @@ export function listenerInfo(settings: ListenerSettings, bound: Endpoint): Liste
     id: settings.id ?? `${settings.protocol}:${formatHostPort(bound.address, bound.port)}`,
     protocol: settings.protocol,
     local: Object.freeze({ address: bound.address, port: bound.port }),
-    advertisedHost: settings.advertisedHost ?? bound.address,
+    advertisedHost: settings.advertisedHost ?? reachableAddress(bound.address),
     advertisedPort: settings.advertisedPort ?? bound.port,
   });
+}
+
+/**
+ * The address to put in Via and Record-Route for a socket bound to `address`. A
+ * wildcard bind (0.0.0.0, ::) is no address a peer can send to (RFC 3261 §18.1.1:
+ * sent-by is where responses and, in Record-Route, later requests go), so the first
+ * non-internal interface address of the same family stands in, else loopback.
+ */
+export function reachableAddress(address: string): string {
+  const v6 = address === '::';
+  if (address !== '0.0.0.0' && !v6) return address;
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) {
+      if (a.internal || (a.family === 'IPv6') !== v6) continue;
+      if (v6 && a.address.toLowerCase().startsWith('fe80:')) continue;
+      return a.address;
+    }
+  }
+  return v6 ? '::1' : '127.0.0.1';
 }

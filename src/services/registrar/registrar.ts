@@ -23,7 +23,7 @@ import {
   type NameAddr,
   type SipRequest,
 } from '../../sip/index.ts';
-import type { IncomingRequest, Stack } from '../../stack/index.ts';
+import type { IncomingRequest } from '../../stack/index.ts';
 import { formatHostPort } from '../../transport/index.ts';
 import type { Binding, DomainStore, LocationStore, UserStore } from '../../store/index.ts';
 
@@ -33,7 +33,6 @@ export const REGISTRAR_SUPPORTED: readonly string[] = Object.freeze(['path', 'ou
 export const REGISTRAR_ALLOW: readonly string[] = Object.freeze(['REGISTER', 'OPTIONS']);
 
 export interface RegistrarOptions {
-  readonly stack: Stack;
   readonly users: UserStore;
   readonly domains: DomainStore;
   readonly location: LocationStore;
@@ -50,7 +49,7 @@ export interface RegistrarOptions {
 }
 
 export interface Registrar {
-  /** Handles one request (the registrar installs it as the stack's request handler). */
+  /** Handles one request; the caller routes REGISTER here (the proxy does, in `serve`). */
   handle(req: IncomingRequest): Promise<void>;
 }
 
@@ -72,7 +71,7 @@ interface ContactChange {
 }
 
 export function createRegistrar(options: RegistrarOptions): Registrar {
-  const { stack, users, domains, location, digest, clock } = options;
+  const { users, domains, location, digest, clock } = options;
   const logger = options.logger ?? silentLogger;
   const minExpires = options.minExpires ?? 60;
   const maxExpires = options.maxExpires ?? 3600;
@@ -310,7 +309,6 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
     }
   }
 
-  stack.onRequest((req) => void handle(req));
   return { handle };
 }
 

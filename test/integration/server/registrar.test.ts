@@ -164,7 +164,7 @@ describe('switchboard serve: registrar (RFC 3261 §10.3)', { timeout: 120_000 },
     assert.equal(r.status, 404);
   });
 
-  it('OPTIONS to the server: 200 with Allow and Supported; MESSAGE: 501', async () => {
+  it('OPTIONS to the server: 200 with Allow and Supported; MESSAGE from a local user: 407, then 404 for an unknown user', async () => {
     const opt = createRequest({
       method: 'OPTIONS',
       uri: 'sip:example.com',
@@ -188,7 +188,17 @@ describe('switchboard serve: registrar (RFC 3261 §10.3)', { timeout: 120_000 },
       contentType: 'text/plain',
     });
     const m = await within(client.send(msg, { destination: dest() }).final, 15_000, 'MESSAGE');
-    assert.equal(m.status, 501);
+    assert.equal(m.status, 407);
+    assert.match(m.getRaw('Proxy-Authenticate') ?? '', /^Digest /);
+    const authed = await within(
+      client.send(msg.set('CSeq', '2 MESSAGE'), {
+        destination: dest(),
+        credentials: { username: 'alice', password: 'secret' },
+      }).final,
+      15_000,
+      'MESSAGE with credentials',
+    );
+    assert.equal(authed.status, 404);
   });
 
   it('two contacts with q and expires params; Call-ID/CSeq ordering; Contact * rules', async () => {

@@ -1,0 +1,11 @@
+/** The stateful proxy service (RFC 3261 §16): public API. */
+export {
+  createProxy,
+  DEFAULT_TIMER_C,
+  PROXY_ALLOW,
+  type Proxy,
+  type ProxyOptions,
+  type ProxyStats,
+} from './proxy.ts';
+export { chooseBest, mergeChallenges } from './best-response.ts';
+export { groupByQ, parseFlow, type Target } from './targets.ts';

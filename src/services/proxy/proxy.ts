@@ -1,0 +1,958 @@
+/**
+ * The stateful proxy core (RFC 3261 §16): the stack hands it every request that the
+ * registrar does not take, and it answers or forwards each one.
+ *
+ * - §16.3 validation: URI scheme (416), Max-Forwards (483), loops (482), Proxy-Require (420);
+ * - §16.4 route information: our Route values are removed, strict routers' Request-URIs
+ *   fixed up;
+ * - who may use the proxy: requests from local users (From in a served domain) are
+ *   challenged with 407 (RFC 3261 §22.3, RFC 8760 SHA-256 and MD5) and From must be the
+ *   authenticated user; anyone may reach a local user; a domain we do not serve is
+ *   reached only by authenticated local users and only when relaying is enabled (no
+ *   open relay, the default is to refuse);
+ * - §16.5 targets from the location service, §16.6 forwarding with parallel forking of
+ *   equal-q contacts and sequential forking across q groups, Record-Route (doubled when
+ *   the request changes transport or address family, RFC 5658), Path (RFC 3327) and the
+ *   registered flow;
+ * - §16.7 responses: provisional and 2xx forwarded at once, 6xx and 2xx cancel the other
+ *   branches, 3xx recursion, best-response choice with merged challenges, 408 when no
+ *   branch answered, Timer C (§16.8);
+ * - §16.10 CANCEL to every pending branch; ACKs for 2xx forwarded statelessly by Route.
+ */
+import {
+  ContactHeader,
+  ProxyRequireHeader,
+  RouteHeader,
+  ViaHeader,
+  createResponse,
+  formatUri,
+  hasParam,
+  parseUri,
+  unescapeUri,
+  uriParams,
+  type NameAddr,
+  type SipRequest,
+  type SipResponse,
+  type SipUri,
+  type Uri,
+} from '../../sip/index.ts';
+import { silentLogger, type Clock, type Logger, type TimerHandle } from '../../base/index.ts';
+import type { DigestServer } from '../../auth/index.ts';
+import type { IncomingRequest, Stack } from '../../stack/index.ts';
+import type { ClientTransaction, ServerTransaction } from '../../transaction/index.ts';
+import {
+  formatHostPort,
+  viaFor,
+  type Destination,
+  type ListenerInfo,
+  type Source,
+} from '../../transport/index.ts';
+import type { DomainStore, LocationStore, UserStore } from '../../store/index.ts';
+import { chooseBest, mergeChallenges } from './best-response.ts';
+import { hashOfBranch, loopHash, proxyBranch } from './loop.ts';
+import { groupByQ, type Target } from './targets.ts';
+
+/** Methods this server handles or forwards (Allow in answers to OPTIONS and 405). */
+export const PROXY_ALLOW: readonly string[] = Object.freeze([
+  'INVITE',
+  'ACK',
+  'CANCEL',
+  'BYE',
+  'OPTIONS',
+  'REGISTER',
+  'MESSAGE',
+  'SUBSCRIBE',
+  'NOTIFY',
+  'REFER',
+  'INFO',
+  'UPDATE',
+  'PRACK',
+  'PUBLISH',
+]);
+
+/** §16.8: "The value of Timer C MUST be greater than 3 minutes." */
+export const DEFAULT_TIMER_C = 181_000;
+
+/** Methods whose initial requests create dialogs, and so get our Record-Route (§16.6 step 4). */
+const DIALOG_CREATING = new Set(['INVITE', 'SUBSCRIBE', 'REFER', 'NOTIFY']);
+
+export interface ProxyOptions {
+  readonly stack: Stack;
+  readonly users: UserStore;
+  readonly domains: DomainStore;
+  readonly location: LocationStore;
+  /** The digest server of a realm (the realm is the domain). */
+  readonly digest: (realm: string) => DigestServer;
+  readonly clock: Clock;
+  readonly logger?: Logger;
+  /** Where REGISTER requests go (the registrar); without it they get 501. */
+  readonly register?: (req: IncomingRequest) => unknown;
+  /** Timer C in ms (§16.8); default 181 s. */
+  readonly timerC?: number;
+  /**
+   * Forward requests for domains this server does not serve, for authenticated local
+   * users only. Default false: such requests get 403 (no relaying at all).
+   */
+  readonly relay?: boolean;
+  /** Recurse on the Contacts of 3xx responses (§16.7 step 4); default true. */
+  readonly recurse?: boolean;
+  /** Most branches of one request, forks and 3xx targets together; default 16. */
+  readonly maxBranches?: number;
+  /** Option tags listed in Supported of the answer to OPTIONS. */
+  readonly supported?: readonly string[];
+}
+
+export interface ProxyStats {
+  /** Requests forwarded statefully (response contexts created). */
+  readonly forwarded: number;
+  /** Branches (client transactions) started. */
+  readonly branches: number;
+  /** Response contexts still waiting for a final response. */
+  readonly live: number;
+  /** Requests answered by the proxy itself with a final response. */
+  readonly answered: number;
+}
+
+export interface Proxy {
+  /** Handles one request (installed as the stack's request handler by createProxy). */
+  handle(req: IncomingRequest): Promise<void>;
+  stats(): ProxyStats;
+  /** Stops the timers of live contexts (the stack closes their transactions). */
+  close(): void;
+}
+
+/** One forwarded copy of the request (a client transaction), §16.6. */
+interface Branch {
+  readonly target: Target;
+  tx: ClientTransaction | undefined;
+  /** Done: a final response (or its local stand-in) was taken into the context. */
+  done: boolean;
+  provisional: boolean;
+  timerC: TimerHandle | undefined;
+}
+
+/** The response context of one server transaction (§16.2, §16.7). */
+interface Context {
+  readonly server: ServerTransaction;
+  /** The request as received. */
+  readonly original: SipRequest;
+  /** The request after route preprocessing (§16.4): what each branch copies. */
+  readonly request: SipRequest;
+  readonly source: Source;
+  readonly hash: string;
+  readonly recordRoute: boolean;
+  /** Foreign targets (3xx) may be tried: the caller may relay. */
+  readonly mayRelay: boolean;
+  readonly groups: Target[][];
+  next: number;
+  readonly branches: Branch[];
+  readonly responses: SipResponse[];
+  /** Responses made here (transport failure, Timer C) rather than received. */
+  readonly local: WeakSet<SipResponse>;
+  /** Targets tried, by URI text (3xx recursion does not repeat them). */
+  readonly tried: Set<string>;
+  /** Async branch starts in progress (resolution). */
+  starting: number;
+  finalSent: boolean;
+  cancelled: boolean;
+}
+
+/** The result of checking who sends a request. */
+type Caller =
+  | { readonly kind: 'local'; readonly aor: string }
+  | { readonly kind: 'external' }
+  | { readonly kind: 'answered' };
+
+export function createProxy(options: ProxyOptions): Proxy {
+  const { stack, users, domains, location, digest, clock } = options;
+  const logger = options.logger ?? silentLogger;
+  const timerC = options.timerC ?? DEFAULT_TIMER_C;
+  const relay = options.relay ?? false;
+  const recurse = options.recurse ?? true;
+  const maxBranches = options.maxBranches ?? 16;
+  const supported = (options.supported ?? ['path', 'outbound']).join(', ');
+  const contexts = new Set<Context>();
+  let forwarded = 0;
+  let branchCount = 0;
+  let answered = 0;
+  let uniq = 0;
+
+  // ---- who we are -----------------------------------------------------------
+
+  const bare = (host: string): string =>
+    (host.startsWith('[') ? host.slice(1, -1) : host).toLowerCase();
+
+  const defaultPort = (uri: SipUri): number => {
+    if (uri.scheme === 'sips') return 5061;
+    const t = uri.params.find((p) => p.name.toLowerCase() === 'transport')?.value?.toLowerCase();
+    return t === 'tls' ? 5061 : t === 'ws' ? 80 : t === 'wss' ? 443 : 5060;
+  };
+
+  /** True when host:port names one of our listeners. */
+  function isOurHostPort(host: string, port: number): boolean {
+    const h = bare(host);
+    return stack.transport.listeners.some(
+      (l) =>
+        (port === l.advertisedPort || port === l.local.port) &&
+        (h === bare(l.advertisedHost) || h === bare(l.local.address)),
+    );
+  }
+
+  /** A URI that addresses this proxy itself, as a host (no user part). */
+  function isOurUri(uri: Uri): boolean {
+    return (
+      uri.kind === 'sip' &&
+      uri.user === undefined &&
+      isOurHostPort(uri.host, uri.port ?? defaultPort(uri))
+    );
+  }
+
+  /**
+   * The served domain a URI host stands for: the domain itself, or our own address
+   * (then the first served domain), else undefined.
+   */
+  async function localDomain(uri: SipUri): Promise<string | undefined> {
+    const host = uri.host.toLowerCase();
+    if (await domains.has(host)) return host;
+    if (isOurHostPort(uri.host, uri.port ?? defaultPort(uri))) {
+      const list = await domains.list();
+      return list[0];
+    }
+    return undefined;
+  }
+
+  const recordRouteFor = (l: ListenerInfo, r2: boolean): string => {
+    const transport = l.protocol === 'udp' ? '' : `;transport=${l.protocol}`;
+    return `<sip:${formatHostPort(l.advertisedHost, l.advertisedPort)}${transport}${r2 ? ';r2=on' : ''};lr>`;
+  };
+
+  const family = (address: string): number => (address.includes(':') ? 6 : 4);
+
+  // ---- answering ------------------------------------------------------------
+
+  const reply = (
+    req: IncomingRequest,
+    status: number,
+    reason?: string,
+    headers: [string, string][] = [],
+  ): void => {
+    answered++;
+    void req
+      .reply(status, { ...(reason !== undefined ? { reason } : {}), headers })
+      .catch(() => undefined);
+  };
+
+  function answerOptions(req: IncomingRequest): void {
+    reply(req, 200, undefined, [
+      ['Allow', PROXY_ALLOW.join(', ')],
+      ['Supported', supported],
+      ['Accept', 'application/sdp'],
+    ]);
+  }
+
+  // ---- §16.3 / §16.4 ----------------------------------------------------------
+
+  /** §16.3 item 4: one of our Via values carries this request's own loop hash. */
+  function looped(m: SipRequest, hash: string): boolean {
+    let vias;
+    try {
+      vias = m.via;
+    } catch {
+      return false;
+    }
+    for (const v of vias) {
+      const h = hashOfBranch(v.branch);
+      if (h === undefined) continue;
+      if (h === hash && isOurHostPort(v.host, v.port ?? 5060)) return true;
+    }
+    return false;
+  }
+
+  /**
+   * §16.4: "If the Request-URI contains a value this proxy previously placed into a
+   * Record-Route header field ..., the proxy MUST replace the Request-URI in the request
+   * with the last value from the Route header field, and remove that value from the
+   * Route header field"; then "If the first value in the Route header field indicates
+   * this proxy, the proxy MUST remove that value from the request" — both values of a
+   * double Record-Route (RFC 5658 §3, r2=on).
+   */
+  function preprocessRoutes(m: SipRequest): { request: SipRequest; ours: boolean } | undefined {
+    let r = m;
+    let ours = false;
+    let routes: readonly NameAddr[];
+    const decoded = m.decode(RouteHeader);
+    if (decoded !== undefined && !decoded.ok) return undefined;
+    routes = decoded?.value ?? [];
+    const ruri = m.uri;
+    if (routes.length > 0 && isOurUri(ruri) && hasParam(uriParams(ruri), 'lr')) {
+      const last = routes[routes.length - 1]!;
+      r = setRoutes(r.withUri(last.uri), routes.slice(0, -1));
+      routes = routes.slice(0, -1);
+      ours = true;
+    }
+    if (routes.length > 0 && isOurUri(routes[0]!.uri)) {
+      let drop = 1;
+      if (
+        hasParam(uriParams(routes[0]!.uri), 'r2') &&
+        routes.length > 1 &&
+        isOurUri(routes[1]!.uri)
+      ) {
+        drop = 2;
+      }
+      r = setRoutes(r, routes.slice(drop));
+      ours = true;
+    }
+    return { request: r, ours };
+  }
+
+  /** The request with its Route header fields replaced by `routes` (or none). */
+  function setRoutes(m: SipRequest, routes: readonly NameAddr[]): SipRequest {
+    const without = m.remove('Route');
+    if (routes.length === 0) return without;
+    return without.append('Route', routes.map(formatRoute).join(', '));
+  }
+
+  function formatRoute(na: NameAddr): string {
+    const params = na.params.map((p) =>
+      p.value === null ? `;${p.name}` : `;${p.name}=${p.value}`,
+    );
+    return `<${formatUri(na.uri)}>${params.join('')}`;
+  }
+
+  // ---- who is calling -----------------------------------------------------------
+
+  /**
+   * RFC 3261 §22.3: a proxy challenges with 407. A request whose From is in a served
+   * domain must authenticate as that user (so nobody calls as a local user without
+   * the password); ACK and CANCEL are never challenged (§22.1).
+   */
+  async function identify(req: IncomingRequest): Promise<Caller> {
+    const m = req.message;
+    const from = m.from.uri;
+    if (from.kind !== 'sip' || m.method === 'ACK' || m.method === 'CANCEL') {
+      return { kind: 'external' };
+    }
+    const realm = from.host.toLowerCase();
+    if (!(await domains.has(realm))) return { kind: 'external' };
+    const result = await digest(realm).verify(m, { proxy: true });
+    if (!result.ok) {
+      reply(
+        req,
+        result.status,
+        undefined,
+        result.challenge.map((v) => [result.header, v]),
+      );
+      return { kind: 'answered' };
+    }
+    if (from.user === undefined || unescapeUri(from.user) !== result.username) {
+      reply(req, 403, 'Forbidden (From is not the authenticated user)');
+      return { kind: 'answered' };
+    }
+    return { kind: 'local', aor: `sip:${result.username}@${realm}` };
+  }
+
+  /** Proxy-Authorization values for our realm are consumed here, not passed on. */
+  function withoutOwnCredentials(m: SipRequest, realm: string): SipRequest {
+    const values = m.getRawAll('Proxy-Authorization');
+    if (values.length === 0) return m;
+    const keep = values.filter((v) => !new RegExp(`realm="${escapeRegExp(realm)}"`, 'i').test(v));
+    let r = m.remove('Proxy-Authorization');
+    for (const v of keep) r = r.append('Proxy-Authorization', v);
+    return r;
+  }
+
+  // ---- the request path --------------------------------------------------------
+
+  async function handle(req: IncomingRequest): Promise<void> {
+    const m = req.message;
+    try {
+      if (m.method === 'ACK') {
+        await forwardAck(req);
+        return;
+      }
+      const tx = req.transaction;
+      if (tx === undefined) return;
+      if (m.method === 'REGISTER' && m.to.tag === undefined) {
+        if (options.register !== undefined) {
+          await options.register(req);
+          return;
+        }
+        reply(req, 501);
+        return;
+      }
+      await route(req, tx);
+    } catch (e) {
+      logger.error({ err: e, method: m.method, callId: m.callId }, 'proxy failed');
+      if (req.transaction !== undefined) reply(req, 500, 'Server Internal Error');
+    }
+  }
+
+  async function route(req: IncomingRequest, tx: ServerTransaction): Promise<void> {
+    const m = req.message;
+    // §16.3 item 2: "If the Request-URI has a URI whose scheme is not understood by the
+    // proxy, the proxy SHOULD reject the request with a 416 (Unsupported URI Scheme)".
+    let ruri: Uri;
+    try {
+      ruri = m.uri;
+    } catch {
+      reply(req, 400, 'Bad Request-URI');
+      return;
+    }
+    if (ruri.kind !== 'sip') {
+      reply(req, 416);
+      return;
+    }
+    // §16.3 item 3: "If the request does not contain a Max-Forwards header field, this
+    // check is passed. If the request contains a Max-Forwards header field with a field
+    // value greater than zero, the check is passed. If the request contains a
+    // Max-Forwards header field with a field value of zero (0), the element MUST NOT
+    // forward the request. If the request was for OPTIONS, the element MAY act as the
+    // final recipient and respond per Section 11. Otherwise, the element MUST return a
+    // 483 (Too many hops) response."
+    if (m.maxForwards === 0) {
+      if (m.method === 'OPTIONS') answerOptions(req);
+      else reply(req, 483);
+      return;
+    }
+    // §16.3 item 4.
+    const hash = loopHash(m);
+    if (looped(m, hash)) {
+      reply(req, 482);
+      return;
+    }
+    // §16.3 item 5: "If the request contains a Proxy-Require header field with one or
+    // more option-tags this element does not understand, the element MUST return a 420
+    // (Bad Extension) response. The response MUST include an Unsupported header field".
+    const pr = m.decode(ProxyRequireHeader);
+    if (pr !== undefined) {
+      if (!pr.ok) {
+        reply(req, 400, 'Bad Proxy-Require');
+        return;
+      }
+      if (pr.value.length > 0) {
+        reply(req, 420, undefined, [['Unsupported', pr.value.join(', ')]]);
+        return;
+      }
+    }
+    const pre = preprocessRoutes(m);
+    if (pre === undefined) {
+      reply(req, 400, 'Bad Route');
+      return;
+    }
+    const inDialog = m.to.tag !== undefined;
+    const routes = pre.request.get(RouteHeader) ?? [];
+    const target = pre.request.uri;
+
+    if (target.kind !== 'sip') {
+      reply(req, 416);
+      return;
+    }
+    if (inDialog) {
+      // §16.12: an in-dialog request follows the route set; one that did not come
+      // through our Record-Route is not ours to relay.
+      if (!pre.ours) {
+        reply(req, 481, 'Call/Transaction Does Not Exist');
+        return;
+      }
+      startContext(req, tx, pre.request, hash, [[{ uri: formatUri(target), path: [], q: 1 }]], {
+        recordRoute: false,
+        mayRelay: false,
+      });
+      return;
+    }
+
+    if (routes.length === 0 && target.user === undefined) {
+      const mine = isOurUri(target) || (await domains.has(target.host.toLowerCase()));
+      if (mine) {
+        // A request to the server itself (§11 for OPTIONS).
+        if (m.method === 'OPTIONS') answerOptions(req);
+        else reply(req, 405, undefined, [['Allow', 'OPTIONS, REGISTER']]);
+        return;
+      }
+    }
+
+    const domain = routes.length === 0 ? await localDomain(target) : undefined;
+    const caller = await identify(req);
+    if (caller.kind === 'answered') return;
+    let request = pre.request;
+    if (caller.kind === 'local') {
+      request = withoutOwnCredentials(request, caller.aor.slice(caller.aor.indexOf('@') + 1));
+    }
+    const mayRelay = relay && caller.kind === 'local';
+    const recordRoute = DIALOG_CREATING.has(m.method);
+
+    if (domain === undefined) {
+      // A preloaded route elsewhere, or a domain we do not serve: relaying.
+      if (!mayRelay) {
+        reply(req, 403, 'Relaying Denied');
+        return;
+      }
+      startContext(req, tx, request, hash, [[{ uri: formatUri(target), path: [], q: 1 }]], {
+        recordRoute,
+        mayRelay,
+      });
+      return;
+    }
+
+    // §16.5: the target set from the location service.
+    const aor = `sip:${unescapeUri(target.user!)}@${domain}`;
+    const bindings = await location.lookup(aor, clock.wallNow());
+    if (bindings.length === 0) {
+      // A local caller learns whether the user exists (404) or is not registered (480);
+      // anyone else gets 480 either way, so that user names cannot be probed.
+      const exists = (await users.get(aor)) !== undefined;
+      if (caller.kind === 'local' && !exists) reply(req, 404);
+      else reply(req, 480);
+      return;
+    }
+    startContext(req, tx, request, hash, groupByQ(bindings, maxBranches), {
+      recordRoute,
+      mayRelay,
+    });
+  }
+
+  // ---- forwarding (§16.6) ---------------------------------------------------------
+
+  function startContext(
+    req: IncomingRequest,
+    tx: ServerTransaction,
+    request: SipRequest,
+    hash: string,
+    groups: Target[][],
+    o: { recordRoute: boolean; mayRelay: boolean },
+  ): void {
+    const ctx: Context = {
+      server: tx,
+      original: req.message,
+      request,
+      source: req.source,
+      hash,
+      recordRoute: o.recordRoute,
+      mayRelay: o.mayRelay,
+      groups,
+      next: 0,
+      branches: [],
+      responses: [],
+      local: new WeakSet(),
+      tried: new Set(),
+      starting: 0,
+      finalSent: false,
+      cancelled: false,
+    };
+    contexts.add(ctx);
+    forwarded++;
+    if (tx.kind === 'invite') stack.onCancelOf(tx, () => cancelContext(ctx));
+    startNextGroup(ctx);
+  }
+
+  function startNextGroup(ctx: Context): void {
+    while (ctx.next < ctx.groups.length && !ctx.cancelled) {
+      const group = ctx.groups[ctx.next++]!;
+      let started = 0;
+      for (const target of group) {
+        if (ctx.tried.has(target.uri) || ctx.branches.length >= maxBranches) continue;
+        ctx.tried.add(target.uri);
+        startBranch(ctx, target);
+        started++;
+      }
+      if (started > 0) return;
+    }
+    checkDone(ctx);
+  }
+
+  function startBranch(ctx: Context, target: Target): void {
+    const branch: Branch = {
+      target,
+      tx: undefined,
+      done: false,
+      provisional: false,
+      timerC: undefined,
+    };
+    ctx.branches.push(branch);
+    ctx.starting++;
+    void prepare(ctx, target).then(
+      (prepared) => {
+        ctx.starting--;
+        if (ctx.cancelled || ctx.finalSent) {
+          branch.done = true;
+          checkDone(ctx);
+          return;
+        }
+        if (prepared === undefined || prepared.dests.length === 0) {
+          finishBranch(ctx, branch, localResponse(ctx, 480, 'Destination Unreachable'));
+          return;
+        }
+        send(ctx, branch, prepared.request, prepared.dests, 0);
+      },
+      (e: unknown) => {
+        ctx.starting--;
+        logger.warn({ err: e, target: target.uri }, 'proxy: target failed');
+        finishBranch(ctx, branch, localResponse(ctx, 480, 'Destination Unreachable'));
+      },
+    );
+  }
+
+  /**
+   * §16.6 steps 1–7 for one target: copy, new Request-URI, Max-Forwards, Path as
+   * Route, strict-route handling; then the destinations (the registered flow first).
+   */
+  async function prepare(
+    ctx: Context,
+    target: Target,
+  ): Promise<{ request: SipRequest; dests: readonly Destination[] } | undefined> {
+    let r = ctx.request;
+    const uri = parseUri(target.uri);
+    if (!uri.ok) return undefined;
+    if (target.uri !== r.uriText) r = r.withUri(uri.value);
+    // §16.6 step 3: "If the copy contains a Max-Forwards header field, the proxy MUST
+    // decrement its value by one (1). If the copy does not contain a Max-Forwards header
+    // field, the proxy MUST add one with a field value, which SHOULD be 70."
+    const mf = ctx.original.maxForwards;
+    r = r.set('Max-Forwards', String(mf === undefined ? 70 : mf - 1));
+    // §16.6 step 6 / RFC 3327 §5.3: the Path of the binding becomes the route.
+    if (target.path.length > 0) {
+      const existing = r.getRawAll('Route');
+      r = r.remove('Route').append('Route', [...target.path, ...existing].join(', '));
+    }
+    // §16.6 step 7: "If the copy contains a Route header field, the proxy MUST inspect the
+    // URI in its first value. If that URI does not contain an lr parameter, the proxy MUST
+    // modify the copy as follows: The proxy MUST place the Request-URI into the Route
+    // header field as the last value. The proxy MUST then place the first Route header
+    // field value into the Request-URI and remove that value from the Route header field."
+    const routes = r.get(RouteHeader) ?? [];
+    if (routes.length > 0) {
+      const first = routes[0]!;
+      if (!hasParam(uriParams(first.uri), 'lr')) {
+        const rest = [...routes.slice(1), { uri: r.uri, params: [] } as NameAddr];
+        r = setRoutes(r.withUri(first.uri), rest);
+        return { request: r, dests: await stack.resolve(first.uri) };
+      }
+      return { request: r, dests: await stack.resolve(first.uri) };
+    }
+    const byUri = await stack.resolve(r.uri);
+    if (target.flow === undefined) return { request: r, dests: byUri };
+    const flow = target.flow;
+    const same = (d: Destination): boolean =>
+      d.protocol === flow.protocol && d.address === flow.address && d.port === flow.port;
+    return { request: r, dests: [flow, ...byUri.filter((d) => !same(d))] };
+  }
+
+  /** §16.6 steps 4, 8–10: Record-Route, Via, and the client transaction for dests[i]. */
+  function send(
+    ctx: Context,
+    branch: Branch,
+    base: SipRequest,
+    dests: readonly Destination[],
+    i: number,
+  ): void {
+    const dest = dests[i]!;
+    const out = stack.transport.listenerFor(dest);
+    if (out === undefined) {
+      if (i + 1 < dests.length) send(ctx, branch, base, dests, i + 1);
+      else finishBranch(ctx, branch, localResponse(ctx, 480, 'Destination Unreachable'));
+      return;
+    }
+    let r = base;
+    if (ctx.recordRoute) {
+      // §16.6 step 4: "The URI placed in the Record-Route header field value MUST be a SIP
+      // or SIPS URI ... the URI SHOULD include the lr parameter". RFC 5658 §3: a proxy that
+      // receives and sends on different transports or address families records both.
+      const inbound = ctx.source.listener;
+      const double =
+        inbound.protocol !== out.protocol ||
+        family(inbound.local.address) !== family(out.local.address) ||
+        inbound.advertisedHost !== out.advertisedHost;
+      if (double) {
+        r = r.prepend('Record-Route', recordRouteFor(inbound, true));
+        r = r.prepend('Record-Route', recordRouteFor(out, true));
+      } else {
+        r = r.prepend('Record-Route', recordRouteFor(inbound, false));
+      }
+    }
+    // §16.6 step 8: "The proxy MUST insert a Via header field value into the copy before
+    // the existing Via header field values" with a branch unique to this copy.
+    r = r.prepend(
+      'Via',
+      viaFor(out, proxyBranch(ctx.hash, `${(++uniq).toString(36)}${stack.ids.tag()}`)),
+    );
+    branchCount++;
+    const isInvite = r.method === 'INVITE';
+    branch.tx = stack.transactions.sendRequest(r, dest, {
+      onResponse: (res) => receiveResponse(ctx, branch, res),
+      onTimeout: () => finishBranch(ctx, branch, localResponse(ctx, 408)),
+      onTransportError: () => {
+        // §16.9: a transport error counts as a 503 from that branch; with another
+        // destination left (the contact after a dead flow), that one is tried first.
+        if (branch.done) return;
+        if (!branch.provisional && i + 1 < dests.length && !ctx.cancelled) {
+          send(ctx, branch, base, dests, i + 1);
+          return;
+        }
+        finishBranch(ctx, branch, localResponse(ctx, 480, 'Destination Unreachable'));
+      },
+    });
+    if (isInvite) armTimerC(ctx, branch);
+  }
+
+  /** §16.8: Timer C, reset by each provisional response other than 100. */
+  function armTimerC(ctx: Context, branch: Branch): void {
+    branch.timerC?.cancel();
+    branch.timerC = clock.setTimer(timerC, () => {
+      branch.timerC = undefined;
+      if (branch.done) return;
+      // "If timer C should fire, the proxy MUST either reset the timer with any value it
+      // chooses, or terminate the client transaction. If the client transaction has
+      // received a provisional response, the proxy MUST generate a CANCEL request
+      // matching that transaction. If the client transaction has not received a
+      // provisional response, the proxy MUST behave as if the transaction received a 408."
+      if (branch.provisional && branch.tx?.kind === 'invite') {
+        branch.tx.cancel();
+        return;
+      }
+      finishBranch(ctx, branch, localResponse(ctx, 408));
+    });
+  }
+
+  // ---- responses (§16.7) ------------------------------------------------------------
+
+  function receiveResponse(ctx: Context, branch: Branch, received: SipResponse): void {
+    // §16.7 step 3: "The proxy removes the topmost Via header field value from the response."
+    const res = received.removeFirst(ViaHeader);
+    if (!res.has('Via')) return; // it was addressed to us: nothing to forward
+    const status = res.status;
+    if (status < 200) {
+      if (status === 100) return; // §16.7 step 5: 100 is not forwarded
+      branch.provisional = true;
+      if (branch.timerC !== undefined) armTimerC(ctx, branch);
+      if (!ctx.finalSent) void ctx.server.respond(res).catch(() => undefined);
+      return;
+    }
+    if (status < 300) {
+      const isInvite = ctx.original.method === 'INVITE';
+      branch.done = true;
+      branch.timerC?.cancel();
+      // §16.7 step 5: "Any ... 2xx responses to INVITE ... MUST be forwarded", each of
+      // them (forks), and retransmissions the client transaction passes up (RFC 6026).
+      if (!ctx.finalSent || isInvite) forward2xx(ctx, res);
+      else ctx.responses.push(res);
+      // §16.7 step 10: with a 2xx "the proxy MUST ... CANCEL all the pending client
+      // transactions".
+      cancelPending(ctx);
+      checkDone(ctx);
+      return;
+    }
+    if (branch.done) return;
+    // §16.7 step 4: recursion on the Contacts of a 3xx.
+    if (status < 400 && recurse && !ctx.cancelled && !ctx.finalSent) {
+      const contacts = (res.get(ContactHeader) ?? []).filter((c) => c !== '*') as NameAddr[];
+      const fresh = contacts.map((c) => formatUri(c.uri)).filter((u) => !ctx.tried.has(u));
+      if (fresh.length > 0) {
+        branch.done = true;
+        branch.timerC?.cancel();
+        ctx.starting++;
+        void recursionTargets(ctx, fresh).then(
+          (targets) => {
+            ctx.starting--;
+            const kept = fresh.filter((u) => !targets.some((t) => t.uri === u || t.source === u));
+            // "If the proxy recurses on all of the contacts in a 3xx response, the proxy
+            // SHOULD NOT add the resulting contactless response to the response context."
+            if (kept.length > 0 || targets.length === 0) ctx.responses.push(res);
+            if (targets.length > 0) {
+              ctx.groups.splice(
+                ctx.next,
+                0,
+                targets.map((t) => t.target),
+              );
+            }
+            startNextGroup(ctx);
+          },
+          () => {
+            ctx.starting--;
+            ctx.responses.push(res);
+            checkDone(ctx);
+          },
+        );
+        return;
+      }
+    }
+    finishBranch(ctx, branch, res);
+    // §16.7 step 5: "If a 6xx response is received, it is not immediately forwarded, but
+    // the stateful proxy SHOULD cancel all client pending transactions".
+    if (status >= 600) {
+      cancelPending(ctx);
+    }
+  }
+
+  /** Targets for the Contacts of a 3xx: local AORs through the location service. */
+  async function recursionTargets(
+    ctx: Context,
+    uris: readonly string[],
+  ): Promise<{ uri: string; source: string; target: Target }[]> {
+    const out: { uri: string; source: string; target: Target }[] = [];
+    for (const text of uris) {
+      ctx.tried.add(text);
+      const parsed = parseUri(text);
+      if (!parsed.ok || parsed.value.kind !== 'sip') continue;
+      const u = parsed.value;
+      const domain = await localDomain(u);
+      if (domain !== undefined && u.user !== undefined) {
+        const bindings = await location.lookup(
+          `sip:${unescapeUri(u.user)}@${domain}`,
+          clock.wallNow(),
+        );
+        for (const g of groupByQ(bindings, maxBranches)) {
+          for (const t of g) out.push({ uri: t.uri, source: text, target: t });
+        }
+      } else if (domain === undefined && ctx.mayRelay) {
+        out.push({ uri: text, source: text, target: { uri: text, path: [], q: 1 } });
+      }
+    }
+    return out;
+  }
+
+  function forward2xx(ctx: Context, res: SipResponse): void {
+    if (!ctx.finalSent) {
+      ctx.finalSent = true;
+      void ctx.server.respond(res).catch(() => undefined);
+      return;
+    }
+    // A later 2xx (another fork, or a retransmission): the server transaction passes
+    // it on in Accepted (RFC 6026 §8.7); after a non-2xx final answer it cannot, and the
+    // 2xx still "MUST be forwarded" (§16.7 step 10), so it goes out statelessly.
+    const last = ctx.server.lastResponse;
+    if (last !== undefined && last.status >= 200 && last.status < 300) {
+      void ctx.server.respond(res).catch(() => undefined);
+    } else {
+      void stack.transport.sendResponse(res, ctx.source).catch(() => undefined);
+    }
+    settle(ctx);
+  }
+
+  function finishBranch(ctx: Context, branch: Branch, res: SipResponse): void {
+    if (branch.done) return;
+    branch.done = true;
+    branch.timerC?.cancel();
+    ctx.responses.push(res);
+    checkDone(ctx);
+  }
+
+  function localResponse(ctx: Context, status: number, reason?: string): SipResponse {
+    const r = createResponse(ctx.original, status, {
+      toTag: stack.tagFor(ctx.original, ctx.server),
+      ...(reason !== undefined ? { reason } : {}),
+    });
+    ctx.local.add(r);
+    return r;
+  }
+
+  /** After each branch result: next q group, or the best response when all are done. */
+  function checkDone(ctx: Context): void {
+    if (ctx.finalSent) {
+      settle(ctx);
+      return;
+    }
+    if (ctx.starting > 0 || ctx.branches.some((b) => !b.done)) return;
+    if (!ctx.cancelled && ctx.next < ctx.groups.length) {
+      startNextGroup(ctx);
+      return;
+    }
+    sendBest(ctx);
+  }
+
+  /** §16.7 step 6–8: the best response goes upstream. */
+  function sendBest(ctx: Context): void {
+    ctx.finalSent = true;
+    let best = chooseBest(ctx.responses);
+    if (best === undefined) {
+      // "If no final response has been received, the proxy MUST send a 408".
+      best = ctx.cancelled ? localResponse(ctx, 487) : localResponse(ctx, 408);
+    } else if (best.status === 503 && !ctx.local.has(best)) {
+      // §16.7 step 6: "A proxy which receives a 503 (Service Unavailable) response SHOULD
+      // NOT forward it upstream unless it can determine that any subsequent requests it
+      // might proxy will also generate a 503"; a 500 says the same without that meaning.
+      best = localResponse(ctx, 500, 'Server Internal Error');
+    }
+    best = mergeChallenges(best, ctx.responses);
+    void ctx.server.respond(best).catch(() => undefined);
+    settle(ctx);
+  }
+
+  /** The context is finished once a final response went up and no branch is live. */
+  function settle(ctx: Context): void {
+    if (ctx.branches.some((b) => !b.done) || ctx.starting > 0) return;
+    contexts.delete(ctx);
+    stack.offCancelOf(ctx.server);
+    for (const b of ctx.branches) b.timerC?.cancel();
+  }
+
+  /** §16.10: a CANCEL for the server transaction cancels every pending branch. */
+  function cancelContext(ctx: Context): void {
+    if (ctx.finalSent) return;
+    ctx.cancelled = true;
+    cancelPending(ctx);
+    checkDone(ctx);
+  }
+
+  function cancelPending(ctx: Context): void {
+    for (const b of ctx.branches) {
+      if (b.done || b.tx === undefined) continue;
+      if (b.tx.kind === 'invite') b.tx.cancel();
+    }
+  }
+
+  // ---- ACK for 2xx -------------------------------------------------------------------
+
+  /**
+   * An ACK for a 2xx is its own transaction (§17.1.1.3, §13.2.2.4): it travels on the
+   * route set, and a proxy forwards it statelessly by its Route (§16.11). ACKs not
+   * routed through us (the ACK of a non-2xx is absorbed by the transaction layer) are
+   * dropped.
+   */
+  async function forwardAck(req: IncomingRequest): Promise<void> {
+    const m = req.message;
+    if (m.maxForwards === 0) return;
+    const pre = preprocessRoutes(m);
+    if (pre === undefined || !pre.ours) return;
+    let r = pre.request;
+    const mf = m.maxForwards;
+    r = r.set('Max-Forwards', String(mf === undefined ? 70 : mf - 1));
+    const routes = r.get(RouteHeader) ?? [];
+    let next: Uri = r.uri;
+    if (routes.length > 0) {
+      next = routes[0]!.uri;
+      if (!hasParam(uriParams(routes[0]!.uri), 'lr')) {
+        r = setRoutes(r.withUri(routes[0]!.uri), [
+          ...routes.slice(1),
+          { uri: pre.request.uri, params: [] } as NameAddr,
+        ]);
+      }
+    }
+    const dests = await stack.resolve(next);
+    const dest = dests[0];
+    if (dest === undefined) return;
+    const out = stack.transport.listenerFor(dest);
+    if (out === undefined) return;
+    r = r.prepend('Via', viaFor(out, proxyBranch(loopHash(m), `${(++uniq).toString(36)}a`)));
+    await stack.transactions.sendAck(r, dest).catch(() => undefined);
+  }
+
+  stack.onRequest((req) => void handle(req));
+  // In-dialog requests reach no dialog of the stack (the proxy keeps none): it takes them.
+  stack.onOrphanRequest((req) => {
+    void handle(req);
+    return true;
+  });
+
+  return {
+    handle,
+    stats: () => ({ forwarded, branches: branchCount, live: contexts.size, answered }),
+    close: () => {
+      for (const ctx of contexts) for (const b of ctx.branches) b.timerC?.cancel();
+      contexts.clear();
+    },
+  };
+}
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
