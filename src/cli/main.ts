@@ -3,8 +3,9 @@
  *
  *   switchboard parse FILE|-  [--stream]   one SIP message as JSON (exit 2 when a server
  *                                          would reject it, 1 on a usage error)
- *   switchboard serve [--data-dir DIR] [--domain NAME]... [--listen SPEC]... [--log-level L]
- *                                          the SIP server: registrar (serve.ts)
+ *   switchboard serve [--config FILE] [--data-dir DIR] [--domain NAME]... [--listen SPEC]...
+ *                     [--log-level L] [--tls-cert FILE --tls-key FILE]
+ *                                          the SIP server: registrar and proxy (serve.ts)
  *   switchboard user add|passwd|remove|list|import ...   users in the store (user.ts)
  *   switchboard domain add|list|remove ...               domains in the store (user.ts)
  *   switchboard registrations [--json] [--aor AOR]       live bindings (registrations.ts)
@@ -41,11 +42,15 @@ Commands:
   parse FILE     Parse one SIP message from FILE ("-" for standard input) and print it
                  as JSON. Exits 2, with the status a server would answer on standard
                  error, when the message would be rejected.
-  serve [--data-dir DIR] [--domain NAME]... [--listen SPEC]... [--log-level LEVEL]
-                 Run the SIP server (registrar; no proxy yet). SPEC is
+  serve [--config FILE] [--data-dir DIR] [--domain NAME]... [--listen SPEC]...
+        [--log-level LEVEL] [--tls-cert FILE --tls-key FILE]
+                 Run the SIP server (registrar and proxy). FILE is a YAML config file
+                 (docs/configuration.md); a flag overrides its key. SPEC is
                  udp|tcp|tls|ws|wss:ADDRESS:PORT (default udp and tcp on 0.0.0.0:5060;
-                 port 0 picks a free port, printed as "listening SPEC"). LEVEL is
-                 debug, info (default), warn, error or silent. Stops on SIGTERM/SIGINT.
+                 port 0 picks a free port, printed as "listening SPEC"); tls and wss
+                 need --tls-cert and --tls-key (PEM files). LEVEL is debug, info
+                 (default), warn, error or silent. SIGTERM/SIGINT stop listening, let
+                 the transactions in progress finish (shutdownTimeout), then exit.
   help           Show this help.
 
   user add AOR --password PW     Add a user (its domain must exist: "domain add").

@@ -1,48 +1,73 @@
 /**
- * `switchboard serve [--data-dir DIR] [--domain NAME]... [--listen SPEC]... [--log-level LEVEL]`:
- * the server's composition root. Opens the SQLite store, adds the `--domain` values,
- * creates the stack on the listeners and the registrar on it, prints one
- * `listening SPEC` line per bound listener (with the port the system chose for port 0),
- * and runs until SIGTERM or SIGINT, which close the stack and the store (exit 0).
+ * `switchboard serve [--config FILE] [--data-dir DIR] [--domain NAME]... [--listen SPEC]...
+ * [--log-level LEVEL] [--tls-cert FILE --tls-key FILE]`: the server's composition root.
  *
+ * 1. The configuration: the YAML file, the flags over it, the defaults (config.ts); a
+ *    mistake is one line naming the key, exit 1, before anything is opened.
+ * 2. Opens the SQLite store and adds the configured domains.
+ * 3. Builds the transport layer on the listeners (with the certificate and the limits)
+ *    and the stack on it, then the services on the stack (`buildServices`).
+ * 4. Prints one `listening SPEC` line per bound listener (with the port the system chose
+ *    for port 0), `domains ...`, and on a first run what to do next.
+ * 5. Purges expired bindings every `registrar.purgeInterval` seconds.
+ * 6. On SIGTERM or SIGINT, drains (`drain`): stops listening, lets the transactions in
+ *    progress finish within `shutdownTimeout`, then closes the stack and the store (exit 0).
+ *
+ * Nothing is cached between requests: users, domains and bindings are read from the
+ * store per request, so `switchboard user ...` and `domain add` take effect at once.
  * The digest nonce secret is random per start: after a restart, nonces issued before it
  * fail verification and clients are challenged again (a fresh 401).
  */
 import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import { createSecureContext } from 'node:tls';
 import { parseArgs } from 'node:util';
-import { cryptoRandom, systemClock, type Logger } from '../base/index.ts';
+import {
+  cryptoRandom,
+  defaultLimits,
+  systemClock,
+  type Clock,
+  type Logger,
+  type MessageLimits,
+  type RandomSource,
+  type TimerHandle,
+} from '../base/index.ts';
 import { createDigestServer, type DigestServer } from '../auth/index.ts';
-import { createProxy } from '../services/proxy/index.ts';
-import { createRegistrar } from '../services/registrar/index.ts';
+import { createProxy, type Proxy } from '../services/proxy/index.ts';
+import { createRegistrar, type Registrar } from '../services/registrar/index.ts';
 import { createStack, type Stack } from '../stack/index.ts';
-import type { Store } from '../store/index.ts';
+import type { LocationStore, Store } from '../store/index.ts';
 import { openSqliteStore } from '../store/sqlite/sqlite-store.ts';
-import { parseAor } from './aor.ts';
-import { EXIT_OK, fail, type CliIo } from './io.ts';
-import { DEFAULT_DATA_DIR } from './store-options.ts';
+import {
+  createTransportLayer,
+  type SwitchboardTransportLayer,
+  type TlsCredentials,
+} from '../transport/index.ts';
+import {
+  ConfigError,
+  loadConfig,
+  normalizeDomain,
+  type ConfigOverrides,
+  type LogLevel,
+  LOG_LEVELS,
+  type ServerConfig,
+} from './config.ts';
+import { EXIT_OK, fail, readErrorReason, type CliIo } from './io.ts';
 
-/** UDP and TCP on every IPv4 address, port 5060 (issue #5, Command line). */
-export const DEFAULT_LISTEN: readonly string[] = Object.freeze([
-  'udp:0.0.0.0:5060',
-  'tcp:0.0.0.0:5060',
-]);
-
-const LEVELS = ['debug', 'info', 'warn', 'error', 'silent'] as const;
-type Level = (typeof LEVELS)[number];
-
+export { DEFAULT_LISTEN } from './config.ts';
 /** What stops a running server: resolves on SIGTERM/SIGINT by default. */
 export interface ServeHooks {
   readonly stopSignal?: Promise<void>;
 }
 
 /** A logger writing one JSON line per entry at or above `level` to `out`. */
-function lineLogger(out: CliIo['stderr'], level: Level, bindings: object = {}): Logger {
-  const min = LEVELS.indexOf(level);
+function lineLogger(out: CliIo['stderr'], level: LogLevel, bindings: object = {}): Logger {
+  const min = LOG_LEVELS.indexOf(level);
   const at =
-    (l: Level) =>
+    (l: LogLevel) =>
     (obj: object, msg?: string): void => {
-      if (LEVELS.indexOf(l) < min) return;
+      if (LOG_LEVELS.indexOf(l) < min) return;
       const o: Record<string, unknown> = { level: l, ...bindings, ...obj };
       if (o.err instanceof Error) o.err = o.err.message;
       if (msg !== undefined) o.msg = msg;
@@ -71,47 +96,222 @@ function signalPromise(): { promise: Promise<void>; dispose: () => void } {
   return { promise, dispose };
 }
 
+/** The flags of `serve`, parsed; a string is a usage error. */
+function parseServeArgs(
+  argv: readonly string[],
+): { file?: string; flags: ConfigOverrides } | string {
+  let values: {
+    config?: string;
+    'data-dir'?: string;
+    domain?: string[];
+    listen?: string[];
+    'log-level'?: string;
+    'tls-cert'?: string;
+    'tls-key'?: string;
+  };
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      options: {
+        config: { type: 'string' },
+        'data-dir': { type: 'string' },
+        domain: { type: 'string', multiple: true },
+        listen: { type: 'string', multiple: true },
+        'log-level': { type: 'string' },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
+      },
+      allowPositionals: false,
+      strict: true,
+    }));
+  } catch (e) {
+    return `serve: ${e instanceof Error ? e.message : String(e)} (see "switchboard --help")`;
+  }
+  const flags: ConfigOverrides = {
+    ...(values['data-dir'] !== undefined ? { dataDir: values['data-dir'] } : {}),
+    ...(values.domain !== undefined ? { domains: values.domain } : {}),
+    ...(values.listen !== undefined ? { listen: values.listen } : {}),
+    ...(values['log-level'] !== undefined ? { logLevel: values['log-level'] } : {}),
+    ...(values['tls-cert'] !== undefined ? { tlsCert: values['tls-cert'] } : {}),
+    ...(values['tls-key'] !== undefined ? { tlsKey: values['tls-key'] } : {}),
+  };
+  return { ...(values.config !== undefined ? { file: values.config } : {}), flags };
+}
+
+/**
+ * The certificate chain and key of `config.tls`, read and checked to belong together
+ * (a TLS listener would otherwise fail on the first handshake, not at start).
+ */
+async function readTls(
+  config: ServerConfig,
+  flags: ConfigOverrides,
+): Promise<TlsCredentials | undefined> {
+  if (config.tls === undefined) return undefined;
+  const read = async (file: string, key: string): Promise<string> => {
+    try {
+      return await readFile(file, 'utf8');
+    } catch (e) {
+      throw new ConfigError(key, `cannot read ${file}: ${readErrorReason(e)}`);
+    }
+  };
+  const certKey = flags.tlsCert !== undefined ? '--tls-cert' : 'tls.cert';
+  const cert = await read(config.tls.cert, certKey);
+  const key = await read(config.tls.key, flags.tlsKey !== undefined ? '--tls-key' : 'tls.key');
+  try {
+    createSecureContext({ cert, key });
+  } catch (e) {
+    const why = e instanceof Error ? e.message : String(e);
+    throw new ConfigError(certKey, `not a usable PEM certificate chain and private key: ${why}`);
+  }
+  return { cert, key };
+}
+
+/** The message limits of `config.limits` (the rest of MessageLimits at their defaults). */
+function messageLimits(config: ServerConfig): MessageLimits {
+  const { maxHeaderBytes, maxBodyBytes } = config.limits;
+  return {
+    ...defaultLimits,
+    maxHeaderBytes,
+    maxBodyBytes,
+    // A stream framer holds at most this much (RFC 3261 §18.3): one whole message plus a
+    // read's worth of the next one must fit, or a legal message would overflow it.
+    maxBufferedBytes: Math.max(
+      defaultLimits.maxBufferedBytes,
+      maxHeaderBytes + maxBodyBytes + 65_536,
+    ),
+  };
+}
+
+/** What the services are built from: one stack, the store and the configuration. */
+export interface ServiceContext {
+  readonly stack: Stack;
+  readonly store: Store;
+  readonly config: ServerConfig;
+  readonly clock: Clock;
+  readonly random: RandomSource;
+  readonly logger: Logger;
+}
+
+/** The running services; `close` stops their timers (the stack then ends their transactions). */
+export interface Services {
+  readonly registrar: Registrar;
+  readonly proxy: Proxy;
+  close(): void;
+}
+
+/**
+ * The SIP services of this server on `ctx.stack`: the registrar (RFC 3261 §10.3) and
+ * the proxy (§16), which takes every request and hands REGISTER to the registrar. A new
+ * service is created here, from `ctx.config`.
+ */
+export function buildServices(ctx: ServiceContext): Services {
+  const { stack, store, config, clock, random, logger } = ctx;
+  const secret = new Uint8Array(randomBytes(32));
+  const digests = new Map<string, DigestServer>();
+  const users = store.users;
+  // One digest server per realm (= domain), made on first use: a domain added while the
+  // server runs gets one then. The H(A1) lookup reads the store on every request.
+  const digest = (realm: string): DigestServer => {
+    let d = digests.get(realm);
+    if (d === undefined) {
+      d = createDigestServer({
+        realm,
+        secret,
+        clock,
+        random,
+        logger,
+        lookup: async (username, r, hash) => {
+          const u = await users.get(`sip:${username}@${r}`);
+          if (u === undefined) return undefined;
+          return hash === 'MD5' ? u.ha1Md5 : u.ha1Sha256;
+        },
+      });
+      digests.set(realm, d);
+    }
+    return d;
+  };
+  const registrar = createRegistrar({
+    users: store.users,
+    domains: store.domains,
+    location: store.location,
+    digest,
+    clock,
+    logger: logger.child({ service: 'registrar' }),
+    minExpires: config.registrar.minExpires,
+    maxExpires: config.registrar.maxExpires,
+    defaultExpires: config.registrar.defaultExpires,
+  });
+  // The proxy takes every request from the stack and hands REGISTER to the registrar.
+  const proxy = createProxy({
+    stack,
+    users: store.users,
+    domains: store.domains,
+    location: store.location,
+    digest,
+    clock,
+    logger: logger.child({ service: 'proxy' }),
+    register: (req) => registrar.handle(req),
+  });
+  return { registrar, proxy, close: () => proxy.close() };
+}
+
+/**
+ * Deletes expired bindings every `intervalMs` on the clock's timer (lookups already
+ * hide them; this keeps the table from growing). The next run is armed only when the
+ * previous one has finished, and `stop()` cancels it: nothing keeps the process alive.
+ */
+export function startPurging(
+  location: LocationStore,
+  clock: Clock,
+  intervalMs: number,
+  logger: Logger,
+): { stop(): Promise<void> } {
+  let timer: TimerHandle | undefined;
+  let running: Promise<void> = Promise.resolve();
+  let stopped = false;
+  const run = (): void => {
+    timer = undefined;
+    running = location
+      .purgeExpired(clock.wallNow())
+      .then(
+        (n) => {
+          if (n > 0) logger.debug({ purged: n }, 'expired bindings purged');
+        },
+        (err: unknown) => logger.warn({ err }, 'purging expired bindings failed'),
+      )
+      .finally(() => {
+        if (!stopped) timer = clock.setTimer(intervalMs, run);
+      });
+  };
+  run(); // bindings that expired while the server was down go at once
+  return {
+    stop: async () => {
+      stopped = true;
+      timer?.cancel();
+      await running;
+    },
+  };
+}
+
 /** `switchboard serve ...` (argv after "serve"). */
 export async function runServe(
   argv: readonly string[],
   io: CliIo,
   hooks: ServeHooks = {},
 ): Promise<number> {
-  let values: { 'data-dir'?: string; domain?: string[]; listen?: string[]; 'log-level'?: string };
+  const args = parseServeArgs(argv);
+  if (typeof args === 'string') return fail(io, args);
+  let config: ServerConfig;
+  let tls: TlsCredentials | undefined;
   try {
-    ({ values } = parseArgs({
-      args: [...argv],
-      options: {
-        'data-dir': { type: 'string' },
-        domain: { type: 'string', multiple: true },
-        listen: { type: 'string', multiple: true },
-        'log-level': { type: 'string' },
-      },
-      allowPositionals: false,
-      strict: true,
-    }));
+    config = await loadConfig(args.file, args.flags);
+    tls = await readTls(config, args.flags);
   } catch (e) {
-    return fail(
-      io,
-      `serve: ${e instanceof Error ? e.message : String(e)} (see "switchboard --help")`,
-    );
+    if (e instanceof ConfigError) return fail(io, e.message);
+    throw e;
   }
-  const level = (values['log-level'] ?? 'info') as Level;
-  if (!LEVELS.includes(level)) {
-    return fail(io, `serve: --log-level must be one of ${LEVELS.join(', ')}`);
-  }
-  const domainsGiven: string[] = [];
-  for (const d of values.domain ?? []) {
-    const name = d.trim().toLowerCase();
-    const check = parseAor(`x@${name}`);
-    if (name === '' || !check.ok || check.domain !== name) {
-      return fail(io, `serve: invalid domain name ${JSON.stringify(d)}`);
-    }
-    domainsGiven.push(name);
-  }
-  const dataDir = values['data-dir'] ?? DEFAULT_DATA_DIR;
-  const listen = values.listen ?? DEFAULT_LISTEN;
-  const logger = lineLogger(io.stderr, level);
+  const { dataDir, listen } = config;
+  const logger = lineLogger(io.stderr, config.logLevel);
 
   let store: Store;
   try {
@@ -128,13 +328,14 @@ export async function runServe(
   const signals = hooks.stopSignal === undefined ? signalPromise() : undefined;
   const stop = hooks.stopSignal ?? signals!.promise;
   let stack: Stack | undefined;
+  let services: Services | undefined;
+  let purging: { stop(): Promise<void> } | undefined;
   try {
-    for (const d of domainsGiven) await store.domains.add(d);
+    for (const d of config.domains) await store.domains.add(d);
     if ((await store.domains.list()).length === 0) {
       // Issue #5: "domain from the config or the host name".
-      const host = hostname().toLowerCase();
-      const check = parseAor(`x@${host}`);
-      if (check.ok && check.domain === host) {
+      const host = normalizeDomain(hostname());
+      if (host !== undefined) {
         await store.domains.add(host);
         io.stdout.write(`no domain configured: serving the host name ${host}\n`);
       }
@@ -142,52 +343,29 @@ export async function runServe(
 
     const clock = systemClock();
     const random = cryptoRandom();
+    let transport: SwitchboardTransportLayer;
     try {
-      stack = await createStack({ listen, clock, random, logger });
+      transport = await createTransportLayer({
+        listen,
+        clock,
+        random,
+        logger,
+        limits: messageLimits(config),
+        maxConnectionsPerIp: config.limits.maxConnectionsPerIp,
+        ...(tls !== undefined ? { tls } : {}),
+      });
     } catch (e) {
       return fail(io, `serve: cannot listen on ${listen.join(', ')}: ${listenError(e)}`);
     }
-    const secret = new Uint8Array(randomBytes(32));
-    const digests = new Map<string, DigestServer>();
-    const users = store.users;
-    const digest = (realm: string): DigestServer => {
-      let d = digests.get(realm);
-      if (d === undefined) {
-        d = createDigestServer({
-          realm,
-          secret,
-          clock,
-          random,
-          logger,
-          lookup: async (username, r, hash) => {
-            const u = await users.get(`sip:${username}@${r}`);
-            if (u === undefined) return undefined;
-            return hash === 'MD5' ? u.ha1Md5 : u.ha1Sha256;
-          },
-        });
-        digests.set(realm, d);
-      }
-      return d;
-    };
-    const registrar = createRegistrar({
-      users: store.users,
-      domains: store.domains,
-      location: store.location,
-      digest,
+    stack = await createStack({
+      transport,
       clock,
-      logger: logger.child({ service: 'registrar' }),
+      random,
+      logger,
+      maxServerTransactions: config.limits.maxServerTransactions,
     });
-    // The proxy takes every request from the stack and hands REGISTER to the registrar.
-    createProxy({
-      stack,
-      users: store.users,
-      domains: store.domains,
-      location: store.location,
-      digest,
-      clock,
-      logger: logger.child({ service: 'proxy' }),
-      register: (req) => registrar.handle(req),
-    });
+    services = buildServices({ stack, store, config, clock, random, logger });
+    purging = startPurging(store.location, clock, config.registrar.purgeInterval * 1000, logger);
 
     for (const l of stack.transport.listeners) {
       const host = l.local.address.includes(':') ? `[${l.local.address}]` : l.local.address;
@@ -216,6 +394,8 @@ export async function runServe(
     return EXIT_OK;
   } finally {
     signals?.dispose();
+    await purging?.stop();
+    services?.close();
     await stack?.close();
     await store.close();
   }

@@ -231,7 +231,7 @@ describe('switchboard parse (the real command)', { concurrency: availableParalle
     const r = await cli(['serve', '--help']);
     assert.equal(r.code, 0);
     assert.match(r.stdout, /Usage: switchboard/);
-    assert.match(r.stdout, /serve \[--data-dir DIR\]/);
+    assert.match(r.stdout, /serve \[--config FILE\] \[--data-dir DIR\]/);
   });
 
   it('npm start (node --import tsx src/cli/main.ts serve) serves until SIGTERM, then exits 0', async () => {
