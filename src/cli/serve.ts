@@ -293,6 +293,44 @@ export function startPurging(
   };
 }
 
+/** How a drain ended: every pending transaction finished, or the timeout came first. */
+export interface DrainResult {
+  readonly drained: boolean;
+  /** Pending transactions left when it ended (0 and 0 when drained). */
+  readonly left: { readonly client: number; readonly server: number };
+  readonly elapsedMs: number;
+}
+
+/** How often a drain looks at the transaction table. */
+const DRAIN_POLL_MS = 50;
+
+/**
+ * Drains a server before it stops: stops listening (new connections are refused),
+ * refuses new requests (they are dropped unanswered), and waits until no transaction
+ * has work left (`TransactionLayer.pending`: requests without a final response,
+ * forwarded requests waiting for one, INVITE responses waiting for their ACK), at most
+ * `timeoutMs` on the clock's timer. The caller closes the stack afterwards.
+ */
+export async function drain(
+  stack: Stack,
+  transport: SwitchboardTransportLayer,
+  clock: Clock,
+  timeoutMs: number,
+): Promise<DrainResult> {
+  transport.stopListening();
+  stack.transactions.stopAccepting();
+  const start = clock.now();
+  for (;;) {
+    const left = stack.transactions.pending;
+    const elapsedMs = clock.now() - start;
+    if (left.client === 0 && left.server === 0) return { drained: true, left, elapsedMs };
+    if (elapsedMs >= timeoutMs) return { drained: false, left, elapsedMs };
+    await new Promise<void>((resolve) => {
+      clock.setTimer(Math.min(DRAIN_POLL_MS, timeoutMs - elapsedMs), resolve);
+    });
+  }
+}
+
 /** `switchboard serve ...` (argv after "serve"). */
 export async function runServe(
   argv: readonly string[],
@@ -328,6 +366,7 @@ export async function runServe(
   const signals = hooks.stopSignal === undefined ? signalPromise() : undefined;
   const stop = hooks.stopSignal ?? signals!.promise;
   let stack: Stack | undefined;
+  let transport: SwitchboardTransportLayer | undefined;
   let services: Services | undefined;
   let purging: { stop(): Promise<void> } | undefined;
   try {
@@ -343,7 +382,6 @@ export async function runServe(
 
     const clock = systemClock();
     const random = cryptoRandom();
-    let transport: SwitchboardTransportLayer;
     try {
       transport = await createTransportLayer({
         listen,
@@ -390,7 +428,18 @@ export async function runServe(
     }
 
     await stop;
+    // A second SIGTERM/SIGINT while draining gets the default action: stop at once.
+    signals?.dispose();
     io.stdout.write('stopping\n');
+    const r = await drain(stack, transport, clock, config.shutdownTimeout * 1000);
+    if (r.drained) {
+      logger.info({ ms: Math.round(r.elapsedMs) }, 'drained: no transaction in progress');
+    } else {
+      logger.warn(
+        { clientTransactions: r.left.client, serverTransactions: r.left.server },
+        'shutdownTimeout reached: closing the transactions still in progress',
+      );
+    }
     return EXIT_OK;
   } finally {
     signals?.dispose();

@@ -153,6 +153,15 @@ export class TransactionLayer {
   /** §17.2.3: RFC 2543 INVITE transactions, by the fields an ACK shares with its INVITE. */
   private readonly byRfc2543Ack = new Map<string, InviteServerTransaction>();
   private closed = false;
+  /** False once `stopAccepting()` was called: new requests are dropped. */
+  private accepting = true;
+  /**
+   * INVITE server transactions by Call-ID, CSeq number and From tag, which the ACK for
+   * a 2xx shares with its INVITE (§13.2.2.4, §17.1.1.3): that ACK is a transaction of
+   * its own, so this is how `pending` learns that an accepted INVITE got its ACK.
+   */
+  private readonly invitesByDialogKey = new Map<string, InviteServerTransaction>();
+  private readonly ackedAccepted = new WeakSet<InviteServerTransaction>();
   private readonly inviteClientHost: InviteClientHost;
   private readonly nonInviteClientHost: NonInviteClientHost;
   private readonly inviteServerHost: InviteServerHost;
@@ -269,6 +278,64 @@ export class TransactionLayer {
   }
 
   /**
+   * Live transactions that still have protocol work to do, what a server that shuts
+   * down waits for (RFC 3261 has no shutdown procedure; this is the state a
+   * transaction must leave to have done its job):
+   *
+   * - client: no final response yet (INVITE Calling/Proceeding, non-INVITE
+   *   Trying/Proceeding);
+   * - server: no final response sent yet (INVITE Proceeding, non-INVITE
+   *   Trying/Proceeding); an INVITE whose non-2xx final response awaits its ACK
+   *   (Completed: the response may still need retransmitting, §17.2.1); an INVITE
+   *   answered with a 2xx whose ACK has not passed yet (Accepted, RFC 6026 §8.7: the
+   *   ACK is a transaction of its own that may still need forwarding).
+   *
+   * Not counted: transactions that only absorb retransmissions after their job is done
+   * (client Completed/Accepted, server non-INVITE Completed, INVITE Confirmed; Timers
+   * D, K, M, J, I), which can last 32 s over UDP.
+   */
+  get pending(): { readonly client: number; readonly server: number } {
+    let client = 0;
+    for (const tx of this.clients.values()) {
+      const st = tx.state;
+      if (st === 'calling' || st === 'trying' || st === 'proceeding') client++;
+    }
+    let server = 0;
+    for (const tx of this.servers.values()) {
+      if (tx.kind === 'invite') {
+        const st = tx.state;
+        if (
+          st === 'proceeding' ||
+          st === 'completed' ||
+          (st === 'accepted' && !this.ackedAccepted.has(tx))
+        ) {
+          server++;
+        }
+      } else if (tx.state === 'trying' || tx.state === 'proceeding') {
+        server++;
+      }
+    }
+    return { client, server };
+  }
+
+  /** False after `stopAccepting()`. */
+  get isAccepting(): boolean {
+    return this.accepting;
+  }
+
+  /**
+   * Takes no new work, for a server that drains before it stops: from now on a
+   * request that matches no live transaction (§17.2.3) is dropped unanswered, as if
+   * the server were already gone, while retransmissions, ACKs and CANCELs that match
+   * live transactions still reach them so that they can finish (see `pending`). ACKs
+   * for 2xx still go to the TU (a proxy forwards them). Client transactions can still
+   * be started (a proxy's branches, CANCELs). Idempotent.
+   */
+  stopAccepting(): void {
+    this.accepting = false;
+  }
+
+  /**
    * Ends every transaction without notifying their users, cancels all their
    * timers, and ignores whatever arrives afterwards. Idempotent.
    */
@@ -281,6 +348,7 @@ export class TransactionLayer {
     this.servers.clear();
     this.byCancelKey.clear();
     this.byRfc2543Ack.clear();
+    this.invitesByDialogKey.clear();
   }
 
   // ---- client side ---------------------------------------------------------
@@ -387,6 +455,15 @@ export class TransactionLayer {
       existing.receiveRequest(inbound);
       return;
     }
+    if (!this.accepting) {
+      // Draining: only a CANCEL of a live transaction is still work of ours (§9.2).
+      const cancelsLive =
+        req.method === 'CANCEL' && this.byCancelKey.has(serverKeyWithoutMethod(req));
+      if (!cancelsLive || !this.receiveCancel(inbound, id)) {
+        this.ctx.logger.debug({ method: req.method, id }, 'not accepting: request dropped');
+      }
+      return;
+    }
     if (req.method === 'CANCEL' && this.receiveCancel(inbound, id)) return;
     if (this.servers.size >= this.maxServer) {
       this.refuseOverload(inbound);
@@ -426,6 +503,8 @@ export class TransactionLayer {
     if (tx instanceof InviteServerTransaction) {
       const ackKey = rfc2543AckKey(req);
       if (ackKey !== undefined) this.byRfc2543Ack.set(ackKey, tx);
+      const dialogKey = ackDialogKey(req);
+      if (dialogKey !== undefined) this.invitesByDialogKey.set(dialogKey, tx);
     }
     this.ctx.emit({ type: 'created', side: 'server', kind: tx.kind, id, method: req.method });
     return tx;
@@ -442,6 +521,10 @@ export class TransactionLayer {
       const ackKey = keyOrUndefined(() => rfc2543AckKey(req));
       if (ackKey !== undefined && this.byRfc2543Ack.get(ackKey) === tx) {
         this.byRfc2543Ack.delete(ackKey);
+      }
+      const dialogKey = ackDialogKey(req);
+      if (dialogKey !== undefined && this.invitesByDialogKey.get(dialogKey) === tx) {
+        this.invitesByDialogKey.delete(dialogKey);
       }
     }
   }
@@ -473,11 +556,20 @@ export class TransactionLayer {
   }
 
   private ackToUser(ack: InboundRequest, tx: InviteServerTransaction | undefined): void {
+    const accepted = tx ?? this.acceptedInviteOf(ack.message);
+    if (accepted !== undefined) this.ackedAccepted.add(accepted);
     this.ctx.emit({ type: 'ack-to-tu', matched: tx !== undefined });
     const onAck = this.delegate?.onAck;
     if (onAck === undefined) return;
     const d = this.delegate;
     this.ctx.callUser(tx?.id ?? 'ack', () => onAck.call(d, ack, tx));
+  }
+
+  /** The INVITE server transaction in Accepted that an ACK for a 2xx acknowledges. */
+  private acceptedInviteOf(ack: SipRequest): InviteServerTransaction | undefined {
+    const key = ackDialogKey(ack);
+    const tx = key === undefined ? undefined : this.invitesByDialogKey.get(key);
+    return tx?.state === 'accepted' ? tx : undefined;
   }
 
   /**
@@ -539,4 +631,14 @@ export class TransactionLayer {
     });
     sendSafely(() => this.transport.sendResponse(res, inbound.source)).catch(noop);
   }
+}
+
+/**
+ * What an INVITE and the ACK for its 2xx share: Call-ID, CSeq number and From tag
+ * (§13.2.2.4: "The Call-ID, From, ... and CSeq number of the ACK ... MUST be the same
+ * as those of the INVITE"; its branch is new, §17.1.1.3). Undefined when a field does
+ * not decode.
+ */
+function ackDialogKey(req: SipRequest): string | undefined {
+  return keyOrUndefined(() => `${req.callId}\u0001${req.cseq.seq}\u0001${req.from.tag ?? ''}`);
 }

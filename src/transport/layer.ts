@@ -255,6 +255,16 @@ export interface SwitchboardTransportLayer extends TransportLayer {
   serializedSize(message: SipMessage): number;
   /** Open stream connections. */
   connections(): ConnectionInfo[];
+  /**
+   * Stops taking new connections, for a server that drains before it stops: the
+   * TCP, TLS, WS and WSS listening sockets close (connections are refused). Open
+   * connections and the UDP sockets stay, because the transactions in progress need
+   * them (RFC 3261 §18.2.2: a response goes back over the request's connection, or
+   * from the UDP socket that received the request); `close()` ends them. Refusing
+   * new requests on them is the transaction layer's part (it knows which requests
+   * are new). Idempotent.
+   */
+  stopListening(): void;
 }
 
 const DEFAULTS = {
@@ -1013,6 +1023,10 @@ class Layer implements SwitchboardTransportLayer, ListenerHost {
   }
 
   // ---- closing ----
+
+  stopListening(): void {
+    for (const l of this.active) if (l.kind === 'stream') l.stopAccepting();
+  }
 
   close(): Promise<void> {
     this.closing ??= (async () => {

@@ -107,6 +107,11 @@ export interface StreamListener {
    * rejects with TransportError SB_ERR_TRANSPORT_CONNECT.
    */
   connect(dest: Destination): Promise<StreamConnection>;
+  /**
+   * Closes the listening socket only: new connections are refused, the open ones stay
+   * (a draining server still answers on them) until `close()`.
+   */
+  stopAccepting(): void;
   /** Stops accepting and destroys every socket it still holds. */
   close(): Promise<void>;
 }

@@ -126,6 +126,12 @@ class TcpListener implements StreamListener {
     );
   }
 
+  stopAccepting(): void {
+    // net.Server.close() stops listening at once; its callback would wait for every
+    // connection to end, which close() brings about.
+    if (this.server.listening) this.server.close();
+  }
+
   close(): Promise<void> {
     this.closing ??= closeServer(this.server, this.sockets);
     return this.closing;

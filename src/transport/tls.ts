@@ -114,6 +114,12 @@ class TlsListener implements StreamListener {
     );
   }
 
+  stopAccepting(): void {
+    // net.Server.close() stops listening at once; its callback would wait for every
+    // connection to end, which close() brings about.
+    if (this.server.listening) this.server.close();
+  }
+
   close(): Promise<void> {
     this.closing ??= closeServer(this.server, this.sockets);
     return this.closing;

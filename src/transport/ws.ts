@@ -320,6 +320,12 @@ class WsListener implements StreamListener {
     });
   }
 
+  stopAccepting(): void {
+    // Stops listening at once; upgraded WebSocket connections are not HTTP connections
+    // the server would close, so they stay until close().
+    if (this.server.listening) this.server.close();
+  }
+
   close(): Promise<void> {
     this.closing ??= new Promise((resolve) => {
       for (const ws of this.clients) ws.terminate();
