@@ -413,13 +413,17 @@ export async function runServe(
     io.stdout.write(`domains ${domains.join(', ')}\n`);
     if ((await store.users.list()).length === 0) {
       const d = domains[0] ?? 'example.com';
+      // Started by `npm start` in a clone (the README's first line): the command is not on
+      // the PATH there, but npx finds the project's own bin from the same directory.
+      const command =
+        process.env.npm_lifecycle_event === 'start' ? 'npx switchboard' : 'switchboard';
       const first = stack.transport.listeners[0];
       const where = first === undefined ? '' : `${first.local.address}:${first.local.port}`;
       io.stdout.write(
         [
           '',
           'No users yet. Next steps:',
-          `  switchboard user add alice@${d} --password SECRET --data-dir ${dataDir}`,
+          `  ${command} user add alice@${d} --password SECRET --data-dir ${dataDir}`,
           `  then point a softphone at it: user "alice", domain "${d}", password SECRET,`,
           `  registrar/outbound proxy ${where} (this host's address instead of 0.0.0.0).`,
           '',
