@@ -144,7 +144,7 @@ export interface ServerConfig {
     readonly maxServerTransactions: number;
     /** Inbound TCP/TLS/WS/WSS connections from one IP address. */
     readonly maxConnectionsPerIp: number;
-    /** A message's start line and header fields, octets (larger: 513 when answerable). */
+    /** A message's start line and header fields, octets (a larger message is dropped). */
     readonly maxHeaderBytes: number;
     /** A message's body (Content-Length), octets (larger: 513). */
     readonly maxBodyBytes: number;

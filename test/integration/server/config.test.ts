@@ -7,6 +7,8 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createSocket } from 'node:dgram';
+import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -206,6 +208,66 @@ describe('switchboard serve --config FILE', { timeout: 120_000 }, () => {
     assert.equal(second.status, 503);
     assert.ok(second.getRaw('Retry-After') !== undefined);
     assert.equal(server.stderr(), '', 'log level silent (the flag) over debug (the file)');
+    assert.equal(await stopServer(server), 0);
+    server = undefined;
+  });
+
+  it('limits.maxHeaderBytes and limits.maxConnectionsPerIp take effect', async () => {
+    const file = join(dir, 'limits.yaml');
+    writeFileSync(
+      file,
+      [
+        'listen: [udp:127.0.0.1:0, tcp:127.0.0.1:0]',
+        'limits: {maxHeaderBytes: 1024, maxConnectionsPerIp: 1}',
+        '',
+      ].join('\n'),
+    );
+    server = await serve(['--config', file, '--data-dir', dataDir]);
+    // A header section over 1024 octets is dropped (the parser keeps none of it to answer).
+    const sock = createSocket('udp4');
+    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
+    const answers: string[] = [];
+    sock.on('message', (m) => answers.push(m.toString('latin1')));
+    const raw = (branch: string, pad: number): string =>
+      [
+        'OPTIONS sip:example.com SIP/2.0',
+        `Via: SIP/2.0/UDP 127.0.0.1:${sock.address().port};branch=z9hG4bK${branch};rport`,
+        'From: <sip:x@example.com>;tag=1',
+        'To: <sip:example.com>',
+        `Call-ID: ${branch}`,
+        'CSeq: 1 OPTIONS',
+        'Max-Forwards: 70',
+        `X-Padding: ${'p'.repeat(pad)}`,
+        'Content-Length: 0',
+        '',
+        '',
+      ].join('\r\n');
+    sock.send(raw('long', 1100), server.ports.udp!, '127.0.0.1');
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.deepEqual(answers, []);
+    sock.send(raw('short', 100), server.ports.udp!, '127.0.0.1');
+    await within(
+      (async () => {
+        while (answers.length === 0) await new Promise((r) => setTimeout(r, 20));
+      })(),
+      5_000,
+      'the answer to a request under the limit',
+    );
+    assert.match(answers[0]!, /^SIP\/2\.0 200 /);
+    sock.close();
+
+    // One connection from 127.0.0.1 is allowed; the second is closed at once.
+    const first = netConnect({ host: '127.0.0.1', port: server.ports.tcp! });
+    await within(new Promise((r) => first.once('connect', r)), 5_000, 'first connection');
+    const second = netConnect({ host: '127.0.0.1', port: server.ports.tcp! });
+    second.on('error', () => {});
+    await within(
+      new Promise((r) => second.once('close', r)),
+      5_000,
+      'the second connection closed',
+    );
+    assert.equal(first.destroyed, false);
+    first.destroy();
     assert.equal(await stopServer(server), 0);
     server = undefined;
   });
