@@ -26,6 +26,10 @@
  *   whose certificate a CA baresip was not given had signed went through the handshake just the
  *   same (measured). So the CA file is set for form's sake (and for a later baresip that
  *   verifies), not because the tests depend on it.
+ * - a registrar: serverAccount() gives the account line (digest auth, outbound proxy by IP, UDP
+ *   or TCP), waitForRegistration() waits for its 200; dial/accept/hangup and waitForCall()
+ *   drive calls. baresip 1.0 only does MD5 digest (see serverAccount()); SIGTERM (stop())
+ *   un-registers before it exits.
  */
 import { execFileSync } from 'node:child_process';
 import {
@@ -220,6 +224,139 @@ export async function startBaresip(options: BaresipOptions): Promise<Baresip> {
     output: () => `${running.stdout()}\n${running.stderr()}`,
     stop,
   };
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* An account on a registrar, and call control                                                */
+/* ------------------------------------------------------------------------------------------ */
+
+export type BaresipTransport = 'udp' | 'tcp';
+
+export interface ServerAccountOptions {
+  /** The AOR is `sip:USER@DOMAIN`; USER is also the digest username. */
+  user: string;
+  domain: string;
+  /** Digest password (`auth_pass`). */
+  password: string;
+  /**
+   * The registrar, also used as the outbound proxy for every request (`outbound=`): an IP
+   * literal (default 127.0.0.1), so baresip never resolves DOMAIN.
+   */
+  server: { host?: string; port: number; transport: BaresipTransport };
+  /** `auto`: 180 then 200 to every INVITE; `manual` (default): /accept answers. */
+  answermode?: 'auto' | 'manual';
+  /** Registration interval (REGISTER Expires) in seconds. Default 600. */
+  regint?: number;
+}
+
+/**
+ * The `accounts` line for an account that registers with digest auth at `server` over UDP or TCP
+ * and sends every request there: `<sip:USER@DOMAIN[;transport=tcp]>;auth_pass=...;
+ * outbound="sip:HOST:PORT;transport=T";answermode=...;regint=...;mwi=no`. For TCP the AOR carries
+ * `;transport=tcp` as well (baresip picks the transport of its own Contact from it).
+ *
+ * Digest: baresip 1.0.0 with libre 1.1.0 answers MD5 challenges only, and it gives up on the
+ * whole 401/407 as soon as ANY of its WWW-/Proxy-Authenticate headers names another algorithm
+ * (libre's auth_handler returns ENOSYS and stops at that header, whatever the order): a
+ * registrar that offers SHA-256 and MD5 (RFC 8760) gets no second REGISTER, and baresip prints
+ * `reg: sip:USER@DOMAIN: Register: Function not implemented`. Measured: MD5-only challenges
+ * work over UDP and TCP; `SHA-256, MD5` and `MD5, SHA-256` both fail.
+ */
+export function serverAccount(o: ServerAccountOptions): string {
+  const tcp = o.server.transport === 'tcp';
+  const hop = `sip:${o.server.host ?? LOOPBACK}:${o.server.port};transport=${o.server.transport}`;
+  return [
+    `<sip:${o.user}@${o.domain}${tcp ? ';transport=tcp' : ''}>`,
+    `auth_pass=${o.password}`,
+    `outbound="${hop}"`,
+    `answermode=${o.answermode ?? 'manual'}`,
+    `regint=${o.regint ?? 600}`,
+    'mwi=no',
+  ].join(';');
+}
+
+/** A registration reported: `USER@DOMAIN: {0/UDP/v4} 200 OK (Server) [1 binding]`. */
+const REGISTERED = /\{\d+\/(?:UDP|TCP|TLS)\/v[46]\} 200 OK/;
+/** A registration that failed: `reg: sip:USER@DOMAIN: 403 Forbidden`, `...: Register: <errno text>`. */
+const REGISTER_FAILED = /reg: sip:\S+: /;
+
+/**
+ * Resolves with baresip's `200 OK` registration line; rejects at once when baresip reports the
+ * registration failed (quoting the line), after `timeoutMs`, or when baresip exits.
+ */
+export async function waitForRegistration(b: Baresip, timeoutMs: number): Promise<string> {
+  const ok = b.waitFor(REGISTERED, timeoutMs);
+  const failed = b.waitFor(REGISTER_FAILED, timeoutMs);
+  // The loser settles too (timeout, or stop()): keep its rejection handled.
+  ok.catch(() => undefined);
+  failed.catch(() => undefined);
+  const first = await Promise.race([
+    ok.then((line) => ({ ok: true, line })),
+    failed.then(
+      (line) => ({ ok: false, line }),
+      // No failure line before the bound: the outcome is whatever `ok` says.
+      () => ok.then((line) => ({ ok: true, line })),
+    ),
+  ]);
+  if (!first.ok) {
+    throw new Error(`baresip: registration failed: ${first.line.trim()}\n${describeBaresip(b)}`);
+  }
+  return first.line;
+}
+
+/** Dials `uri` (through the account's outbound proxy when it has one). */
+export function dial(b: Baresip, uri: string): void {
+  b.command(`/dial ${uri}`);
+}
+
+/** Answers the incoming call (answermode=manual). */
+export function accept(b: Baresip): void {
+  b.command('/accept');
+}
+
+/** Hangs up the current call: BYE once established, CANCEL before. */
+export function hangup(b: Baresip): void {
+  b.command('/hangup');
+}
+
+export type BaresipCallEvent = 'incoming' | 'established' | 'ended' | 'failed';
+
+/**
+ * What baresip 1.0 prints for each call event:
+ * - incoming: `sip:ME: Incoming call from:  sip:PEER - (press 'a' to accept)`;
+ * - established: `ME: Call established: sip:PEER` (200 sent, or 200 received and ACKed);
+ * - ended: `Call with sip:PEER terminated (duration: ...)` for calls of one second or more
+ *   (shorter ones print nothing: hold a call 1 s before the hang-up), or `session closed:
+ *   Connection reset by peer` (how libre reports a BYE received);
+ * - failed: `session closed: 480 Temporarily Unavailable` (any other reason but the BYE).
+ */
+const CALL_EVENTS: Readonly<Record<BaresipCallEvent, RegExp>> = {
+  incoming: /Incoming call from:\s+(\S+)/,
+  established: /Call established: (\S+)/,
+  ended: /Call with \S+ terminated \(duration|session closed: Connection reset by peer/,
+  failed: /session closed: (?!Connection reset by peer)(.*)$/,
+};
+
+export interface BaresipCallOutcome {
+  /** The output line. */
+  line: string;
+  /** `failed`: the status of the final response, when the reason starts with one. */
+  status?: number;
+}
+
+/**
+ * The first line of `event` in baresip's output (lines already printed included: one call per
+ * baresip keeps this unambiguous). Rejects after `timeoutMs` or when baresip exits.
+ */
+export async function waitForCall(
+  b: Baresip,
+  event: BaresipCallEvent,
+  timeoutMs: number,
+): Promise<BaresipCallOutcome> {
+  const line = await b.waitFor(CALL_EVENTS[event], timeoutMs);
+  if (event !== 'failed') return { line };
+  const status = /session closed: (\d{3})\b/.exec(line)?.[1];
+  return status === undefined ? { line } : { line, status: Number(status) };
 }
 
 /* ------------------------------------------------------------------------------------------ */
