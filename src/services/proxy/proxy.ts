@@ -334,6 +334,11 @@ export function createProxy(options: ProxyOptions): Proxy {
     }
     const realm = from.host.toLowerCase();
     if (!(await domains.has(realm))) return { kind: 'external' };
+    // A request spiralling back to us (we sent it: our socket, our Via on top) was
+    // authenticated on its first pass, and its credentials were consumed then.
+    if (spiralled(req) && from.user !== undefined) {
+      return { kind: 'local', aor: `sip:${unescapeUri(from.user)}@${realm}` };
+    }
     const result = await digest(realm).verify(m, { proxy: true });
     if (!result.ok) {
       reply(
@@ -349,6 +354,25 @@ export function createProxy(options: ProxyOptions): Proxy {
       return { kind: 'answered' };
     }
     return { kind: 'local', aor: `sip:${result.username}@${realm}` };
+  }
+
+  /** The request came from one of our own sockets with our Via on top. */
+  function spiralled(req: IncomingRequest): boolean {
+    const src = req.source;
+    const fromOurSocket = stack.transport.listeners.some(
+      (l) =>
+        l.local.port === src.port &&
+        (bare(l.local.address) === bare(src.address) ||
+          bare(l.advertisedHost) === bare(src.address)),
+    );
+    if (!fromOurSocket) return false;
+    let top;
+    try {
+      top = req.message.topVia;
+    } catch {
+      return false;
+    }
+    return hashOfBranch(top.branch) !== undefined && isOurHostPort(top.host, top.port ?? 5060);
   }
 
   /** Proxy-Authorization values for our realm are consumed here, not passed on. */
@@ -780,6 +804,7 @@ export function createProxy(options: ProxyOptions): Proxy {
     // the stateful proxy SHOULD cancel all client pending transactions".
     if (status >= 600) {
       cancelPending(ctx);
+      checkDone(ctx);
     }
   }
 
@@ -893,10 +918,22 @@ export function createProxy(options: ProxyOptions): Proxy {
     checkDone(ctx);
   }
 
+  /**
+   * CANCEL every pending INVITE branch. A branch that has had no response yet cannot be
+   * CANCELled (§9.1: the CANCEL waits for a provisional response, which the transaction
+   * still sends if one comes); it is counted as a 487 at once, so that a dead contact
+   * does not hold the caller until Timer B.
+   */
   function cancelPending(ctx: Context): void {
     for (const b of ctx.branches) {
       if (b.done || b.tx === undefined) continue;
-      if (b.tx.kind === 'invite') b.tx.cancel();
+      if (b.tx.kind !== 'invite') continue;
+      b.tx.cancel();
+      if (!b.provisional) {
+        b.done = true;
+        b.timerC?.cancel();
+        ctx.responses.push(localResponse(ctx, 487));
+      }
     }
   }
 
