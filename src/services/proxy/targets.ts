@@ -12,9 +12,8 @@ export interface Target {
   /** Path values to push as Route, in order (RFC 3327 §5.3). */
   readonly path: readonly string[];
   /**
-   * The flow the contact registered over (the REGISTER's source): tried first, so that
-   * a client behind NAT, or on a connection it opened (TCP, TLS, WebSocket), is reached
-   * where it is (RFC 5626 §5.3 does the same for outbound flows).
+   * The flow the contact registered over (the REGISTER's source), when `useFlow` says
+   * so: tried first, then the Contact.
    */
   readonly flow?: Destination;
   readonly q: number;
@@ -30,6 +29,43 @@ export function parseFlow(text: string | undefined): Destination | undefined {
   const protocol = PROTOCOLS.find((p) => p === m[1]);
   if (protocol === undefined) return undefined;
   return { protocol, address: m[2] ?? m[3]!, port: Number(m[4]) };
+}
+
+/** RFC 1918, loopback-free private IPv4, IPv6 unique-local and link-local addresses. */
+function isPrivate(host: string): boolean {
+  const h = host.startsWith('[') ? host.slice(1, -1).toLowerCase() : host.toLowerCase();
+  if (/^10\./.test(h) || /^192\.168\./.test(h) || /^172\.(1[6-9]|2\d|3[01])\./.test(h)) return true;
+  if (/^169\.254\./.test(h) || /^100\.(6[4-9]|[7-9]\d|1[01]\d|12[0-7])\./.test(h)) return true;
+  return /^f[cd][0-9a-f]{2}:/.test(h) || /^fe[89ab][0-9a-f]:/.test(h);
+}
+
+function hostOf(contact: string): string | undefined {
+  const m = /^sips?:(?:[^@;?]*@)?(\[[^\]]+\]|[^:;?]+)/i.exec(contact);
+  return m === null ? undefined : m[1]!.toLowerCase();
+}
+
+/**
+ * Whether to send to the flow the REGISTER came over rather than to the Contact:
+ * - an RFC 5626 outbound registration (+sip.instance and reg-id): always (§5.3);
+ * - a Contact the UA cannot be reached at by itself: a `.invalid` host (SIP over
+ *   WebSocket, RFC 7118 §5.2), or a private address while the REGISTER came from
+ *   another one (the UA is behind NAT);
+ * - a connection the UA opened (TCP, TLS, WS) from the Contact's own host: reusing it
+ *   works through NAT and firewalls, where a new connection to the UA would not.
+ * Otherwise (UDP from the Contact's host, or a third-party registration) the Contact
+ * is used as registered (RFC 3261 §16.5).
+ */
+export function useFlow(b: Binding): boolean {
+  const flow = parseFlow(b.received);
+  if (flow === undefined) return false;
+  if (b.instance !== undefined && b.regId !== undefined) return true;
+  const host = hostOf(b.contact);
+  if (host === undefined) return true;
+  if (host.endsWith('.invalid')) return true;
+  const source = flow.address.toLowerCase();
+  const bareHost = host.startsWith('[') ? host.slice(1, -1) : host;
+  if (isPrivate(host) && bareHost !== source) return true;
+  return flow.protocol !== 'udp' && bareHost === source;
 }
 
 /**
@@ -49,7 +85,7 @@ export function groupByQ(bindings: readonly Binding[], limit: number): Target[][
       current = [];
     }
     q = b.q;
-    const flow = parseFlow(b.received);
+    const flow = useFlow(b) ? parseFlow(b.received) : undefined;
     current.push({
       uri: b.contact,
       path: b.path,
