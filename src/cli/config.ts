@@ -104,6 +104,26 @@ export const serverConfigSchema = z.strictObject({
       purgeInterval: seconds.optional(),
     })
     .optional(),
+  auth: z
+    .strictObject({
+      algorithms: z
+        .array(z.enum(['SHA-256', 'MD5'], 'expected SHA-256 or MD5'))
+        .min(1, 'expected at least one algorithm')
+        .refine((l) => new Set(l).size === l.length, 'an algorithm is listed twice')
+        .optional(),
+    })
+    .optional(),
+  proxy: z
+    .strictObject({
+      relay: z.boolean().optional(),
+      timerC: z
+        .number()
+        .min(181, 'must be more than 3 minutes (RFC 3261 §16.8), in seconds')
+        .optional(),
+      recurse: z.boolean().optional(),
+      maxBranches: count(1).optional(),
+    })
+    .optional(),
   limits: z
     .strictObject({
       maxServerTransactions: count(1).optional(),
@@ -139,6 +159,20 @@ export interface ServerConfig {
     /** Seconds between deletions of expired bindings from the store. */
     readonly purgeInterval: number;
   };
+  readonly auth: {
+    /** Digest algorithms offered in challenges, one challenge each, in order (RFC 8760 §2.3). */
+    readonly algorithms: readonly ('SHA-256' | 'MD5')[];
+  };
+  readonly proxy: {
+    /** Forward requests for domains not served here, for authenticated local users. */
+    readonly relay: boolean;
+    /** RFC 3261 §16.8 Timer C, seconds. */
+    readonly timerC: number;
+    /** Try the Contacts of 3xx responses (§16.7 step 4). */
+    readonly recurse: boolean;
+    /** Most forks and 3xx targets of one request. */
+    readonly maxBranches: number;
+  };
   readonly limits: {
     /** Live server transactions before new requests get 503 (Stack option). */
     readonly maxServerTransactions: number;
@@ -165,6 +199,10 @@ export const CONFIG_DEFAULTS: ServerConfig = Object.freeze({
     defaultExpires: 3600,
     purgeInterval: 60,
   }),
+  auth: Object.freeze({
+    algorithms: Object.freeze(['SHA-256', 'MD5']) as readonly ('SHA-256' | 'MD5')[],
+  }),
+  proxy: Object.freeze({ relay: false, timerC: 181, recurse: true, maxBranches: 16 }),
   limits: Object.freeze({
     maxServerTransactions: STACK_MAX_SERVER_TRANSACTIONS,
     // The transport layer's own default (TransportLayerOptions.maxConnectionsPerIp).
@@ -357,6 +395,8 @@ export function resolveConfig(file: ServerConfigFile, flags: ConfigOverrides = {
         ? { cert: certFile, key: keyFile }
         : undefined,
     registrar,
+    auth: { ...D.auth, ...file.auth },
+    proxy: { ...D.proxy, ...file.proxy },
     limits: { ...D.limits, ...file.limits },
   };
   // RFC 3261 §10.3 step 7: the registrar shortens to maxExpires and refuses below minExpires

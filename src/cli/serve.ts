@@ -220,6 +220,7 @@ export function buildServices(ctx: ServiceContext): Services {
         clock,
         random,
         logger,
+        algorithms: config.auth.algorithms,
         lookup: async (username, r, hash) => {
           const u = await users.get(`sip:${username}@${r}`);
           if (u === undefined) return undefined;
@@ -251,6 +252,10 @@ export function buildServices(ctx: ServiceContext): Services {
     clock,
     logger: logger.child({ service: 'proxy' }),
     register: (req) => registrar.handle(req),
+    relay: config.proxy.relay,
+    timerC: config.proxy.timerC * 1000,
+    recurse: config.proxy.recurse,
+    maxBranches: config.proxy.maxBranches,
   });
   return { registrar, proxy, close: () => proxy.close() };
 }
