@@ -12,6 +12,7 @@ import { utf8Encode } from '../base/index.ts';
 import {
   ViaHeader,
   formatVia,
+  makeField,
   parseMessage,
   withParam,
   type HeaderField,
@@ -95,7 +96,7 @@ export function failedRequestFields(
   options: { readonly framing: 'datagram' | 'stream'; readonly limits: MessageLimits },
 ): readonly HeaderField[] | undefined {
   if (failure.partial !== undefined) {
-    return failure.partial.isRequest ? failure.partial.fields : undefined;
+    return failure.partial.isRequest ? withRawCriticals(bytes, failure.partial.fields) : undefined;
   }
   if (!START_LINE_ERRORS.has(failure.error.code) || looksLikeResponse(bytes)) return undefined;
   let i = 0;
@@ -109,7 +110,57 @@ export function failedRequestFields(
   joined.set(rest, standIn.length);
   const again = parseMessage(joined, options);
   if (again.ok) return again.message.fields;
-  return again.partial?.fields;
+  return again.partial === undefined ? undefined : withRawCriticals(bytes, again.partial.fields);
+}
+
+/** The fields §8.2.6.2 copies into a response, by key. */
+const COPIED = ['via', 'from', 'to', 'call-id', 'cseq'];
+
+/**
+ * The parser stops at the first bad header field, so fields after it are missing from
+ * a failed parse; §8.2.6.2 wants the response's Via, From, To, Call-ID and CSeq to be
+ * the request's (RFC 4475 §3.1.2.6 quotbal has a bad To before its Via). Those missing
+ * are read here from the raw header lines, as they are; the response then carries
+ * them unchanged, and a Via that does not parse leaves the request unanswerable as
+ * before.
+ */
+function withRawCriticals(
+  bytes: Uint8Array,
+  fields: readonly HeaderField[],
+): readonly HeaderField[] {
+  const have = new Set(fields.map((f) => f.key));
+  if (COPIED.every((k) => have.has(k))) return fields;
+  const end = Math.min(bytes.length, 65_536);
+  let text = '';
+  for (let i = 0; i < end; i++) text += String.fromCharCode(bytes[i]!);
+  const stop = text.search(/\r?\n\r?\n/);
+  const lines = (stop < 0 ? text : text.slice(0, stop)).split(/\r?\n/);
+  const out = [...fields];
+  // Line 0 is the start line; a line starting with whitespace continues the previous one.
+  let current: string | undefined;
+  const take = (line: string | undefined): void => {
+    if (line === undefined) return;
+    const m = /^([!#-'*+.0-9A-Z^_`a-z|~-]+)[ \t]*:(.*)$/s.exec(line);
+    if (m === null) return;
+    let field: HeaderField;
+    try {
+      field = makeField(m[1]!, m[2]!.replace(/[\r\n]+/g, ' '));
+    } catch {
+      return;
+    }
+    if (COPIED.includes(field.key) && !have.has(field.key)) out.push(field);
+  };
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i]!;
+    if (/^[ \t]/.test(line) && current !== undefined) {
+      current += ' ' + line.trim();
+      continue;
+    }
+    take(current);
+    current = line;
+  }
+  take(current);
+  return out;
 }
 
 /**

@@ -584,6 +584,7 @@ class Layer implements SwitchboardTransportLayer, ListenerHost {
       return;
     }
     const m = r.message;
+    if (conn !== undefined) this.spokeSip.add(conn);
     if (m.isRequest()) {
       let req: SipRequest;
       try {
@@ -626,6 +627,9 @@ class Layer implements SwitchboardTransportLayer, ListenerHost {
    * not parse is dropped (§18.1.2). On a stream, a request that cannot even be
    * answered (no Via: not SIP we can talk to) closes the connection.
    */
+  /** Stream connections that delivered at least one well-formed message. */
+  private readonly spokeSip = new WeakSet<StreamConnection>();
+
   private unparseable(
     bytes: Uint8Array,
     failure: ParseFailure,
@@ -648,7 +652,11 @@ class Layer implements SwitchboardTransportLayer, ListenerHost {
     });
     if (response !== undefined) {
       this.replyWith(response, source, reply);
-    } else if (conn !== undefined && !looksLikeResponse(bytes)) {
+    } else if (conn !== undefined && !looksLikeResponse(bytes) && !this.spokeSip.has(conn)) {
+      // A connection that never carried a SIP message is not a SIP peer: close it. One
+      // that did keeps going with the junk dropped, so that the answers to its requests
+      // in progress still go out on it (RFC 3261 §18.2.2; RFC 4475 §3.1.1.8 dblreq ends
+      // in stray octets after two good requests).
       conn.end();
     }
   }
