@@ -4,7 +4,8 @@
  *
  * - REGISTER: the §10.3 steps, in the RFC's order (see `register`);
  * - OPTIONS addressed to the server itself (no user part): 200 with Allow and Supported;
- * - anything else: 501 Not Implemented (the proxy is a later step).
+ * - anything else: 501 Not Implemented (in `serve`, only REGISTER reaches it: the
+ *   proxy takes the rest).
  *
  * Bindings live in the LocationStore, users and domains in their stores, so a user or
  * domain added while the server runs takes effect at once.
@@ -95,8 +96,8 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
     const m = req.message;
     // §10.3 step 1: "The registrar inspects the Request-URI to determine whether it has
     // access to bindings for the domain identified in the Request-URI. If not, ... the
-    // server SHOULD proxy the request" — there is no proxy yet, so a foreign domain is
-    // answered 404 (not 403: the domain is simply not found here).
+    // server SHOULD proxy the request" — forwarding another domain's REGISTER would be
+    // relaying, so a foreign domain is answered 404 (the domain is not found here).
     const target = uriDomain(m);
     if (target === undefined || !(await domains.has(target.domain))) {
       return { status: 404, reason: 'Domain Not Served' };
