@@ -12,8 +12,14 @@ import { err, ok, type Result } from '../../base/result.ts';
 import { CHAR_CLASS, TOKEN } from '../grammar/chars.ts';
 import { Cursor } from '../grammar/cursor.ts';
 import { quote, trimEndWs, trimWs, unescapeQuotedPairs, unquote } from '../grammar/lex.ts';
-import { paramValue, formatParams, type Params } from '../uri/params.ts';
-import { formatUri, isSimpleSipUri, parseUri, type Uri } from '../uri/uri.ts';
+import { formatParams, paramValue, splitCheckedParams, type Params } from '../uri/params.ts';
+import {
+  formatUri,
+  isSimpleSipUri,
+  parseUri,
+  SIMPLE_SIP_URI_SOURCE,
+  type Uri,
+} from '../uri/uri.ts';
 import { SwitchboardError } from '../../base/errors.ts';
 import { parseHeaderParams, parseSimpleParams } from './header-params.ts';
 
@@ -30,27 +36,66 @@ export interface NameAddr {
 /**
  * A parsed address. Its URI is decoded on first read when the parser's
  * conservative check (isSimpleSipUri) has vouched for it, and on parsing
- * otherwise; the URI text and cache are ES private fields, so two addresses
- * compare (deepEqual) by display name, parameters and tag.
+ * otherwise; likewise its parameters, when a fast path has checked their text
+ * and read the tag from it. The URI and parameter texts and caches are ES private
+ * fields, so two addresses compare (deepEqual) by display name and tag; `toJSON`
+ * gives every part.
  */
 export class ParsedNameAddr implements NameAddr {
   readonly displayName: string | undefined;
-  readonly params: Params;
   readonly tag: string | undefined;
+  #params: Params | undefined;
+  /** `*( ";" generic-param )` as written, checked; read when #params is undefined. */
+  #paramText: string;
   #uriText: string;
   #uri: Uri | undefined;
 
-  constructor(
+  private constructor(
+    displayName: string | undefined,
+    uriText: string,
+    uri: Uri | undefined,
+    params: Params | undefined,
+    paramText: string,
+    tag: string | undefined,
+  ) {
+    this.displayName = displayName;
+    this.tag = tag;
+    this.#params = params;
+    this.#paramText = paramText;
+    this.#uriText = uriText;
+    this.#uri = uri;
+  }
+
+  /** An address with its parameters decoded. */
+  static of(
     displayName: string | undefined,
     uriText: string,
     uri: Uri | undefined,
     params: Params,
-  ) {
-    this.displayName = displayName;
-    this.params = params;
-    this.tag = params.length > 0 ? paramValue(params, 'tag') : undefined;
-    this.#uriText = uriText;
-    this.#uri = uri;
+  ): ParsedNameAddr {
+    const tag = params.length > 0 ? paramValue(params, 'tag') : undefined;
+    return new ParsedNameAddr(displayName, uriText, uri, params, '', tag);
+  }
+
+  /**
+   * An address whose parameter text was checked (SIMPLE_PARAMS: no quoted
+   * value, no whitespace) and whose tag is known; the list is cut on first read.
+   */
+  static lazy(
+    displayName: string | undefined,
+    uriText: string,
+    paramText: string,
+    tag: string | undefined,
+  ): ParsedNameAddr {
+    return new ParsedNameAddr(displayName, uriText, undefined, undefined, paramText, tag);
+  }
+
+  get params(): Params {
+    if (this.#params === undefined) {
+      const t = this.#paramText;
+      this.#params = t.length === 0 ? NO_PARAMS : splitCheckedParams(t, 0, t.length);
+    }
+    return this.#params;
   }
 
   get uri(): Uri {
@@ -67,6 +112,8 @@ export class ParsedNameAddr implements NameAddr {
     return { displayName: this.displayName, uri: this.uri, params: this.params, tag: this.tag };
   }
 }
+
+const NO_PARAMS: Params = Object.freeze([]) as Params;
 
 /** Contact: * (RFC 3261 §10.2.2: remove all bindings). */
 export const STAR = '*' as const;
@@ -142,7 +189,7 @@ function finish(
 ): NameAddr | string {
   const params = parseHeaderParams(c);
   if (typeof params === 'string') return params;
-  return new ParsedNameAddr(displayName, uriText, uri, params);
+  return ParsedNameAddr.of(displayName, uriText, uri, params);
 }
 
 /**
@@ -171,11 +218,56 @@ function parseSimpleNameAddr(value: string, lazyUri: boolean): NameAddr | string
     uri = u.value;
   }
   const dn = m[1] !== undefined ? unescapeQuotedPairs(m[1]) : m[2];
-  return new ParsedNameAddr(dn === '' ? undefined : dn, uriText, uri, params);
+  return ParsedNameAddr.of(dn === '' ? undefined : dn, uriText, uri, params);
+}
+
+const TOKEN_CHARS = "[A-Za-z0-9\\-.!%*_+`'~]";
+/**
+ * `*( ";" token [ "=" value ] )` exactly as parseSimpleParams accepts it: a value
+ * runs to the next ";" and holds no SP, HT, DQUOTE, ",", "<", ">" or control.
+ */
+const SIMPLE_PARAMS = `(?:;${TOKEN_CHARS}+(?:=[^;\\x00-\\x20",<>\\x7f]+)?)*`;
+
+/**
+ * The commonest From/To shape in one native match: SIMPLE_NAME_ADDR with a URI
+ * that isSimpleSipUri accepts and parameters that parseSimpleParams accepts.
+ * Groups: quoted display name, token display name, URI, parameters.
+ */
+const CHECKED_NAME_ADDR = new RegExp(
+  '^(?:"((?:[^"\\\\]|\\\\[^\\r\\n])*)"[ \\t]*|' +
+    `(${TOKEN_CHARS}+(?:[ \\t]+${TOKEN_CHARS}+)*)[ \\t]*)?` +
+    `<(${SIMPLE_SIP_URI_SOURCE})>(${SIMPLE_PARAMS})$`,
+);
+
+/**
+ * From/To as read by every element (RFC 3261 §8.1.1.2, §8.1.1.3): the value is
+ * checked and its tag read now; the URI and the parameter list are built when
+ * first read. Undefined when the value needs the other paths.
+ */
+function parseCheckedNameAddr(value: string): NameAddr | undefined {
+  const m = CHECKED_NAME_ADDR.exec(value);
+  if (m === null) return undefined;
+  const paramText = m[4]!;
+  let tag: string | undefined;
+  if (paramText.length > 0) {
+    // §19.3 tag: usually the first parameter; otherwise look through them all.
+    if (paramText.startsWith(';tag=')) {
+      const e = paramText.indexOf(';', 5);
+      tag = paramText.slice(5, e < 0 ? paramText.length : e);
+    } else {
+      const params = splitCheckedParams(paramText, 0, paramText.length);
+      const dn = m[1] !== undefined ? unescapeQuotedPairs(m[1]) : m[2];
+      return ParsedNameAddr.of(dn === '' ? undefined : dn, m[3]!, undefined, params);
+    }
+  }
+  const dn = m[1] !== undefined ? unescapeQuotedPairs(m[1]) : m[2];
+  return ParsedNameAddr.lazy(dn === '' ? undefined : dn, m[3]!, paramText, tag);
 }
 
 /** Parses a value holding exactly one name-addr/addr-spec (From, To, Refer-To ...). */
 export function parseNameAddr(value: string): Result<NameAddr, string> {
+  const checked = parseCheckedNameAddr(value);
+  if (checked !== undefined) return ok(checked);
   const fast = parseSimpleNameAddr(value, true);
   if (fast !== null) return typeof fast === 'string' ? err(fast) : ok(fast);
   return parseNameAddrGeneral(value);

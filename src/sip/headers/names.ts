@@ -135,31 +135,6 @@ const KEY_TO_ID: ReadonlyMap<string, number> = new Map(
 );
 const ID_TO_KEY: readonly string[] = ['', ...TABLE.map(([n]) => n.toLowerCase())];
 
-/**
- * Candidates by (length, first letter): a flat array indexed by
- * `length << 5 | (first char & 31)` holding [id, lower-case spelling, usual
- * spelling] triples. Every known name is shorter than 32 characters, and the
- * usual spelling (canonical, or the compact letter) is tried first with one
- * native comparison.
- */
-type Candidate = readonly [number, string, string];
-const MAX_NAME = 32;
-
-function buildBuckets(): readonly (readonly Candidate[] | undefined)[] {
-  const t: Candidate[][] = [];
-  const add = (spelling: string, usual: string, id: number): void => {
-    const k = (spelling.length << 5) | (spelling.charCodeAt(0) & 31);
-    (t[k] ??= []).push([id, spelling, usual]);
-  };
-  TABLE.forEach(([name, compact], i) => {
-    if (name.length >= MAX_NAME) throw new Error(`header name too long for the index: ${name}`);
-    add(name.toLowerCase(), name, i + 1);
-    if (compact !== undefined) add(compact, compact, i + 1);
-  });
-  return Array.from({ length: MAX_NAME << 5 }, (_, k) => t[k]);
-}
-const BUCKETS = buildBuckets();
-
 /** The id of a header key (0 for headers outside the table). */
 export function headerIdOfKey(key: string): number {
   return KEY_TO_ID.get(key) ?? 0;
@@ -171,31 +146,120 @@ export function headerKeyOfId(id: number): string {
 }
 
 /**
- * Identifies the header name text[start, end) case-insensitively, compact forms
- * included. Returns its id, or 0 when it is not a known header.
+ * Header-name matching for the parser, four octets at a time (RFC 3261 §7.3.1:
+ * names are case-insensitive). Candidates are found by (length, first letter);
+ * each known spelling is kept lower-case as little-endian 32-bit words, one per
+ * four octets with the last word ending at the name's end (it may overlap the
+ * one before), and a word of the name matches when (word | fold) equals it:
+ * `fold` sets 0x20 on the octets that hold letters, which maps exactly the
+ * upper-case letters onto the lower-case ones, and leaves "-" to match itself
+ * only. Names shorter than four octets are one word read from their start,
+ * masked to their length.
  */
-export function identifyHeaderName(text: string, start: number, end: number): number {
+const MAX_NAME = 32;
+interface Spelling {
+  readonly id: number;
+  /** want[0], fold[0], want[1], fold[1], ... */
+  readonly words: Int32Array;
+  /** Mask of the one word of a name shorter than four octets; -1 otherwise. */
+  readonly mask: number;
+}
+
+function buildSpellings(): readonly (readonly Spelling[] | undefined)[] {
+  const t: Spelling[][] = [];
+  const add = (spelling: string, id: number): void => {
+    const len = spelling.length;
+    if (len >= MAX_NAME) throw new Error(`header name too long: ${spelling}`);
+    const n = (len + 3) >> 2;
+    const words = new Int32Array(2 * n);
+    for (let w = 0; w < n; w++) {
+      // The last word ends at the name's end (short names: starts at 0).
+      const at = len < 4 ? 0 : Math.min(4 * w, len - 4);
+      for (let b = 0; b < 4 && at + b < len; b++) {
+        const c = spelling.charCodeAt(at + b);
+        words[2 * w]! |= c << (8 * b);
+        if (c >= 0x61 && c <= 0x7a) words[2 * w + 1]! |= 0x20 << (8 * b);
+      }
+    }
+    const mask = len >= 4 ? -1 : (1 << (len * 8)) - 1;
+    const k = (len << 5) | (spelling.charCodeAt(0) & 31);
+    (t[k] ??= []).push({ id, words, mask });
+  };
+  TABLE.forEach(([name, compact], i) => {
+    add(name.toLowerCase(), i + 1);
+    if (compact !== undefined) add(compact, i + 1);
+  });
+  return Array.from({ length: MAX_NAME << 5 }, (_, k) => t[k]);
+}
+const SPELLINGS = buildSpellings();
+
+/**
+ * The id of the header name at octets [start, end) of `view`/`octets` (the same
+ * bytes), or 0 when it is not a known header. A name shorter than four octets is
+ * read as one word: the caller guarantees 3 octets from `start`.
+ */
+export function matchHeaderName(
+  view: DataView,
+  octets: Uint8Array,
+  start: number,
+  end: number,
+): number {
   const len = end - start;
   if (len >= MAX_NAME) return 0;
-  const cands = BUCKETS[(len << 5) | (text.charCodeAt(start) & 31)];
+  const cands = SPELLINGS[(len << 5) | (octets[start]! & 31)];
   if (cands === undefined) return 0;
-  for (let c = 0; c < cands.length; c++) {
-    const cand = cands[c]!;
-    if (text.startsWith(cand[2], start)) return cand[0];
-  }
+  const n = (len + 3) >> 2;
   outer: for (let c = 0; c < cands.length; c++) {
     const cand = cands[c]!;
-    const spelling = cand[1];
-    for (let i = 0; i < len; i++) {
-      // Known names hold only letters and "-": OR-ing 0x20 lower-cases letters
-      // and leaves "-" alone; CR/LF, the only other octets that would map onto
-      // them, never occur inside a header line.
-      if ((text.charCodeAt(start + i) | 0x20) !== spelling.charCodeAt(i)) continue outer;
+    const words = cand.words;
+    if (len < 4) {
+      if (((view.getInt32(start, true) | words[1]!) & cand.mask) !== words[0]) continue;
+      return cand.id;
     }
-    return cand[0];
+    for (let w = 0; w < n - 1; w++) {
+      if ((view.getInt32(start + 4 * w, true) | words[2 * w + 1]!) !== words[2 * w]) {
+        continue outer;
+      }
+    }
+    if ((view.getInt32(end - 4, true) | words[2 * n - 1]!) !== words[2 * n - 2]) continue;
+    return cand.id;
   }
   return 0;
 }
+
+/**
+ * Identifies the header name text[start, end) case-insensitively, compact forms
+ * included: its id, or 0 when it is not a known header.
+ */
+export function identifyHeaderName(text: string, start: number, end: number): number {
+  const len = end - start;
+  if (len >= MAX_NAME || len === 0) return 0;
+  const cands = LOWER_SPELLINGS[(len << 5) | (text.charCodeAt(start) & 31)];
+  if (cands === undefined) return 0;
+  outer: for (let c = 0; c < cands.length; c++) {
+    const [id, spelling] = cands[c]!;
+    for (let i = 0; i < len; i++) {
+      const want = spelling.charCodeAt(i);
+      const got = text.charCodeAt(start + i);
+      if (got !== want && (want < 0x61 || want > 0x7a || got !== want - 0x20)) continue outer;
+    }
+    return id;
+  }
+  return 0;
+}
+
+/** [id, lower-case spelling] by (length, first letter), as SPELLINGS. */
+const LOWER_SPELLINGS: readonly (readonly (readonly [number, string])[] | undefined)[] = (() => {
+  const t: [number, string][][] = [];
+  const add = (spelling: string, id: number): void => {
+    (t[(spelling.length << 5) | (spelling.charCodeAt(0) & 31)] ??= []).push([id, spelling]);
+  };
+  TABLE.forEach(([name, compact], i) => {
+    add(name.toLowerCase(), i + 1);
+    if (compact !== undefined) add(compact, i + 1);
+  });
+  return Array.from({ length: MAX_NAME << 5 }, (_, k) => t[k]);
+})();
 
 /** Header ids the parser and message model use directly. */
 export const HeaderId = {

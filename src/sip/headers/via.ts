@@ -10,9 +10,11 @@ import { err, ok, type Result } from '../../base/result.ts';
 import { CHAR_CLASS, HEX, HOSTCHAR } from '../grammar/chars.ts';
 import { Cursor } from '../grammar/cursor.ts';
 import { equalsIgnoreCase, unquote } from '../grammar/lex.ts';
-import { formatParams, type Param, type Params } from '../uri/params.ts';
+import { formatParams, splitCheckedParams, type Param, type Params } from '../uri/params.ts';
 import { defineCodec } from './codec.ts';
-import { parseHeaderParams, parseSimpleParams } from './header-params.ts';
+import { parseHeaderParams } from './header-params.ts';
+
+const NO_PARAMS: Params = Object.freeze([]) as Params;
 
 export interface Via {
   /** protocol-name, normally "SIP". */
@@ -117,9 +119,14 @@ function buildVia(
 
 /**
  * The common shape, `SIP/2.0/UDP host[:port];params` with single spaces and
- * nothing unusual, matched in one step; anything else takes the general parser.
+ * parameters that parseSimpleParams accepts (a value runs to the next ";" and
+ * holds no SP, HT, DQUOTE, ",", "<", ">" or control), matched whole in one step;
+ * anything else takes the general parser. Groups: transport, host, port, parameters.
  */
-const SIMPLE_VIA = /^SIP\/2\.0\/([A-Za-z]+) ([A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(?::(\d{1,5}))?/;
+const SIMPLE_VIA = new RegExp(
+  '^SIP\\/2\\.0\\/([A-Za-z]+) ([A-Za-z0-9._-]+|\\[[0-9A-Fa-f:.]+\\])(?::(\\d{1,5}))?' +
+    '((?:;[A-Za-z0-9\\-.!%*_+`\'~]+(?:=[^;\\x00-\\x20",<>\\x7f]+)?)*)$',
+);
 
 /**
  * Accepts only Via values that parseViaList accepts (a conservative subset of
@@ -145,8 +152,8 @@ export function isSimpleValidVia(value: string): boolean {
 function parseSimpleVia(value: string): Via | string | null {
   const m = SIMPLE_VIA.exec(value);
   if (m === null) return null;
-  const params = parseSimpleParams(value, m[0].length, value.length);
-  if (params === null) return null;
+  const ps = m[4]!;
+  const params = ps.length === 0 ? NO_PARAMS : splitCheckedParams(ps, 0, ps.length);
   const port = m[3] === undefined ? undefined : Number(m[3]);
   if (port !== undefined && port > 65535) return null;
   return buildVia('SIP', '2.0', m[1]!, m[2]!, port, params);

@@ -47,23 +47,105 @@ export interface DecodedSlot {
 
 /**
  * @internal The parser's field index over the header text: STRIDE numbers per
- * field — id (known header id, 0 unknown; +FOLDED when the field spans lines),
- * line start, name end, value start, value end, line end.
+ * field — id (known header id, 0 unknown; +FOLDED when the field spans lines)
+ * and line start. The other offsets (name end, value start and end, line end)
+ * are found again from the line start when a field's text is read: most fields
+ * of a message are never read, and two numbers per field keep the index small.
  */
-export const STRIDE = 6;
+export const STRIDE = 2;
 export const FOLDED = 0x10000;
+
+const SP = 0x20;
+const HT = 0x09;
+const CR = 13;
+const LF = 10;
+
+/**
+ * @internal End of the field whose line starts at `start` (before its CRLF or
+ * LF), continuation lines included (RFC 3261 §7.3.1): the parser's own rule.
+ */
+export function fieldLineStop(text: string, start: number): number {
+  const limit = text.length;
+  let e = text.indexOf('\n', start);
+  if (e < 0) e = limit;
+  while (e + 1 < limit) {
+    const nx = text.charCodeAt(e + 1);
+    if (nx !== SP && nx !== HT) break;
+    const e2 = text.indexOf('\n', e + 1);
+    e = e2 < 0 ? limit : e2;
+  }
+  return e > start && text.charCodeAt(e - 1) === CR ? e - 1 : e;
+}
+
+/** @internal End of the name of the field at `start`: before the colon and any SP/HT. */
+export function fieldNameEnd(text: string, start: number): number {
+  let n = text.indexOf(':', start);
+  let c = text.charCodeAt(n - 1);
+  while (n > start && (c === SP || c === HT)) c = text.charCodeAt(--n - 1);
+  return n;
+}
+
+/** @internal Start of the value of the field at `start` (after the colon and LWS). */
+export function fieldValueStart(text: string, start: number, lineStop: number): number {
+  let vs = text.indexOf(':', start) + 1;
+  let c: number;
+  while (vs < lineStop && ((c = text.charCodeAt(vs)) === SP || c === HT || c === CR || c === LF)) {
+    vs++;
+  }
+  return vs;
+}
+
+/** @internal End of the value: the line end without trailing LWS. */
+export function fieldValueEnd(text: string, vs: number, lineStop: number): number {
+  let ve = lineStop;
+  let c: number;
+  while (ve > vs && ((c = text.charCodeAt(ve - 1)) === SP || c === HT || c === CR || c === LF)) {
+    ve--;
+  }
+  return ve;
+}
+
+/** @internal The value of the field at `start` as written (folds kept). */
+function fieldValueText(text: string, start: number): string {
+  const lineStop = fieldLineStop(text, start);
+  const vs = fieldValueStart(text, start, lineStop);
+  return text.slice(vs, fieldValueEnd(text, vs, lineStop));
+}
 
 /** @internal What the parser hands the message besides fields. */
 export interface ParsedHeaders {
   readonly text: string;
   readonly index: readonly number[];
   /**
-   * Per field position, the codec a value was decoded with and its result (the
-   * parser fills them for critical headers; later reads add to them). Two
-   * parallel arrays rather than an object per field.
+   * Per field position, a decoded value: the parser fills it for the critical
+   * headers, with PARSER_CODECS of the field's id; later reads add to it.
    */
-  readonly codecs: (HeaderCodec<unknown> | undefined)[];
   readonly results: (Result<unknown, string> | undefined)[];
+  /**
+   * Per field position, the codec of `results` when it is not the parser's
+   * (created by the first decode after parsing). Parallel arrays rather than an
+   * object per field.
+   */
+  codecs: (HeaderCodec<unknown> | undefined)[] | undefined;
+}
+
+/** @internal The codec the parser decodes each critical header with, by header id. */
+export const PARSER_CODECS: readonly (HeaderCodec<unknown> | undefined)[] = (() => {
+  const t: (HeaderCodec<unknown> | undefined)[] = [];
+  t[HeaderId.Via] = ViaHeader as HeaderCodec<unknown>;
+  t[HeaderId.From] = FromHeader as HeaderCodec<unknown>;
+  t[HeaderId.To] = ToHeader as HeaderCodec<unknown>;
+  t[HeaderId.CallId] = CallIdHeader as HeaderCodec<unknown>;
+  t[HeaderId.CSeq] = CSeqHeader as HeaderCodec<unknown>;
+  t[HeaderId.MaxForwards] = MaxForwardsHeader as HeaderCodec<unknown>;
+  t[HeaderId.ContentLength] = ContentLengthHeader as HeaderCodec<unknown>;
+  return t;
+})();
+
+/** The codec that `p.results[k]` was decoded with (undefined when there is none). */
+function resultCodec(p: ParsedHeaders, k: number): HeaderCodec<unknown> | undefined {
+  if (p.results[k] === undefined) return undefined;
+  return p.codecs?.[k] ?? PARSER_CODECS[p.index[k * STRIDE]! & 0xffff];
 }
 
 const CRITICAL_CODES: Readonly<Record<string, WireErrorCode>> = {
@@ -117,21 +199,22 @@ class IndexedField implements HeaderField {
     this.ix = ix;
     this.o = k * STRIDE;
     const id = ix[this.o]! & 0xffff;
-    this.key =
-      id !== 0 ? headerKeyOfId(id) : text.slice(ix[this.o + 1]!, ix[this.o + 2]!).toLowerCase();
+    this.key = id !== 0 ? headerKeyOfId(id) : this.name.toLowerCase();
   }
 
   get name(): string {
-    return this.text.slice(this.ix[this.o + 1]!, this.ix[this.o + 2]!);
+    const start = this.ix[this.o + 1]!;
+    return this.text.slice(start, fieldNameEnd(this.text, start));
   }
 
   get value(): string {
-    const v = this.text.slice(this.ix[this.o + 3]!, this.ix[this.o + 4]!);
+    const v = fieldValueText(this.text, this.ix[this.o + 1]!);
     return (this.ix[this.o]! & FOLDED) !== 0 ? unfold(v) : v;
   }
 
   get raw(): string {
-    return this.text.slice(this.ix[this.o + 1]!, this.ix[this.o + 5]!);
+    const start = this.ix[this.o + 1]!;
+    return this.text.slice(start, fieldLineStop(this.text, start));
   }
 
   toJSON(): HeaderField {
@@ -213,7 +296,8 @@ export abstract class SipMessage {
     if (p === undefined) return this.objs![k]!.key;
     const id = p.index[k * STRIDE]! & 0xffff;
     if (id !== 0) return headerKeyOfId(id);
-    return p.text.slice(p.index[k * STRIDE + 1]!, p.index[k * STRIDE + 2]!).toLowerCase();
+    const start = p.index[k * STRIDE + 1]!;
+    return p.text.slice(start, fieldNameEnd(p.text, start)).toLowerCase();
   }
 
   private valueAt(k: number): string {
@@ -221,7 +305,7 @@ export abstract class SipMessage {
     if (p === undefined) return this.objs![k]!.value;
     const ix = p.index;
     const o = k * STRIDE;
-    const v = p.text.slice(ix[o + 3]!, ix[o + 4]!);
+    const v = fieldValueText(p.text, ix[o + 1]!);
     return (ix[o]! & FOLDED) !== 0 ? unfold(v) : v;
   }
 
@@ -229,6 +313,13 @@ export abstract class SipMessage {
   private positions(key: string): number[] {
     const out: number[] = [];
     const id = headerIdOfKey(key);
+    const p = this.parsed;
+    if (p !== undefined && id !== 0) {
+      const ix = p.index;
+      for (let o = 0; o < ix.length; o += STRIDE)
+        if ((ix[o]! & 0xffff) === id) out.push(o / STRIDE);
+      return out;
+    }
     const n = this.size;
     if (id !== 0) {
       for (let k = 0; k < n; k++) if (this.idAt(k) === id) out.push(k);
@@ -241,9 +332,9 @@ export abstract class SipMessage {
   private decodeAt<T>(k: number, codec: HeaderCodec<T>): Result<T, string> {
     const p = this.parsed;
     if (p !== undefined) {
-      if (p.codecs[k] === codec) return p.results[k] as Result<T, string>;
+      if (resultCodec(p, k) === codec) return p.results[k] as Result<T, string>;
       const result = codec.parse(this.valueAt(k));
-      p.codecs[k] = codec as HeaderCodec<unknown>;
+      (p.codecs ??= [])[k] = codec as HeaderCodec<unknown>;
       p.results[k] = result;
       return result;
     }
@@ -287,10 +378,14 @@ export abstract class SipMessage {
   decode<T>(codec: HeaderCodec<T>): Result<T, SipParseError> | undefined {
     const id = headerIdOfKey(codec.key);
     const n = this.size;
+    // A parsed message's index is scanned directly for a known header.
+    const ix = id !== 0 ? this.parsed?.index : undefined;
     let first: T | undefined;
     let joined: unknown[] | undefined;
     for (let k = 0; k < n; k++) {
-      if (id !== 0 ? this.idAt(k) !== id : this.keyAt(k) !== codec.key) continue;
+      if (ix !== undefined) {
+        if ((ix[k * STRIDE]! & 0xffff) !== id) continue;
+      } else if (id !== 0 ? this.idAt(k) !== id : this.keyAt(k) !== codec.key) continue;
       const r = this.decodeAt(k, codec);
       if (!r.ok) {
         return err(wireError(headerErrorCode(codec.key), `${codec.name}: ${r.error}`, codec.name));
@@ -319,6 +414,26 @@ export abstract class SipMessage {
     return r.value;
   }
 
+  /**
+   * A header that the parser decoded (critical, single-valued) and that may be
+   * absent: the parser's result without a search by key, else `get`.
+   */
+  private decodedOrAbsent<T>(id: number, codec: HeaderCodec<T>): T | undefined {
+    const p = this.parsed;
+    if (p !== undefined) {
+      const ix = p.index;
+      for (let o = 0; o < ix.length; o += STRIDE) {
+        if ((ix[o]! & 0xffff) !== id) continue;
+        const k = o / STRIDE;
+        const r = p.results[k];
+        if (r !== undefined && r.ok && resultCodec(p, k) === codec) return r.value as T;
+        return this.get(codec);
+      }
+      return undefined;
+    }
+    return this.get(codec);
+  }
+
   /** The first field of a single-valued critical header, by id (fast path of the getters). */
   private single<T>(id: number, codec: HeaderCodec<T>): T {
     const p = this.parsed;
@@ -328,7 +443,7 @@ export abstract class SipMessage {
         if ((ix[o]! & 0xffff) !== id) continue;
         const k = o / STRIDE;
         const r = p.results[k];
-        if (p.codecs[k] === codec && r !== undefined && r.ok) return r.value as T;
+        if (r !== undefined && r.ok && resultCodec(p, k) === codec) return r.value as T;
         break;
       }
     }
@@ -363,12 +478,12 @@ export abstract class SipMessage {
 
   /** Max-Forwards, or undefined when absent (RFC 2543 senders omit it). */
   get maxForwards(): number | undefined {
-    return this.get(MaxForwardsHeader);
+    return this.decodedOrAbsent(HeaderId.MaxForwards, MaxForwardsHeader);
   }
 
   /** Content-Length as declared, or undefined when absent. */
   get contentLength(): number | undefined {
-    return this.get(ContentLengthHeader);
+    return this.decodedOrAbsent(HeaderId.ContentLength, ContentLengthHeader);
   }
 
   /** The body octets (empty when there is none). */

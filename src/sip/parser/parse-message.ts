@@ -13,15 +13,12 @@ import { defaultLimits, type MessageLimits } from '../../base/limits.ts';
 import type { Result } from '../../base/result.ts';
 import { binaryDecode, utf8Decode, utf8DecodeStrict, utf8Encode } from '../../base/text.ts';
 import { CHAR_CLASS, TOKEN } from '../grammar/chars.ts';
-import { FromHeader, ToHeader } from '../headers/address.ts';
-import type { HeaderCodec } from '../headers/codec.ts';
-import { CSeqHeader, type CSeq } from '../headers/cseq.ts';
-import { HeaderId, identifyHeaderName } from '../headers/names.ts';
-import { CallIdHeader, ContentLengthHeader, MaxForwardsHeader } from '../headers/scalar.ts';
-import { ViaHeader, isSimpleValidVia } from '../headers/via.ts';
+import type { CSeq } from '../headers/cseq.ts';
+import { HeaderId, identifyHeaderName, matchHeaderName } from '../headers/names.ts';
+import { isSimpleValidVia } from '../headers/via.ts';
 import {
   FOLDED,
-  STRIDE,
+  PARSER_CODECS,
   SipRequest,
   SipResponse,
   fieldsFromIndex,
@@ -107,6 +104,12 @@ export function parseMessage(input: Uint8Array | string, options?: ParseOptions)
     knownBodyStart = r.bodyStart;
   }
 
+  // The line loop reads characters from `scan`, an octet per code unit of `text`
+  // at the same offsets: the datagram itself when it is all ASCII, else a copy of
+  // the header text with every code unit above 0x7f as 0x80 (no delimiter, no
+  // token character), so that the loop reads a typed array, not string characters.
+  const scan = knownBodyStart < 0 ? data : asciiShadow(text);
+
   // ---- start line (RFC 3261 §7.1, §7.2) ----
   let lineEnd = text.indexOf('\n');
   if (lineEnd < 0) {
@@ -173,10 +176,14 @@ export function parseMessage(input: Uint8Array | string, options?: ParseOptions)
   }
 
   // ---- header fields (RFC 3261 §7.3) ----
-  // One pass records offsets (see message.ts STRIDE); no string or object per field.
+  // One pass records two numbers per field (see message.ts STRIDE); no string or object per field.
   const index: number[] = [];
-  const codecs: (HeaderCodec<unknown> | undefined)[] = [];
   const results: (Result<unknown, string> | undefined)[] = [];
+  // Header names are matched four octets at a time (names.ts matchHeaderName).
+  const view = new DataView(scan.buffer, scan.byteOffset, scan.byteLength);
+  const maxHeaderBytes = limits.maxHeaderBytes;
+  const maxHeaderCount = limits.maxHeaderCount;
+  let k = 0;
   let seen = 0;
   let clAt = -1;
   let cseqAt = -1;
@@ -203,78 +210,69 @@ export function parseMessage(input: Uint8Array | string, options?: ParseOptions)
       );
     }
     // The empty line: LF, or CR LF, at the start of a line.
-    const first = text.charCodeAt(i);
+    const first = scan[i]!;
     if (first === LF) {
       bodyStart = i + 1;
       break;
     }
-    if (first === CR && text.charCodeAt(i + 1) === LF) {
+    if (first === CR && scan[i + 1] === LF) {
       bodyStart = i + 2;
       break;
     }
-    if (i > limits.maxHeaderBytes) return fail(wireError('SB_ERR_HEADERS_TOO_LARGE'));
+    if (i > maxHeaderBytes) return fail(wireError('SB_ERR_HEADERS_TOO_LARGE'));
     let e = text.indexOf('\n', i);
     if (e < 0) e = limit;
     let folded = 0;
     // A line starting with SP or HT continues the previous line (§7.3.1).
     while (e + 1 < limit) {
-      const nx = text.charCodeAt(e + 1);
+      const nx = scan[e + 1]!;
       if (nx !== 0x20 && nx !== 0x09) break;
       folded = FOLDED;
       const e2 = text.indexOf('\n', e + 1);
       e = e2 < 0 ? limit : e2;
     }
-    const lineStop = e > i && text.charCodeAt(e - 1) === CR ? e - 1 : e;
+    const lineStop = e > i && scan[e - 1] === CR ? e - 1 : e;
+    // field-name = token, then HCOLON = *( SP / HTAB ) ":" SWS (RFC 3261 §7.3.1, §25.1).
     const colon = text.indexOf(':', i);
     if (colon <= i || colon >= lineStop) {
-      return fail(
-        wireError(
-          'SB_ERR_PARSE_HEADER_LINE',
-          `header line without a colon: ${JSON.stringify(text.slice(i, Math.min(lineStop, i + 40)))}`,
-        ),
-        partialOf(!isResponse, method, text, index),
-      );
+      return fail(badHeaderLine(text, i, lineStop), partialOf(!isResponse, method, text, index));
     }
     let nameEnd = colon;
-    let c = text.charCodeAt(nameEnd - 1);
-    while (nameEnd > i && (c === 0x20 || c === 0x09)) c = text.charCodeAt(--nameEnd - 1);
-    const id = nameEnd > i ? identifyHeaderName(text, i, nameEnd) : 0;
-    if (id === 0 && !isTokenRange(text, i, nameEnd)) {
-      return fail(
-        wireError(
-          'SB_ERR_PARSE_HEADER_LINE',
-          `invalid header name ${JSON.stringify(text.slice(i, nameEnd))}`,
-        ),
-        partialOf(!isResponse, method, text, index),
-      );
+    let c = scan[nameEnd - 1]!;
+    while (c === 0x20 || c === 0x09) c = scan[--nameEnd - 1]!;
+    // A known name is all token characters; any other is checked here.
+    const id =
+      i + 3 < scan.length
+        ? matchHeaderName(view, scan, i, nameEnd)
+        : identifyHeaderName(text, i, nameEnd);
+    if (id === 0 && !isTokenRange(scan, i, nameEnd)) {
+      return fail(badHeaderLine(text, i, lineStop), partialOf(!isResponse, method, text, index));
     }
-    let vs = colon + 1;
-    let ve = lineStop;
-    while (vs < ve && ((c = text.charCodeAt(vs)) === 0x20 || c === 0x09 || c === CR || c === LF))
-      vs++;
-    while (
-      ve > vs &&
-      ((c = text.charCodeAt(ve - 1)) === 0x20 || c === 0x09 || c === CR || c === LF)
-    )
-      ve--;
-    const k = index.length / STRIDE;
-    if (k >= limits.maxHeaderCount) return fail(wireError('SB_ERR_TOO_MANY_HEADERS'));
-    index.push(id | folded, i, nameEnd, vs, ve, lineStop);
+    if (k >= maxHeaderCount) return fail(wireError('SB_ERR_TOO_MANY_HEADERS'));
+    index.push(id | folded, i);
+    const at = k++;
     i = e + 1;
 
     // Critical headers are decoded now: a bad one fails the message (RFC 4475 §3.1.2).
     const bit = criticalBit(id);
     if (bit === 0) continue;
+    // The value: after the colon and LWS, up to the line end without trailing LWS
+    // (message.ts fieldValueStart/fieldValueEnd find the same offsets later).
+    let vs = colon + 1;
+    let ve = lineStop;
+    if (scan[vs] === 0x20) vs++;
+    while (vs < ve && ((c = scan[vs]!) === 0x20 || c === 0x09 || c === CR || c === LF)) vs++;
+    while (ve > vs && ((c = scan[ve - 1]!) === 0x20 || c === 0x09 || c === CR || c === LF)) ve--;
     if (bit !== VIA_BIT && (seen & bit) !== 0) {
-      const nm = CODECS[id]!.name;
+      const nm = PARSER_CODECS[id]!.name;
       return fail(
         wireError('SB_ERR_DUPLICATE_HEADER', `more than one ${nm} header`, nm),
         partialOf(!isResponse, method, text, index),
       );
     }
     seen |= bit;
-    if (bit === CL_BIT) clAt = k;
-    else if (bit === CSEQ_BIT) cseqAt = k;
+    if (bit === CL_BIT) clAt = at;
+    else if (bit === CSEQ_BIT) cseqAt = at;
     // Via fields below the first are checked here but decoded when first read
     // (a proxy reads them only when it routes a response back).
     if (
@@ -286,11 +284,10 @@ export function parseMessage(input: Uint8Array | string, options?: ParseOptions)
       continue;
     }
     if (bit === VIA_BIT) seen |= VIA_SEEN_BIT;
-    const codec = CODECS[id]!;
+    const codec = PARSER_CODECS[id]!;
     const raw = text.slice(vs, ve);
     const r = codec.parse(folded !== 0 ? unfoldValue(raw) : raw);
-    codecs[k] = codec;
-    results[k] = r;
+    results[at] = r;
     if (!r.ok) {
       return fail(
         wireError(headerErrorCode(codec.key), `${codec.name}: ${r.error}`, codec.name),
@@ -347,7 +344,7 @@ export function parseMessage(input: Uint8Array | string, options?: ParseOptions)
           status,
           reason,
           version,
-          { text, index, codecs, results },
+          { text, index, results, codecs: undefined },
           undefined,
           undefined,
           bodyStart,
@@ -397,7 +394,7 @@ export function parseMessage(input: Uint8Array | string, options?: ParseOptions)
         uri,
         uriText,
         version,
-        { text, index, codecs, results },
+        { text, index, results, codecs: undefined },
         undefined,
         undefined,
         bodyStart,
@@ -440,36 +437,51 @@ function criticalBit(id: number): number {
   }
 }
 
-const CODECS: readonly (HeaderCodec<unknown> | undefined)[] = (() => {
-  const t: (HeaderCodec<unknown> | undefined)[] = [];
-  t[HeaderId.Via] = ViaHeader as HeaderCodec<unknown>;
-  t[HeaderId.From] = FromHeader as HeaderCodec<unknown>;
-  t[HeaderId.To] = ToHeader as HeaderCodec<unknown>;
-  t[HeaderId.CallId] = CallIdHeader as HeaderCodec<unknown>;
-  t[HeaderId.CSeq] = CSeqHeader as HeaderCodec<unknown>;
-  t[HeaderId.MaxForwards] = MaxForwardsHeader as HeaderCodec<unknown>;
-  t[HeaderId.ContentLength] = ContentLengthHeader as HeaderCodec<unknown>;
-  return t;
-})();
-
 function unfoldValue(v: string): string {
   return v.replace(/[ \t]*\r?\n[ \t]+/g, ' ');
 }
 
-function isTokenRange(s: string, start: number, end: number): boolean {
+function isTokenRange(s: Uint8Array, start: number, end: number): boolean {
   if (end <= start) return false;
   for (let i = start; i < end; i++) {
-    const c = s.charCodeAt(i);
+    const c = s[i]!;
     if (c >= 128 || (CHAR_CLASS[c]! & TOKEN) === 0) return false;
   }
   return true;
+}
+
+function asciiShadow(text: string): Uint8Array {
+  const out = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    out[i] = c < 0x80 ? c : 0x80;
+  }
+  return out;
+}
+
+/** Why a header line that is not `token *WSP ":"` fails. */
+function badHeaderLine(text: string, i: number, lineStop: number): SipParseError {
+  const colon = text.indexOf(':', i);
+  if (colon <= i || colon >= lineStop) {
+    return wireError(
+      'SB_ERR_PARSE_HEADER_LINE',
+      `header line without a colon: ${JSON.stringify(text.slice(i, Math.min(lineStop, i + 40)))}`,
+    );
+  }
+  let nameEnd = colon;
+  let c = text.charCodeAt(nameEnd - 1);
+  while (nameEnd > i && (c === 0x20 || c === 0x09)) c = text.charCodeAt(--nameEnd - 1);
+  return wireError(
+    'SB_ERR_PARSE_HEADER_LINE',
+    `invalid header name ${JSON.stringify(text.slice(i, nameEnd))}`,
+  );
 }
 
 function partialOf(
   isRequest: boolean,
   method: string,
   text: string,
-  index: readonly number[],
+  index: number[],
 ): PartialMessage {
   const fields = fieldsFromIndex(text, index);
   return isRequest ? { isRequest, method, fields } : { isRequest, fields };

@@ -62,3 +62,22 @@ export function formatParams(params: Params): string {
   }
   return out;
 }
+
+/**
+ * The parameters `;name[=value]...` of s[start, end), which the caller has
+ * already checked (names and values hold no ";" and values no "="): cut at the
+ * separators, with native searches.
+ */
+export function splitCheckedParams(s: string, start: number, end: number): Param[] {
+  const out: Param[] = [];
+  let i = start;
+  while (i < end) {
+    let next = s.indexOf(';', i + 1);
+    if (next < 0 || next > end) next = end;
+    const eq = s.indexOf('=', i + 1);
+    if (eq >= 0 && eq < next) out.push({ name: s.slice(i + 1, eq), value: s.slice(eq + 1, next) });
+    else out.push({ name: s.slice(i + 1, next), value: null });
+    i = next;
+  }
+  return out;
+}

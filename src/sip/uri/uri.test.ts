@@ -1,7 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { formatUri, isSimpleSipUri, parseUri, unescapeUri, uriEquals, type SipUri } from './uri.ts';
+import {
+  formatUri,
+  isSimpleSipUri,
+  parseUri,
+  parseUriGeneral,
+  unescapeUri,
+  uriEquals,
+  type SipUri,
+} from './uri.ts';
 import { paramValue } from './params.ts';
 
 function sip(s: string): SipUri {
@@ -202,6 +210,8 @@ test('property: isSimpleSipUri accepts only URIs that parseUri accepts, without 
   fc.assert(
     fc.property(fc.array(piece, { maxLength: 10 }), (parts) => {
       const s = parts.join('');
+      // The one-match fast path builds exactly what the general parser builds.
+      assert.deepEqual(parseUri(s), parseUriGeneral(s), s);
       if (!isSimpleSipUri(s)) return;
       const r = parseUri(s);
       assert.ok(r.ok, s);

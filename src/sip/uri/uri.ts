@@ -21,7 +21,7 @@ import {
   USER,
 } from '../grammar/chars.ts';
 import { equalsIgnoreCase } from '../grammar/lex.ts';
-import { findParam, formatParams, type Param, type Params } from './params.ts';
+import { findParam, formatParams, splitCheckedParams, type Param, type Params } from './params.ts';
 
 /** SIP-URI / SIPS-URI (RFC 3261 §19.1.1). */
 export interface SipUri {
@@ -76,6 +76,26 @@ function scanClass(s: string, i: number, end: number, bit: number): number {
 
 /** Parses a URI of any scheme. The error is a human-readable reason. */
 export function parseUri(s: string): Result<Uri, string> {
+  // The common shape in one native match (FAST_SIP_URI); anything else below.
+  const m = s.charCodeAt(0) === 0x73 ? FAST_SIP_URI.exec(s) : null;
+  if (m !== null) {
+    const ps = m[6]!;
+    return ok({
+      kind: 'sip',
+      scheme: m[1] === 'sip' ? 'sip' : 'sips',
+      user: m[2],
+      password: m[3],
+      host: m[4]!,
+      port: m[5] === undefined ? undefined : Number(m[5]),
+      params: ps.length === 0 ? EMPTY : splitCheckedParams(ps, 0, ps.length),
+      headers: EMPTY,
+    });
+  }
+  return parseUriGeneral(s);
+}
+
+/** @internal The general URI parser (the fast path's reference in tests). */
+export function parseUriGeneral(s: string): Result<Uri, string> {
   const colon = s.indexOf(':');
   if (colon <= 0) return err('no scheme');
   const c0 = s.charCodeAt(0);
@@ -414,8 +434,23 @@ export function isSimpleSipUri(s: string): boolean {
 
 const U_PORT = '(?:6553[0-5]|655[0-2]\\d|65[0-4]\\d{2}|6[0-4]\\d{3}|[1-5]\\d{4}|\\d{1,4})';
 const U_PARAM = "[A-Za-z0-9\\-_.!~*'()\\[\\]/:&+$%]+";
-const SIMPLE_SIP_URI = new RegExp(
-  "^sips?:(?:[A-Za-z0-9\\-_.!~*'()&=+$,;?/%]+(?::[A-Za-z0-9\\-_.!~*'()&=+$,%]*)?@)?" +
-    '(?:[A-Za-z0-9._-]+|\\[(?=[0-9A-Fa-f.]*:[0-9A-Fa-f.]*:)[0-9A-Fa-f:.]+\\])' +
-    `(?::${U_PORT})?(?:;${U_PARAM}(?:=${U_PARAM})?)*$`,
+const U_USER = "[A-Za-z0-9\\-_.!~*'()&=+$,;?/%]+";
+const U_PASSWORD = "[A-Za-z0-9\\-_.!~*'()&=+$,%]*";
+const U_HOST = '[A-Za-z0-9._-]+|\\[(?=[0-9A-Fa-f.]*:[0-9A-Fa-f.]*:)[0-9A-Fa-f:.]+\\]';
+/**
+ * @internal The conservative SIP URI shape (no anchors, no groups) that
+ * isSimpleSipUri accepts; name-addr.ts embeds it.
+ */
+export const SIMPLE_SIP_URI_SOURCE =
+  `sips?:(?:${U_USER}(?::${U_PASSWORD})?@)?(?:${U_HOST})` +
+  `(?::${U_PORT})?(?:;${U_PARAM}(?:=${U_PARAM})?)*`;
+const SIMPLE_SIP_URI = new RegExp(`^${SIMPLE_SIP_URI_SOURCE}$`);
+/**
+ * The same shape with groups: scheme, user, password, host, port, parameters.
+ * Every part is what parseSipAfterScheme would read there (user up to the
+ * first "@", USER/PASSWORD/HOSTCHAR/PARAMCHAR characters, port <= 65535).
+ */
+const FAST_SIP_URI = new RegExp(
+  `^(sips?):(?:(${U_USER})(?::(${U_PASSWORD}))?@)?(${U_HOST})` +
+    `(?::(${U_PORT}))?((?:;${U_PARAM}(?:=${U_PARAM})?)*)$`,
 );
