@@ -6,12 +6,11 @@
  * transport, `received` = the flow it came from, the phone's User-Agent). Stopping the phone
  * un-registers it (Expires: 0): the binding is then gone.
  *
- * One server (UDP and TCP on 127.0.0.1 port 0) for the file, one user per test.
- *
- * baresip is marked todo: baresip 1.0.0 (libre 1.1.0) answers MD5 challenges only and abandons
- * the whole 401 when any challenge in it names another algorithm, and `switchboard serve` offers
- * SHA-256 and MD5 (RFC 8760) with no option to offer MD5 alone (see serverAccount() in
- * ../baresip/baresip.ts). The tests run and report; remove `todo` once serve can offer MD5 only.
+ * Two servers (UDP and TCP on 127.0.0.1 port 0) for the file, one user per test: linphonec
+ * registers to one with the default challenges (SHA-256 and MD5, RFC 8760), baresip to one
+ * configured with `auth: { algorithms: [MD5] }`. baresip 1.0.0 (libre 1.1.0) answers MD5
+ * challenges only and abandons the whole 401 when any challenge in it names another algorithm
+ * (see serverAccount() in ../baresip/baresip.ts).
  *
  * A missing baresip or linphonec fails under CI=true (requireTool), skips loudly otherwise.
  */
@@ -30,27 +29,31 @@ import {
   waitForRegistration,
 } from '../baresip/baresip.ts';
 import type { Baresip } from '../baresip/baresip.ts';
+import { MD5_ONLY_YAML } from '../../support/serve-config.ts';
 import { DOMAIN, LIFETIME_MS, STEP_MS, passwordOf, startPeersServer, step } from './support.ts';
 import type { PeersServer } from './support.ts';
 
 type Transport = 'udp' | 'tcp';
 
 const TEST_TIMEOUT_MS = 45_000;
-const BARESIP_TODO =
-  'serve offers SHA-256 and MD5; baresip 1.0 (libre 1.1.0) abandons any 401 that lists a non-MD5 ' +
-  'challenge, so it cannot register until serve can offer MD5 only';
 
 const USERS = ['baresip-udp', 'baresip-tcp', 'linphone-udp', 'linphone-tcp'];
 
 describe('real phones register with digest auth to switchboard serve', () => {
+  /** Default challenges (SHA-256, MD5): linphonec. */
   let peers: PeersServer | undefined;
+  /** MD5 challenges only: baresip. */
+  let md5Peers: PeersServer | undefined;
 
   before(async () => {
-    peers = await startPeersServer(USERS);
+    [peers, md5Peers] = await Promise.all([
+      startPeersServer(USERS),
+      startPeersServer(USERS, [], MD5_ONLY_YAML),
+    ]);
   });
 
   after(async () => {
-    await peers?.close();
+    await Promise.all([peers?.close(), md5Peers?.close()]);
   });
 
   async function linphoneRegisters(t: TestContext, transport: Transport): Promise<void> {
@@ -124,7 +127,7 @@ describe('real phones register with digest auth to switchboard serve', () => {
   async function baresipRegisters(t: TestContext, transport: Transport): Promise<void> {
     const bin = requireTool('baresip', t);
     if (bin === undefined) return;
-    const server = peers!;
+    const server = md5Peers!;
     const user = `baresip-${transport}`;
     let baresip: Baresip | undefined;
     const context = (): string =>
@@ -185,14 +188,14 @@ describe('real phones register with digest auth to switchboard serve', () => {
   );
 
   it(
-    'baresip over UDP: 200, binding in the store',
-    { timeout: TEST_TIMEOUT_MS, todo: BARESIP_TODO },
+    'baresip over UDP: 200, binding in the store (MD5-only server)',
+    { timeout: TEST_TIMEOUT_MS },
     (t) => baresipRegisters(t, 'udp'),
   );
 
   it(
-    'baresip over TCP: 200, binding in the store',
-    { timeout: TEST_TIMEOUT_MS, todo: BARESIP_TODO },
+    'baresip over TCP: 200, binding in the store (MD5-only server)',
+    { timeout: TEST_TIMEOUT_MS },
     (t) => baresipRegisters(t, 'tcp'),
   );
 });

@@ -38,15 +38,24 @@ export interface PeersServer {
 
 /**
  * `switchboard serve --domain example.com --listen udp:127.0.0.1:0 --listen tcp:127.0.0.1:0
- * [serveArgs...]` with users `USER@example.com` (password `pw-USER` each).
+ * [--config FILE] [serveArgs...]` with users `USER@example.com` (password `pw-USER` each).
+ * `config` is the YAML text of a configuration file, written next to the store (e.g.
+ * MD5_ONLY_YAML, for phones that answer MD5 challenges only).
  */
 export async function startPeersServer(
   users: readonly string[],
   serveArgs: readonly string[] = [],
+  config?: string,
 ): Promise<PeersServer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'switchboard-peers-'));
   let server: RunningServer | undefined;
   try {
+    const configArgs: string[] = [];
+    if (config !== undefined) {
+      const file = join(dataDir, 'switchboard.yaml');
+      writeFileSync(file, config);
+      configArgs.push('--config', file);
+    }
     cli(['domain', 'add', DOMAIN, '--data-dir', dataDir]);
     // One `user import` for all users: each CLI start costs about a second (tsx).
     const csv = join(dataDir, 'users.csv');
@@ -60,7 +69,7 @@ export async function startPeersServer(
       domains: [DOMAIN],
       listen: ['udp:127.0.0.1:0', 'tcp:127.0.0.1:0'],
       logLevel: 'info',
-      extraArgs: serveArgs,
+      extraArgs: [...configArgs, ...serveArgs],
     });
   } catch (err) {
     rmSync(dataDir, { recursive: true, force: true });
