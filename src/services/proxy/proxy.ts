@@ -155,6 +155,8 @@ interface Context {
   starting: number;
   finalSent: boolean;
   cancelled: boolean;
+  /** The To tag of the responses made here, chosen on first use. */
+  localTag?: string;
 }
 
 /** The result of checking who sends a request. */
@@ -718,9 +720,14 @@ export function createProxy(options: ProxyOptions): Proxy {
     if (isInvite) armTimerC(ctx, branch);
   }
 
+  function stopTimerC(branch: Branch): void {
+    branch.timerC?.cancel();
+    branch.timerC = undefined;
+  }
+
   /** §16.8: Timer C, reset by each provisional response other than 100. */
   function armTimerC(ctx: Context, branch: Branch): void {
-    branch.timerC?.cancel();
+    stopTimerC(branch);
     branch.timerC = clock.setTimer(timerC, () => {
       branch.timerC = undefined;
       if (branch.done) return;
@@ -745,7 +752,8 @@ export function createProxy(options: ProxyOptions): Proxy {
     if (!res.has('Via')) return; // it was addressed to us: nothing to forward
     const status = res.status;
     if (status < 200) {
-      if (status === 100) return; // §16.7 step 5: 100 is not forwarded
+      // §16.7 step 5: 100 is not forwarded; nor is anything of a branch already counted.
+      if (status === 100 || branch.done) return;
       branch.provisional = true;
       if (branch.timerC !== undefined) armTimerC(ctx, branch);
       if (!ctx.finalSent) void ctx.server.respond(res).catch(() => undefined);
@@ -754,7 +762,7 @@ export function createProxy(options: ProxyOptions): Proxy {
     if (status < 300) {
       const isInvite = ctx.original.method === 'INVITE';
       branch.done = true;
-      branch.timerC?.cancel();
+      stopTimerC(branch);
       // §16.7 step 5: "Any ... 2xx responses to INVITE ... MUST be forwarded", each of
       // them (forks), and retransmissions the client transaction passes up (RFC 6026).
       if (!ctx.finalSent || isInvite) forward2xx(ctx, res);
@@ -772,7 +780,7 @@ export function createProxy(options: ProxyOptions): Proxy {
       const fresh = contacts.map((c) => formatUri(c.uri)).filter((u) => !ctx.tried.has(u));
       if (fresh.length > 0) {
         branch.done = true;
-        branch.timerC?.cancel();
+        stopTimerC(branch);
         ctx.starting++;
         void recursionTargets(ctx, fresh).then(
           (targets) => {
@@ -856,14 +864,16 @@ export function createProxy(options: ProxyOptions): Proxy {
   function finishBranch(ctx: Context, branch: Branch, res: SipResponse): void {
     if (branch.done) return;
     branch.done = true;
-    branch.timerC?.cancel();
+    stopTimerC(branch);
     ctx.responses.push(res);
     checkDone(ctx);
   }
 
   function localResponse(ctx: Context, status: number, reason?: string): SipResponse {
+    // One To tag for every response this proxy makes in the context (§8.2.6.2).
+    ctx.localTag ??= ctx.original.to.tag ?? stack.ids.tag();
     const r = createResponse(ctx.original, status, {
-      toTag: stack.tagFor(ctx.original, ctx.server),
+      toTag: ctx.localTag,
       ...(reason !== undefined ? { reason } : {}),
     });
     ctx.local.add(r);
@@ -907,7 +917,7 @@ export function createProxy(options: ProxyOptions): Proxy {
     if (ctx.branches.some((b) => !b.done) || ctx.starting > 0) return;
     contexts.delete(ctx);
     stack.offCancelOf(ctx.server);
-    for (const b of ctx.branches) b.timerC?.cancel();
+    for (const b of ctx.branches) stopTimerC(b);
   }
 
   /** §16.10: a CANCEL for the server transaction cancels every pending branch. */
@@ -931,7 +941,7 @@ export function createProxy(options: ProxyOptions): Proxy {
       b.tx.cancel();
       if (!b.provisional) {
         b.done = true;
-        b.timerC?.cancel();
+        stopTimerC(b);
         ctx.responses.push(localResponse(ctx, 487));
       }
     }
@@ -984,7 +994,7 @@ export function createProxy(options: ProxyOptions): Proxy {
     handle,
     stats: () => ({ forwarded, branches: branchCount, live: contexts.size, answered }),
     close: () => {
-      for (const ctx of contexts) for (const b of ctx.branches) b.timerC?.cancel();
+      for (const ctx of contexts) for (const b of ctx.branches) stopTimerC(b);
       contexts.clear();
     },
   };

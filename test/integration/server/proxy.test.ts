@@ -117,14 +117,28 @@ async function phone(
     credentials: { username: user, password: o.password ?? `${user}-pw` },
     outboundProxy: `sip:127.0.0.1:${port}${transport === 'tcp' ? ';transport=tcp' : ''}`,
   });
+  let registration: { unregister(): Promise<unknown> } | undefined;
   if (o.register !== false) {
     if (o.q !== undefined) {
       await registerWithQ(stack, server, user, o.q, transport);
     } else {
-      await within(ua.register({ expires: 600 }), 10_000, `${user} REGISTER`);
+      registration = await within(ua.register({ expires: 600 }), 10_000, `${user} REGISTER`);
     }
   }
-  return { stack, ua, close: () => stack.close() };
+  let closed = false;
+  return {
+    stack,
+    ua,
+    // The UA refreshes its registration on a timer: unregistering stops it.
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      await within(registration?.unregister() ?? Promise.resolve(), 5_000, 'un-REGISTER').catch(
+        () => undefined,
+      );
+      await stack.close();
+    },
+  };
 }
 
 /** A REGISTER with a q value on the contact (UserAgent.register has no q option). */
@@ -230,7 +244,7 @@ describe('stateful proxy (RFC 3261 §16)', { timeout: 180_000 }, () => {
     const bye = await within(call.hangup(), 10_000, 'BYE response');
     assert.equal(bye?.status, 200);
     await ended;
-    await bob.ua.stack.close();
+    await bob.close();
     await server.store.location.removeAll('sip:bob@example.com');
   });
 
@@ -388,8 +402,8 @@ describe('stateful proxy (RFC 3261 §16)', { timeout: 180_000 }, () => {
     const call = await within(calling, 10_000, 'answer');
     await cancelled;
     await call.hangup();
-    await c1.stack.close();
-    await c2.stack.close();
+    await c1.close();
+    await c2.close();
     await server.store.location.removeAll('sip:carol@example.com');
   });
 
@@ -417,8 +431,8 @@ describe('stateful proxy (RFC 3261 §16)', { timeout: 180_000 }, () => {
       'the lower q is tried after the higher one failed',
     );
     await call.hangup();
-    await high.stack.close();
-    await low.stack.close();
+    await high.close();
+    await low.close();
     await server.store.location.removeAll('sip:carol@example.com');
   });
 
@@ -430,15 +444,15 @@ describe('stateful proxy (RFC 3261 §16)', { timeout: 180_000 }, () => {
     c2.ua.once('invite', (c: IncomingCall) => void c.reject(603));
     const r = await callFails(alice, 'sip:carol@example.com');
     assert.equal(r.status, 603);
-    await c1.stack.close();
+    await c1.close();
     c2.ua.once('invite', (c: IncomingCall) => void c.reject(486));
     await server.store.location.removeAll('sip:carol@example.com');
     const c3 = track(await phone(server, 'carol', { transport: 'tcp' }));
     c3.ua.once('invite', (c: IncomingCall) => void c.reject(486));
     const r2 = await callFails(alice, 'sip:carol@example.com');
     assert.equal(r2.status, 486);
-    await c2.stack.close();
-    await c3.stack.close();
+    await c2.close();
+    await c3.close();
     await server.store.location.removeAll('sip:carol@example.com');
   });
 
@@ -474,7 +488,7 @@ describe('stateful proxy (RFC 3261 §16)', { timeout: 180_000 }, () => {
     await cancelled;
     const final = await within(out.final, 10_000, 'the final response');
     assert.equal(final.status, 487);
-    await bob.stack.close();
+    await bob.close();
     await server.store.location.removeAll('sip:bob@example.com');
   });
 
@@ -500,13 +514,12 @@ describe('stateful proxy (RFC 3261 §16)', { timeout: 180_000 }, () => {
     );
     assert.equal((await within(call.hangup(), 10_000, 'BYE'))?.status, 200);
     await ended;
-    await bob.stack.close();
+    await bob.close();
     await server.store.location.removeAll('sip:bob@example.com');
   });
 
   it('3xx recursion: bob redirects to carol, who answers', async () => {
-    const bob = track(await phone(server, 'bob', { register: false }));
-    await within(bob.ua.register({ expires: 600 }), 10_000, 'bob REGISTER');
+    const bob = track(await phone(server, 'bob'));
     // bob's stack answers the INVITE itself with a 302 naming carol.
     bob.stack.onRequest((req) => {
       if (req.message.method === 'INVITE') {
@@ -524,8 +537,8 @@ describe('stateful proxy (RFC 3261 §16)', { timeout: 180_000 }, () => {
       'answer by carol',
     );
     await call.hangup();
-    await bob.stack.close();
-    await carol.stack.close();
+    await bob.close();
+    await carol.close();
     await server.store.location.removeAll('sip:bob@example.com');
     await server.store.location.removeAll('sip:carol@example.com');
   });
