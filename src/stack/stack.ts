@@ -344,11 +344,22 @@ export class Stack {
             },
           ),
         );
+      if (this.closed) {
+        unreachable('Stack Closed');
+        return;
+      }
       void this.targetsFor(base, options.destination).then(
         (list) => {
           targets = list;
           if (list.length === 0) unreachable('No Route to Target');
-          else start(base, 0);
+          else {
+            try {
+              start(base, 0);
+            } catch {
+              // The transport closed meanwhile (a timer of an application outliving close()).
+              unreachable('Stack Closed');
+            }
+          }
         },
         () => unreachable('No Route to Target'),
       );

@@ -128,6 +128,8 @@ interface Branch {
   /** Done: a final response (or its local stand-in) was taken into the context. */
   done: boolean;
   provisional: boolean;
+  /** A CANCEL was asked for (Timer C, or the context was cancelled). */
+  cancelled: boolean;
   timerC: TimerHandle | undefined;
 }
 
@@ -592,6 +594,7 @@ export function createProxy(options: ProxyOptions): Proxy {
       tx: undefined,
       done: false,
       provisional: false,
+      cancelled: false,
       timerC: undefined,
     };
     ctx.branches.push(branch);
@@ -736,8 +739,12 @@ export function createProxy(options: ProxyOptions): Proxy {
       // received a provisional response, the proxy MUST generate a CANCEL request
       // matching that transaction. If the client transaction has not received a
       // provisional response, the proxy MUST behave as if the transaction received a 408."
-      if (branch.provisional && branch.tx?.kind === 'invite') {
+      // A branch already CANCELled whose CANCEL brought nothing within another Timer C
+      // is terminated here (the "terminate the client transaction" choice).
+      if (branch.provisional && branch.tx?.kind === 'invite' && !branch.cancelled) {
+        branch.cancelled = true;
         branch.tx.cancel();
+        armTimerC(ctx, branch);
         return;
       }
       finishBranch(ctx, branch, localResponse(ctx, 408));
@@ -748,8 +755,14 @@ export function createProxy(options: ProxyOptions): Proxy {
 
   function receiveResponse(ctx: Context, branch: Branch, received: SipResponse): void {
     // §16.7 step 3: "The proxy removes the topmost Via header field value from the response."
-    const res = received.removeFirst(ViaHeader);
-    if (!res.has('Via')) return; // it was addressed to us: nothing to forward
+    let res = received.removeFirst(ViaHeader);
+    if (!res.has('Via')) {
+      // A response with only our Via cannot go upstream (§16.7 step 3: it "was
+      // addressed to" us); a final one still ends its branch: as its status, or as
+      // 502 for a 2xx (a broken answer is no answer).
+      if (res.status < 200) return;
+      res = localResponse(ctx, res.status < 300 ? 502 : res.status);
+    }
     const status = res.status;
     if (status < 200) {
       // §16.7 step 5: 100 is not forwarded; nor is anything of a branch already counted.
@@ -939,6 +952,7 @@ export function createProxy(options: ProxyOptions): Proxy {
       if (b.done || b.tx === undefined) continue;
       if (b.tx.kind !== 'invite') continue;
       b.tx.cancel();
+      b.cancelled = true;
       if (!b.provisional) {
         b.done = true;
         stopTimerC(b);

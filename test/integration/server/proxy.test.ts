@@ -14,7 +14,12 @@ import { createDigestServer, type DigestServer } from '../../../src/auth/index.t
 import { createProxy, type Proxy } from '../../../src/services/proxy/index.ts';
 import { createRegistrar } from '../../../src/services/registrar/index.ts';
 import { createStack, UserAgent, type IncomingCall, type Stack } from '../../../src/stack/index.ts';
-import { createRequest, type SipRequest, type SipResponse } from '../../../src/sip/index.ts';
+import {
+  createRequest,
+  createResponse,
+  type SipRequest,
+  type SipResponse,
+} from '../../../src/sip/index.ts';
 import { credentialsFor } from '../../../src/cli/aor.ts';
 import { openSqliteStore, type SqliteStore } from '../../../src/store/sqlite/sqlite-store.ts';
 import { within } from '../../support/server.ts';
@@ -541,6 +546,23 @@ describe('stateful proxy (RFC 3261 §16)', { timeout: 180_000 }, () => {
     await carol.close();
     await server.store.location.removeAll('sip:bob@example.com');
     await server.store.location.removeAll('sip:carol@example.com');
+  });
+
+  it('a final response carrying only the proxy Via still ends its branch (as its status)', async () => {
+    const bob = track(await phone(server, 'bob'));
+    bob.stack.onRequest((req) => {
+      const m = req.message;
+      if (m.method !== 'INVITE') return;
+      // A broken UAS: its 486 keeps only the topmost Via (the proxy's).
+      const top = m.getRawAll('Via')[0]!.split(/,(?![^<]*>)/)[0]!;
+      const bad = createResponse(m.remove('Via').append('Via', top), 486, { toTag: 'broken' });
+      void bob.stack.transport.sendResponse(bad, req.source).catch(() => undefined);
+    });
+    const alice = track(await phone(server, 'alice', { register: false }));
+    const r = await callFails(alice, 'sip:bob@example.com');
+    assert.equal(r.status, 486);
+    await bob.close();
+    await server.store.location.removeAll('sip:bob@example.com');
   });
 
   it('a loop through the proxy is detected (482) or ends at Max-Forwards (483)', async () => {
