@@ -92,7 +92,7 @@ describe(
       dataDir = mkdtempSync(join(tmpdir(), 'sb-live-restart-'));
       cli(['domain', 'add', 'example.com', '--data-dir', dataDir]);
       const csv = join(dataDir, 'users.csv');
-      const users = ['alice', ...Array.from({ length: 20 }, (_, i) => `crash${i}`)];
+      const users = ['alice', 'bob', ...Array.from({ length: 20 }, (_, i) => `crash${i}`)];
       writeFileSync(
         csv,
         ['aor,password', ...users.map((u) => `${u}@example.com,pw-${u}`)].join('\n'),
@@ -164,6 +164,37 @@ describe(
       assert.equal(refresh.status, 200);
       const e3 = expiresOf(refresh, contact);
       assert.ok(e3 !== undefined && e3 > 290 && e3 <= 300, `refreshed to ${e3}`);
+    });
+
+    it('a phone registered before a SIGKILL is reached through the restarted server', async () => {
+      const port = client.transport.listeners[0]!.local.port;
+      const contact = `sip:bob@127.0.0.1:${port}`;
+      const reg = await register({ user: 'bob', contact: `<${contact}>`, expires: 600 });
+      assert.equal(reg.status, 200);
+      await crash(server!);
+      server = await startServer({ dataDir });
+      const got: string[] = [];
+      client.onRequest((req) => {
+        got.push(`${req.message.method} ${req.message.uriText}`);
+        void req.reply(200).catch(() => undefined);
+      });
+      // A MESSAGE from another domain (no credentials needed to reach a local user).
+      const msg = createRequest({
+        method: 'MESSAGE',
+        uri: 'sip:bob@example.com',
+        from: `<sip:eve@elsewhere.test>;tag=rs${++tag}`,
+        to: '<sip:bob@example.com>',
+        callId: client.ids.callId(),
+        cseq: 1,
+        body: 'still there?',
+        contentType: 'text/plain',
+      });
+      const out = client.send(msg, {
+        destination: { protocol: 'udp', address: LOOPBACK, port: server.port },
+      });
+      const res = await within(out.final, 15_000, 'MESSAGE through the restarted server');
+      assert.equal(res.status, 200);
+      assert.deepEqual(got, [`MESSAGE ${contact}`]);
     });
 
     it('SIGKILL with registrations in flight: every REGISTER answered 200 before it is kept', async () => {
