@@ -18,6 +18,8 @@ import {
   isSimpleSipUri,
   parseUri,
   SIMPLE_SIP_URI_SOURCE,
+  SIP_URI_GROUPS_SOURCE,
+  sipUriFromGroups,
   type Uri,
 } from '../uri/uri.ts';
 import { SwitchboardError } from '../../base/errors.ts';
@@ -234,10 +236,37 @@ const SIMPLE_PARAMS = `(?:;${TOKEN_CHARS}+(?:=[^;\\x00-\\x20",<>\\x7f]+)?)*`;
  * Groups: quoted display name, token display name, URI, parameters.
  */
 const CHECKED_NAME_ADDR = new RegExp(
-  '^(?:"((?:[^"\\\\]|\\\\[^\\r\\n])*)"[ \\t]*|' +
+  // quoted-string content, unrolled: runs of plain characters between quoted-pairs.
+  '^(?:"([^"\\\\]*(?:\\\\[^\\r\\n][^"\\\\]*)*)"[ \\t]*|' +
     `(${TOKEN_CHARS}+(?:[ \\t]+${TOKEN_CHARS}+)*)[ \\t]*)?` +
     `<(${SIMPLE_SIP_URI_SOURCE})>(${SIMPLE_PARAMS})$`,
 );
+
+/**
+ * An element of an address list (Route, Record-Route, Contact, Path ...) of the
+ * same shape, its URI taken apart by the same match, since a list's URIs are
+ * what gets read. Groups: quoted display name, token display name, URI, the six
+ * URI groups (uri.ts SIP_URI_GROUPS_SOURCE), parameters.
+ */
+const CHECKED_LIST_ELEMENT = new RegExp(
+  // quoted-string content, unrolled: runs of plain characters between quoted-pairs.
+  '^(?:"([^"\\\\]*(?:\\\\[^\\r\\n][^"\\\\]*)*)"[ \\t]*|' +
+    `(${TOKEN_CHARS}+(?:[ \\t]+${TOKEN_CHARS}+)*)[ \\t]*)?` +
+    `<(${SIP_URI_GROUPS_SOURCE})>(${SIMPLE_PARAMS})$`,
+);
+
+function parseCheckedListElement(value: string): NameAddr | undefined {
+  const m = CHECKED_LIST_ELEMENT.exec(value);
+  if (m === null) return undefined;
+  const ps = m[10]!;
+  const dn = m[1] !== undefined ? unescapeQuotedPairs(m[1]) : m[2];
+  return ParsedNameAddr.of(
+    dn === '' ? undefined : dn,
+    m[3]!,
+    sipUriFromGroups(m, 4),
+    ps.length === 0 ? NO_PARAMS : splitCheckedParams(ps, 0, ps.length),
+  );
+}
 
 /**
  * From/To as read by every element (RFC 3261 §8.1.1.2, §8.1.1.3): the value is
@@ -300,10 +329,8 @@ function parseSimpleNameAddrList(value: string): readonly NameAddr[] | string | 
     let b = end;
     while (a < b && (value.charCodeAt(a) === 0x20 || value.charCodeAt(a) === 0x09)) a++;
     while (b > a && (value.charCodeAt(b - 1) === 0x20 || value.charCodeAt(b - 1) === 0x09)) b--;
-    const na = parseSimpleNameAddr(
-      a === 0 && b === value.length ? value : value.slice(a, b),
-      false,
-    );
+    const piece = a === 0 && b === value.length ? value : value.slice(a, b);
+    const na = parseCheckedListElement(piece) ?? parseSimpleNameAddr(piece, false);
     if (na === null || typeof na === 'string') return na;
     out.push(na);
     if (end === value.length) return out;

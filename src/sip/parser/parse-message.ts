@@ -254,7 +254,7 @@ export function parseMessage(input: Uint8Array | string, options?: ParseOptions)
     i = e + 1;
 
     // Critical headers are decoded now: a bad one fails the message (RFC 4475 §3.1.2).
-    const bit = criticalBit(id);
+    const bit = CRITICAL_BITS[id]!;
     if (bit === 0) continue;
     // The value: after the colon and LWS, up to the line end without trailing LWS
     // (message.ts fieldValueStart/fieldValueEnd find the same offsets later).
@@ -415,27 +415,18 @@ const CL_BIT = 64;
 /** A first Via field was decoded. */
 const VIA_SEEN_BIT = 128;
 
-/** Bit of a critical header id, 0 for others. */
-function criticalBit(id: number): number {
-  switch (id) {
-    case HeaderId.Via:
-      return VIA_BIT;
-    case HeaderId.From:
-      return FROM_BIT;
-    case HeaderId.To:
-      return TO_BIT;
-    case HeaderId.CallId:
-      return CALLID_BIT;
-    case HeaderId.CSeq:
-      return CSEQ_BIT;
-    case HeaderId.MaxForwards:
-      return MF_BIT;
-    case HeaderId.ContentLength:
-      return CL_BIT;
-    default:
-      return 0;
-  }
-}
+/** Bit of a critical header id, 0 for others (indexed by header id; ids are < 256). */
+const CRITICAL_BITS: Readonly<Uint8Array> = (() => {
+  const t = new Uint8Array(256);
+  t[HeaderId.Via] = VIA_BIT;
+  t[HeaderId.From] = FROM_BIT;
+  t[HeaderId.To] = TO_BIT;
+  t[HeaderId.CallId] = CALLID_BIT;
+  t[HeaderId.CSeq] = CSEQ_BIT;
+  t[HeaderId.MaxForwards] = MF_BIT;
+  t[HeaderId.ContentLength] = CL_BIT;
+  return t;
+})();
 
 function unfoldValue(v: string): string {
   return v.replace(/[ \t]*\r?\n[ \t]+/g, ' ');

@@ -78,20 +78,26 @@ function scanClass(s: string, i: number, end: number, bit: number): number {
 export function parseUri(s: string): Result<Uri, string> {
   // The common shape in one native match (FAST_SIP_URI); anything else below.
   const m = s.charCodeAt(0) === 0x73 ? FAST_SIP_URI.exec(s) : null;
-  if (m !== null) {
-    const ps = m[6]!;
-    return ok({
-      kind: 'sip',
-      scheme: m[1] === 'sip' ? 'sip' : 'sips',
-      user: m[2],
-      password: m[3],
-      host: m[4]!,
-      port: m[5] === undefined ? undefined : Number(m[5]),
-      params: ps.length === 0 ? EMPTY : splitCheckedParams(ps, 0, ps.length),
-      headers: EMPTY,
-    });
-  }
+  if (m !== null) return ok(sipUriFromGroups(m, 1));
   return parseUriGeneral(s);
+}
+
+/**
+ * @internal The SIP URI of a match of SIP_URI_GROUPS_SOURCE whose six groups
+ * start at `g`: what parseSipAfterScheme builds from the same text.
+ */
+export function sipUriFromGroups(m: RegExpExecArray, g: number): SipUri {
+  const ps = m[g + 5]!;
+  return {
+    kind: 'sip',
+    scheme: m[g] === 'sip' ? 'sip' : 'sips',
+    user: m[g + 1],
+    password: m[g + 2],
+    host: m[g + 3]!,
+    port: m[g + 4] === undefined ? undefined : Number(m[g + 4]),
+    params: ps.length === 0 ? EMPTY : splitCheckedParams(ps, 0, ps.length),
+    headers: EMPTY,
+  };
 }
 
 /** @internal The general URI parser (the fast path's reference in tests). */
@@ -441,16 +447,20 @@ const U_HOST = '[A-Za-z0-9._-]+|\\[(?=[0-9A-Fa-f.]*:[0-9A-Fa-f.]*:)[0-9A-Fa-f:.]
  * @internal The conservative SIP URI shape (no anchors, no groups) that
  * isSimpleSipUri accepts; name-addr.ts embeds it.
  */
+// The userinfo is tried only when an "@" follows (as parseSipAfterScheme decides):
+// without the lookahead, a host:port would be retried as user:password.
+const U_IF_AT = '(?=[^@>]*@)';
 export const SIMPLE_SIP_URI_SOURCE =
-  `sips?:(?:${U_USER}(?::${U_PASSWORD})?@)?(?:${U_HOST})` +
+  `sips?:(?:${U_IF_AT}${U_USER}(?::${U_PASSWORD})?@)?(?:${U_HOST})` +
   `(?::${U_PORT})?(?:;${U_PARAM}(?:=${U_PARAM})?)*`;
 const SIMPLE_SIP_URI = new RegExp(`^${SIMPLE_SIP_URI_SOURCE}$`);
 /**
- * The same shape with groups: scheme, user, password, host, port, parameters.
+ * @internal The same shape with six groups: scheme, user, password, host, port,
+ * parameters (name-addr.ts embeds it too).
  * Every part is what parseSipAfterScheme would read there (user up to the
  * first "@", USER/PASSWORD/HOSTCHAR/PARAMCHAR characters, port <= 65535).
  */
-const FAST_SIP_URI = new RegExp(
-  `^(sips?):(?:(${U_USER})(?::(${U_PASSWORD}))?@)?(${U_HOST})` +
-    `(?::(${U_PORT}))?((?:;${U_PARAM}(?:=${U_PARAM})?)*)$`,
-);
+export const SIP_URI_GROUPS_SOURCE =
+  `(sips?):(?:${U_IF_AT}(${U_USER})(?::(${U_PASSWORD}))?@)?(${U_HOST})` +
+  `(?::(${U_PORT}))?((?:;${U_PARAM}(?:=${U_PARAM})?)*)`;
+const FAST_SIP_URI = new RegExp(`^${SIP_URI_GROUPS_SOURCE}$`);
