@@ -5,6 +5,7 @@
  *   npm run bench -- parser            only the parser suite
  *   npm run bench -- parser --quick    smoke run (~10 s)
  *   npm run bench -- stack             only the stack suite (sipp against a Switchboard UAS, ~3 min)
+ *   npm run bench -- server            switchboard serve (and Kamailio) under sipp (~10 min)
  *   npm run bench -- --help
  *
  * Comparison-only dependencies live in bench/package.json (STYLE.md §15); they are
@@ -34,6 +35,12 @@ const SUITES: Readonly<Record<string, SuiteEntry>> = {
       'Switchboard UAS vs a sipp UAC over UDP: OPTIONS/s and calls/s at < 1% failures, peak RSS; sipp UAS as ceiling',
     load: async () => (await import('./macro/stack.bench.ts')).suite,
   },
+  server: {
+    description:
+      'switchboard serve under sipp over UDP: REGISTER/s (digest), calls/s and MESSAGE/s through ' +
+      'the proxy at < 1% failures, peak RSS, memory per 10k bindings; vs Kamailio when installed',
+    load: async () => (await import('./macro/server.bench.ts')).suite,
+  },
 };
 
 function usage(): string {
@@ -44,7 +51,7 @@ function usage(): string {
     'usage: npm run bench [-- [suite ...] [--quick]]\n\n' +
     `suites (default: all):\n${names}\n\n` +
     'options:\n' +
-    '  --quick    fewer and shorter rounds (smoke run, about 10-25 s per suite)\n' +
+    '  --quick    fewer and shorter rounds (smoke run: 10-25 s per suite, server ~3 min)\n' +
     '  --help     this text\n'
   );
 }
