@@ -25,6 +25,7 @@ import {
   RouteHeader,
   ViaHeader,
   createResponse,
+  formatNameAddr,
   formatUri,
   hasParam,
   parseUri,
@@ -313,14 +314,30 @@ export function createProxy(options: ProxyOptions): Proxy {
   function setRoutes(m: SipRequest, routes: readonly NameAddr[]): SipRequest {
     const without = m.remove('Route');
     if (routes.length === 0) return without;
-    return without.append('Route', routes.map(formatRoute).join(', '));
+    return without.append('Route', routes.map(formatNameAddr).join(', '));
   }
 
-  function formatRoute(na: NameAddr): string {
-    const params = na.params.map((p) =>
-      p.value === null ? `;${p.name}` : `;${p.name}=${p.value}`,
-    );
-    return `<${formatUri(na.uri)}>${params.join('')}`;
+  /**
+   * §16.6 step 7: "If the copy contains a Route header field, the proxy MUST inspect the
+   * URI in its first value. If that URI does not contain an lr parameter, the proxy MUST
+   * modify the copy as follows: The proxy MUST place the Request-URI into the Route
+   * header field as the last value. The proxy MUST then place the first Route header
+   * field value into the Request-URI and remove that value from the Route header field."
+   * Returns the request and its next hop: the first Route's URI, else the Request-URI.
+   */
+  function strictRouteFixed(r: SipRequest): { request: SipRequest; next: Uri; routed: boolean } {
+    const routes = r.get(RouteHeader) ?? [];
+    if (routes.length === 0) return { request: r, next: r.uri, routed: false };
+    const first = routes[0]!;
+    if (hasParam(uriParams(first.uri), 'lr')) return { request: r, next: first.uri, routed: true };
+    const rest = [...routes.slice(1), { uri: r.uri, params: [] } as NameAddr];
+    return { request: setRoutes(r.withUri(first.uri), rest), next: first.uri, routed: true };
+  }
+
+  /** §16.6 step 3: Max-Forwards decremented, or 70 when absent. */
+  function decremented(r: SipRequest, received: SipRequest): SipRequest {
+    const mf = received.maxForwards;
+    return r.set('Max-Forwards', String(mf === undefined ? 70 : mf - 1));
   }
 
   // ---- who is calling -----------------------------------------------------------
@@ -636,28 +653,14 @@ export function createProxy(options: ProxyOptions): Proxy {
     // §16.6 step 3: "If the copy contains a Max-Forwards header field, the proxy MUST
     // decrement its value by one (1). If the copy does not contain a Max-Forwards header
     // field, the proxy MUST add one with a field value, which SHOULD be 70."
-    const mf = ctx.original.maxForwards;
-    r = r.set('Max-Forwards', String(mf === undefined ? 70 : mf - 1));
+    r = decremented(r, ctx.original);
     // §16.6 step 6 / RFC 3327 §5.3: the Path of the binding becomes the route.
     if (target.path.length > 0) {
       const existing = r.getRawAll('Route');
       r = r.remove('Route').append('Route', [...target.path, ...existing].join(', '));
     }
-    // §16.6 step 7: "If the copy contains a Route header field, the proxy MUST inspect the
-    // URI in its first value. If that URI does not contain an lr parameter, the proxy MUST
-    // modify the copy as follows: The proxy MUST place the Request-URI into the Route
-    // header field as the last value. The proxy MUST then place the first Route header
-    // field value into the Request-URI and remove that value from the Route header field."
-    const routes = r.get(RouteHeader) ?? [];
-    if (routes.length > 0) {
-      const first = routes[0]!;
-      if (!hasParam(uriParams(first.uri), 'lr')) {
-        const rest = [...routes.slice(1), { uri: r.uri, params: [] } as NameAddr];
-        r = setRoutes(r.withUri(first.uri), rest);
-        return { request: r, dests: await stack.resolve(first.uri) };
-      }
-      return { request: r, dests: await stack.resolve(first.uri) };
-    }
+    const fixed = strictRouteFixed(r);
+    if (fixed.routed) return { request: fixed.request, dests: await stack.resolve(fixed.next) };
     const byUri = await stack.resolve(r.uri);
     if (target.flow === undefined) return { request: r, dests: byUri };
     const flow = target.flow;
@@ -974,21 +977,9 @@ export function createProxy(options: ProxyOptions): Proxy {
     if (m.maxForwards === 0) return;
     const pre = preprocessRoutes(m);
     if (pre === undefined || !pre.ours) return;
-    let r = pre.request;
-    const mf = m.maxForwards;
-    r = r.set('Max-Forwards', String(mf === undefined ? 70 : mf - 1));
-    const routes = r.get(RouteHeader) ?? [];
-    let next: Uri = r.uri;
-    if (routes.length > 0) {
-      next = routes[0]!.uri;
-      if (!hasParam(uriParams(routes[0]!.uri), 'lr')) {
-        r = setRoutes(r.withUri(routes[0]!.uri), [
-          ...routes.slice(1),
-          { uri: pre.request.uri, params: [] } as NameAddr,
-        ]);
-      }
-    }
-    const dests = await stack.resolve(next);
+    const fixed = strictRouteFixed(decremented(pre.request, m));
+    let r = fixed.request;
+    const dests = await stack.resolve(fixed.next);
     const dest = dests[0];
     if (dest === undefined) return;
     const out = stack.transport.listenerFor(dest);
