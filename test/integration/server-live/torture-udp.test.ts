@@ -46,6 +46,7 @@ import {
   token,
   UdpPeer,
 } from './support.ts';
+import { loudSkip } from '../transport/support.ts';
 import { rowMessage, ServerPool, tortureRows } from './torture.ts';
 
 function rowByName(set: CorpusSet, name: string): CorpusRow {
@@ -87,7 +88,7 @@ describe(
 
     it('novelsc right after unkscm (same branch, sent-by, method) is matched to its transaction', async (t) => {
       if (!corpusAvailable('rfc4475')) {
-        t.skip('the corpus is missing (see the corpus tests above)');
+        loudSkip(t, 'the corpus is missing (see the corpus tests above)');
         return;
       }
       // RFC 3261 §17.2.3: the request matches the transaction when branch, sent-by and method

@@ -28,6 +28,7 @@ import {
   type CorpusSet,
 } from '../../conformance/corpus.ts';
 import { stopServer, type RunningServer } from '../../support/server.ts';
+import { loudSkip } from '../transport/support.ts';
 import {
   probeTcp,
   probeTcpOn,
@@ -41,36 +42,6 @@ import {
   UdpPeer,
   type Received,
 } from './support.ts';
-
-/**
- * Rows whose failure is a known server bug (reported, not fixed here), by transport.
- *
- * A request that fails to parse is answered statelessly from `partial.fields`, which holds
- * only the header fields up to and including the failing one (src/sip/parser/parse-message.ts
- * `partialOf`, used by src/transport/inbound.ts `failedRequestFields` and the transport
- * layer's `unparseable`). Fields after the failure are never read, so:
- * - quotbal: its To (line 2) fails and its Via (line 8) was never read, so no answer can be
- *   built; the request is dropped over UDP, and over TCP the connection is closed without an
- *   answer. RFC 4475 §3.1.2.6 expects 400 Bad Request;
- * - scalar02 (CSeq fails before the Call-ID line) and baddn (From fails before Call-ID and
- *   CSeq): the 400 carries no Call-ID (and no CSeq). RFC 3261 §8.2.6.2: "The Call-ID header
- *   field of the response MUST equal the Call-ID header field of the request. The CSeq header
- *   field of the response MUST equal the CSeq field of the request"; a client cannot match
- *   such a 400 to its transaction (§17.1.3 needs the CSeq method). Over TCP baddn never
- *   completes (no empty line), so only UDP shows it.
- *
- * Over TCP, dblreq is a REGISTER, a second request (the INVITE) whose Content-Length (150)
- * is 5 octets short of its body, and those 5 octets, which do not parse and carry no Via. On
- * them the transport layer ends the connection at once (src/transport/layer.ts `unparseable`,
- * `conn.end()`), while the registrar is still computing its answer to the REGISTER; the
- * answer can no longer use the connection (RFC 3261 §18.2.2: "MUST be sent using the
- * existing connection ... if that connection is still open"), the layer connects to the
- * Via's received address and port 5060 instead (refused here), and the REGISTER is never
- * answered. The index expects a final answer other than 400/500 for it.
- */
-export function serverTodo(_transport: 'udp' | 'tcp'): Readonly<Record<string, string>> {
-  return {};
-}
 
 /** Where a UDP answer to a message goes: a port, the source port, or nowhere (a response). */
 export type UdpAnswerPort = number | 'source' | 'none';
@@ -499,7 +470,7 @@ export class ServerPool {
  * reaction must be one the index admits (net_udp / net_tcp), an answer must carry the
  * request's Call-ID (RFC 3261 §8.2.6.2), the index's header checks must hold, and an OPTIONS
  * afterwards must get 200. A reaction admitted only by a later alternative is reported as a
- * test diagnostic. Rows of serverTodo are marked todo.
+ * test diagnostic.
  */
 export function tortureRows(
   transport: 'udp' | 'tcp',
@@ -512,47 +483,42 @@ export function tortureRows(
   for (const set of sets) {
     corpusTests(set, (rows) => {
       for (const row of rows) {
-        const todo = serverTodo(transport)[row.name];
         const spec = transport === 'udp' ? row.netUdp : row.netTcp;
-        it(
-          `${set} ${row.name} (§${row.section}, ${row.expected}) over ${T} ${host}: net_${transport} ${spec}`,
-          todo === undefined ? {} : { todo },
-          async (t) => {
-            const p = pool();
-            if (typeof p === 'string') {
-              t.skip(p);
-              return;
-            }
-            const m = rowMessage(row);
-            const s = await p.serverFor(m);
-            const port = s.ports[transport];
-            assert.ok(port !== undefined, `the server has no ${transport} listener`);
-            const target = { server: s, host, port, busyPorts: p.busyPorts };
-            const o = transport === 'udp' ? await runUdp(m, target) : await runTcp(m, target);
-            const alt = admittedBy(spec, o);
-            assert.ok(
-              alt >= 0,
-              `${describeOutcome(m, o)}\nthe index admits ${spec} (${row.reaction})`,
+        it(`${set} ${row.name} (§${row.section}, ${row.expected}) over ${T} ${host}: net_${transport} ${spec}`, async (t) => {
+          const p = pool();
+          if (typeof p === 'string') {
+            loudSkip(t, p);
+            return;
+          }
+          const m = rowMessage(row);
+          const s = await p.serverFor(m);
+          const port = s.ports[transport];
+          assert.ok(port !== undefined, `the server has no ${transport} listener`);
+          const target = { server: s, host, port, busyPorts: p.busyPorts };
+          const o = transport === 'udp' ? await runUdp(m, target) : await runTcp(m, target);
+          const alt = admittedBy(spec, o);
+          assert.ok(
+            alt >= 0,
+            `${describeOutcome(m, o)}\nthe index admits ${spec} (${row.reaction})`,
+          );
+          if (alt > 0) {
+            const first = alternatives(spec)[0]!.join('|');
+            t.diagnostic(
+              `${row.name} over ${T}: ${o.status ?? 'no answer'} (admitted; the RFC prefers ${first})`,
             );
-            if (alt > 0) {
-              const first = alternatives(spec)[0]!.join('|');
-              t.diagnostic(
-                `${row.name} over ${T}: ${o.status ?? 'no answer'} (admitted; the RFC prefers ${first})`,
-              );
-            }
-            if (o.status !== undefined && m.callId !== undefined) {
-              // RFC 3261 §8.2.6.2: "The Call-ID header field of the response MUST equal the
-              // Call-ID header field of the request."
-              assert.equal(
-                o.response?.callId,
-                m.callId,
-                `the answer's Call-ID: ${describeOutcome(m, o)}`,
-              );
-            }
-            assert.deepEqual(checkFailures(m, o, transport, s), [], describeOutcome(m, o));
-            assert.equal(o.probe, 200, `OPTIONS after ${row.name}: ${describeOutcome(m, o)}`);
-          },
-        );
+          }
+          if (o.status !== undefined && m.callId !== undefined) {
+            // RFC 3261 §8.2.6.2: "The Call-ID header field of the response MUST equal the
+            // Call-ID header field of the request."
+            assert.equal(
+              o.response?.callId,
+              m.callId,
+              `the answer's Call-ID: ${describeOutcome(m, o)}`,
+            );
+          }
+          assert.deepEqual(checkFailures(m, o, transport, s), [], describeOutcome(m, o));
+          assert.equal(o.probe, 200, `OPTIONS after ${row.name}: ${describeOutcome(m, o)}`);
+        });
       }
     });
   }
