@@ -39,6 +39,7 @@ import {
   type SippUas,
 } from '../../test/integration/sipp/sipp.ts';
 import { findOnPath } from '../../test/support/tools.ts';
+import { MAX_FAILED, nextRate, rampResult, roundRate, type Verdict } from '../lib/ramp.ts';
 import { udpDrops, udpRcvbufErrors } from '../lib/proc.ts';
 import type { Suite, SuiteOptions } from '../lib/suite.ts';
 import {
@@ -104,12 +105,8 @@ const QUICK: Config = {
   warmupMs: 1000,
 };
 
-/** A step passes with fewer failed sipp calls than this share... */
-const MAX_FAILED = 0.01;
-/** ...and when sipp placed the calls at no less than this share of the target rate. */
+/** A step passes (below MAX_FAILED failures, bench/lib/ramp.ts) when sipp also placed the calls at no less than this share of the target rate. */
 const MIN_ACHIEVED = 0.9;
-/** The ramp does not go below this rate. */
-const MIN_RATE = 10;
 /** Server CPU below this share of one core over 250 ms counts as idle after the warm-up. */
 const IDLE_CPU_SHARE = 0.15;
 /** Kamailio -m: shared memory, MB (its default, 64, runs out when a step overloads it). */
@@ -244,9 +241,6 @@ function failureCauses(r: SippResult, placed: number): string {
 }
 
 // ---- steps ------------------------------------------------------------------------------------
-
-/** What a step showed: pass, too many failed calls, or calls placed too far below the rate. */
-type Verdict = 'pass' | 'failed' | 'slow';
 
 interface Step {
   readonly rate: number;
@@ -499,12 +493,6 @@ function marginal(s: Step): boolean {
   );
 }
 
-/** Two significant digits: 2828 -> 2800. */
-function roundRate(rate: number): number {
-  const scale = 10 ** Math.max(0, Math.floor(Math.log10(rate)) - 1);
-  return Math.max(MIN_RATE, Math.round(rate / scale) * scale);
-}
-
 /** Rough length of a step: server and sipp start, warm-up, the step, draining, stopping. */
 function stepEstimateMs(cfg: Config): number {
   return cfg.stepMs + cfg.warmupMs + 4500;
@@ -555,27 +543,11 @@ async function runRamp(
     if (step.verdict === 'pass') pass = Math.max(pass ?? 0, rate);
     else fail = Math.min(fail ?? Infinity, rate);
 
-    let next: number;
-    if (fail === undefined) next = roundRate(rate * 2);
-    else if (pass === undefined) next = roundRate(rate / 2);
-    else {
-      if (fail / pass <= cfg.resolution) break;
-      next = roundRate(Math.sqrt(pass * fail));
-      if (next <= pass || next >= fail) break;
-    }
-    if (next === rate || (pass === undefined && rate <= MIN_RATE)) break;
+    const next = nextRate(rate, pass, fail, cfg.resolution);
+    if (next === undefined) break;
     rate = next;
   }
-  const decided = steps.filter((_, k) => steps[k + 1]?.repeat !== true);
-  const ok = decided.filter((s) => s.failed < MAX_FAILED * s.calls && s.achieved !== undefined);
-  const best = ok.reduce<Step | undefined>(
-    (a, s) => (a === undefined || s.achieved! > a.achieved! ? s : a),
-    undefined,
-  );
-  const above = decided
-    .filter((s) => s.verdict !== 'pass' && (best === undefined || s.rate >= best.rate))
-    .sort((a, b) => a.rate - b.rate);
-  return { workload: w, steps, best, limit: above[0] };
+  return { workload: w, steps, ...rampResult(steps) };
 }
 
 // ---- memory per binding -----------------------------------------------------------------------

@@ -33,6 +33,7 @@ import {
   type SippResult,
 } from '../../test/integration/sipp/sipp.ts';
 import { findOnPath, freePort, pollUntil, waitFor } from '../../test/support/tools.ts';
+import { MAX_FAILED, nextRate, rampResult, type Verdict } from '../lib/ramp.ts';
 import type { Suite, SuiteOptions } from '../lib/suite.ts';
 
 interface Config {
@@ -64,12 +65,8 @@ const QUICK: Config = {
   budgetMs: 26_000,
 };
 
-/** A step passes with fewer failed calls than this share... */
-const MAX_FAILED = 0.01;
-/** ...and when sipp placed the calls at no less than this share of the target rate. */
+/** A step passes (below MAX_FAILED failures, bench/lib/ramp.ts) when sipp also placed the calls at no less than this share of the target rate. */
 const MIN_ACHIEVED = 0.9;
-/** The ramp does not go below this rate (calls/s). */
-const MIN_RATE = 10;
 
 const THIS_DIR = dirname(fileURLToPath(import.meta.url));
 const UAS_OPTIONS_XML = join(THIS_DIR, 'uas-options.xml');
@@ -117,9 +114,6 @@ const RAMPS: readonly Ramp[] = [
     serverTxPerCall: 2,
   },
 ];
-
-/** What a step showed: pass, too many failed calls, or calls placed too far below the rate. */
-type Verdict = 'pass' | 'failed' | 'slow';
 
 interface Step {
   /** sipp -r */
@@ -519,12 +513,6 @@ function marginal(s: Step): boolean {
   );
 }
 
-/** Two significant digits: 2828 -> 2800. */
-function roundRate(rate: number): number {
-  const scale = 10 ** Math.max(0, Math.floor(Math.log10(rate)) - 1);
-  return Math.max(MIN_RATE, Math.round(rate / scale) * scale);
-}
-
 /** Rough length of a step, for the time budget: process start, the step, draining, stopping. */
 function stepEstimateMs(cfg: Config, ramp: Ramp): number {
   return (ramp.uas === 'switchboard' ? 1500 : 300) + cfg.stepMs + 700;
@@ -568,29 +556,11 @@ async function runRamp(ctx: Context, ramp: Ramp, deadline: number): Promise<Ramp
     if (step.verdict === 'pass') pass = Math.max(pass ?? 0, rate);
     else fail = Math.min(fail ?? Infinity, rate);
 
-    let next: number;
-    if (fail === undefined) next = roundRate(rate * 2);
-    else if (pass === undefined) next = roundRate(rate / 2);
-    else {
-      if (fail / pass <= cfg.resolution) break;
-      next = roundRate(Math.sqrt(pass * fail));
-      if (next <= pass || next >= fail) break;
-    }
-    if (next === rate || (pass === undefined && rate <= MIN_RATE)) break;
+    const next = nextRate(rate, pass, fail, cfg.resolution);
+    if (next === undefined) break;
     rate = next;
   }
-  // A step followed by its repeat does not count: the repeat decides.
-  const decided = steps.filter((_, k) => steps[k + 1]?.repeat !== true);
-  const ok = decided.filter((s) => s.failed < MAX_FAILED * s.calls && s.achieved !== undefined);
-  const best = ok.reduce<Step | undefined>(
-    (a, s) => (a === undefined || s.achieved! > a.achieved! ? s : a),
-    undefined,
-  );
-  // The best step itself when sipp placed its calls too slowly; else the next failing rate up.
-  const above = decided
-    .filter((s) => s.verdict !== 'pass' && (best === undefined || s.rate >= best.rate))
-    .sort((a, b) => a.rate - b.rate);
-  return { ramp, steps, best, limit: above[0] };
+  return { ramp, steps, ...rampResult(steps) };
 }
 
 /** What stopped a ramp, in words. */
