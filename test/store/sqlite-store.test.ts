@@ -4,6 +4,7 @@
  * password in the database file.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -216,6 +217,32 @@ describe('openSqliteStore', () => {
       ...c,
     });
     assert.deepEqual(await store.location.lookup('sip:alice@example.com', 0), [b]);
+  });
+
+  it('a committed binding survives the process being killed (synchronous = NORMAL)', async () => {
+    await store.close();
+    // Another process writes and dies by SIGKILL without closing the database: the
+    // WAL is neither checkpointed nor synced, as after a crash.
+    const storeUrl = new URL('../../src/store/sqlite/sqlite-store.ts', import.meta.url).href;
+    const child = spawnSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        '--input-type=module',
+        '-e',
+        `const { openSqliteStore } = await import(${JSON.stringify(storeUrl)});
+         const s = openSqliteStore(${JSON.stringify(join(dir, 'data'))});
+         await s.domains.add('example.com');
+         await s.location.upsert(${JSON.stringify(binding())});
+         process.kill(process.pid, 'SIGKILL');`,
+      ],
+      { encoding: 'utf8' },
+    );
+    assert.equal(child.signal, 'SIGKILL', child.stderr);
+    store = openSqliteStore(join(dir, 'data'));
+    assert.deepEqual(await store.domains.list(), ['example.com']);
+    assert.deepEqual(await store.location.lookup('sip:alice@example.com', 0), [binding()]);
   });
 
   it('no clear-text password in the database files', async () => {

@@ -1,7 +1,8 @@
 /**
  * The embedded store: users, domains and location bindings in one SQLite database,
  * `DATADIR/switchboard.db` (better-sqlite3, WAL journal so a running server and the
- * `switchboard user ...` commands can share it).
+ * `switchboard user ...` commands can share it). Durable across a crash of the process
+ * (synchronous = NORMAL, see `openSqliteStore`), not across a power loss.
  *
  * The schema is versioned: `schema_version` holds the applied version and
  * `MIGRATIONS[i]` takes the database from version i to i + 1, each in a transaction.
@@ -95,6 +96,15 @@ export function openSqliteStore(dataDir: string): SqliteStore {
     db.pragma('journal_mode = WAL');
     db.pragma('foreign_keys = ON');
     db.pragma('busy_timeout = 5000');
+    // In WAL mode NORMAL syncs the WAL only at checkpoints, not at every commit: a
+    // committed write survives the process being killed (SIGKILL, a crash), since it is
+    // in the OS's page cache, and may be lost only if the machine itself loses power or
+    // panics before the next checkpoint (https://sqlite.org/pragma.html#pragma_synchronous).
+    // Bindings are refreshed by their UAs (RFC 3261 §10.2.4) and users are re-added by
+    // an operator, so that window is an acceptable price for not fsyncing every REGISTER.
+    // Set explicitly: better-sqlite3 builds happen to default WAL connections to NORMAL,
+    // SQLite itself to FULL.
+    db.pragma('synchronous = NORMAL');
     migrate(db);
   } catch (e) {
     db.close();
