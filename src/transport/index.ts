@@ -35,4 +35,14 @@ export {
   type TransportMessageEvent,
 } from './diagnostics.ts';
 export { PING, PONG } from './keepalive.ts';
+export {
+  fnv1a,
+  ownerOf,
+  ownerOfCallId,
+  type ConnectionAnnouncement,
+  type ForwardedMessage,
+  type SteeringHandler,
+  type SteeringLink,
+} from './steering.ts';
+export { PeerMesh, peerSocketPath, type PeerMeshOptions } from './peer-mesh.ts';
 export { formatHostPort } from './address.ts';

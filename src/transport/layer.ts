@@ -69,6 +69,12 @@ import {
   type ParseFailure,
 } from './inbound.ts';
 import { keepaliveReply } from './keepalive.ts';
+import {
+  ownerOf,
+  type ConnectionAnnouncement,
+  type ForwardedMessage,
+  type SteeringLink,
+} from './steering.ts';
 import type {
   DatagramListener,
   ListenerHost,
@@ -236,6 +242,12 @@ export interface TransportLayerOptions {
    */
   readonly checkResponseSentBy?: boolean;
   readonly delegate?: TransportDelegate;
+  /**
+   * Several worker processes serve these listeners (steering.ts): a message whose Call-ID
+   * another worker owns goes to it, and writes on another worker's connections go through it.
+   * Give each worker's layer a distinct `id`: connection ids start with it.
+   */
+  readonly steering?: SteeringLink;
 }
 
 /** A live stream connection, as `connections()` reports it. */
@@ -327,6 +339,10 @@ class Layer implements SwitchboardTransportLayer, ListenerHost {
   private delegate: TransportDelegate | undefined;
   private connectionSeq = 0;
   private closing: Promise<void> | undefined;
+  private readonly steering: SteeringLink | undefined;
+  /** Other workers' connections (steering): by id, and by remote endpoint key. */
+  private readonly peerConnById = new Map<string, { owner: number; key: string }>();
+  private readonly peerConnByEndpoint = new Map<string, { owner: number; id: string }>();
   listeners: readonly ListenerInfo[] = [];
 
   constructor(options: TransportLayerOptions) {
@@ -342,6 +358,13 @@ class Layer implements SwitchboardTransportLayer, ListenerHost {
     this.mtu = options.mtu ?? DEFAULTS.mtu;
     this.checkSentBy = options.checkResponseSentBy ?? true;
     this.delegate = options.delegate;
+    this.steering = options.steering;
+    this.steering?.attach({
+      message: (m) => this.receiveForwarded(m),
+      write: (id, bytes) => this.writeForPeer(id, bytes),
+      announced: (from, a) => this.peerAnnounced(from, a),
+      peerDown: (peer) => this.forgetPeer(peer),
+    });
     this.table = new ConnectionTable({
       clock: this.clock,
       limits: this.limits,
@@ -487,6 +510,13 @@ class Layer implements SwitchboardTransportLayer, ListenerHost {
       return;
     }
     this.table.add(conn);
+    this.steering?.announce({
+      event: 'open',
+      connectionId: conn.id,
+      protocol: conn.protocol,
+      address: conn.remote.address,
+      port: conn.remote.port,
+    });
     this.diagnostics.connection({
       event: 'open',
       connectionId: conn.id,
@@ -499,6 +529,13 @@ class Layer implements SwitchboardTransportLayer, ListenerHost {
 
   closed(conn: StreamConnection, reason: string): void {
     this.table.remove(conn.id);
+    this.steering?.announce({
+      event: 'close',
+      connectionId: conn.id,
+      protocol: conn.protocol,
+      address: conn.remote.address,
+      port: conn.remote.port,
+    });
     this.diagnostics.connection({
       event: 'close',
       connectionId: conn.id,
@@ -571,6 +608,7 @@ class Layer implements SwitchboardTransportLayer, ListenerHost {
     source: Source,
     reply: (bytes: Uint8Array) => Promise<void>,
     conn: StreamConnection | undefined,
+    steer = true,
   ): void {
     let r: ParseResult;
     try {
@@ -585,6 +623,21 @@ class Layer implements SwitchboardTransportLayer, ListenerHost {
     }
     const m = r.message;
     if (conn !== undefined) this.spokeSip.add(conn);
+    if (steer && this.steering !== undefined) {
+      const owner = ownerOf(m, this.steering.workers);
+      if (owner !== undefined && owner !== this.steering.self) {
+        this.steering.forward(owner, {
+          framing,
+          bytes,
+          protocol: source.protocol,
+          address: source.address,
+          port: source.port,
+          listenerId: source.listener.id,
+          ...(source.connectionId !== undefined ? { connectionId: source.connectionId } : {}),
+        });
+        return;
+      }
+    }
     if (m.isRequest()) {
       let req: SipRequest;
       try {
@@ -826,6 +879,14 @@ class Layer implements SwitchboardTransportLayer, ListenerHost {
         await this.writeOn(conn, bytes, message);
         return;
       }
+      const peer =
+        requestSource.connectionId === undefined
+          ? undefined
+          : this.peerConnById.get(requestSource.connectionId);
+      if (peer !== undefined) {
+        this.writeViaPeer(peer.owner, requestSource.connectionId!, bytes, message, requestSource);
+        return;
+      }
       // "If the connection is no longer open, the server SHOULD open a connection to the IP
       // address in the "received" parameter, if present, using the port in the "sent-by" value,
       // or the default port for that transport, if no port is specified."
@@ -888,6 +949,11 @@ class Layer implements SwitchboardTransportLayer, ListenerHost {
     message: SipMessage,
     dest: Destination,
   ): Promise<void> {
+    const peer = this.peerConnectionFor(dest);
+    if (peer !== undefined) {
+      this.writeViaPeer(peer.owner, peer.id, bytes, message, dest);
+      return;
+    }
     const conn = await this.connectionFor(dest);
     await this.writeOn(conn, bytes, message);
   }
@@ -945,6 +1011,135 @@ class Layer implements SwitchboardTransportLayer, ListenerHost {
     );
     this.connecting.set(key, attempt);
     return attempt;
+  }
+
+  // ---- steering: the other workers' side ----
+
+  /**
+   * Another worker's connection to use for `dest`, when this worker has none of its own: the
+   * one the destination names, else one to the same remote endpoint (RFC 3261 §18.1.1 reuse,
+   * across workers).
+   */
+  private peerConnectionFor(dest: Destination): { owner: number; id: string } | undefined {
+    if (this.steering === undefined) return undefined;
+    if (dest.connectionId !== undefined && this.table.get(dest.connectionId) === undefined) {
+      const named = this.peerConnById.get(dest.connectionId);
+      if (named !== undefined) return { owner: named.owner, id: dest.connectionId };
+    }
+    if (this.table.find(dest.protocol, dest) !== undefined) return undefined;
+    return this.peerConnByEndpoint.get(endpointKey(dest.protocol, dest));
+  }
+
+  private writeViaPeer(
+    owner: number,
+    connectionId: string,
+    bytes: Uint8Array,
+    message: SipMessage,
+    remote: Endpoint & { protocol: TransportProtocol },
+  ): void {
+    this.steering!.write(owner, connectionId, bytes);
+    const listener = this.streamListenerFor(remote.protocol, remote.address);
+    this.traceSend(
+      message,
+      bytes.length,
+      remote.protocol,
+      listener?.info.local ?? { address: '', port: 0 },
+      remote,
+      connectionId,
+    );
+  }
+
+  /** A message another worker read, owned here: handled as if read here, not steered again. */
+  private receiveForwarded(f: ForwardedMessage): void {
+    if (this.isClosed) return;
+    const listener = this.active.find((l) => l.info.id === f.listenerId);
+    if (listener === undefined) {
+      this.logger.warn({ listenerId: f.listenerId }, 'forwarded message for an unknown listener');
+      return;
+    }
+    const remote: Endpoint = { address: f.address, port: f.port };
+    const source: Source = {
+      protocol: f.protocol,
+      address: f.address,
+      port: f.port,
+      listener: listener.info,
+      ...(f.connectionId !== undefined ? { connectionId: f.connectionId } : {}),
+    };
+    const id = f.connectionId;
+    const reply = (out: Uint8Array): Promise<void> => {
+      if (id !== undefined) {
+        const owner = this.peerConnById.get(id)?.owner ?? this.ownerOfConnectionId(id);
+        if (owner === undefined) {
+          return Promise.reject(new TransportError('SB_ERR_TRANSPORT_CLOSED', 'connection gone'));
+        }
+        this.steering!.write(owner, id, out);
+        return Promise.resolve();
+      }
+      return listener.kind === 'datagram'
+        ? listener.send(out, remote)
+        : Promise.reject(new TransportError('SB_ERR_TRANSPORT_CLOSED', 'listener gone'));
+    };
+    if (id !== undefined && !this.peerConnById.has(id)) {
+      // The announcement of its connection may still be on its way: the message names it.
+      const owner = this.ownerOfConnectionId(id);
+      if (owner !== undefined) {
+        this.peerAnnounced(owner, {
+          event: 'open',
+          connectionId: id,
+          protocol: f.protocol,
+          address: f.address,
+          port: f.port,
+        });
+      }
+    }
+    this.inbound(f.bytes, f.framing, source, reply, undefined, false);
+  }
+
+  /** The worker whose layer made a connection id (`w<index>/...`, the layer ids serve gives). */
+  private ownerOfConnectionId(id: string): number | undefined {
+    const m = /^w(\d+)\//.exec(id);
+    if (m === null) return undefined;
+    const n = Number(m[1]);
+    return this.steering !== undefined && n < this.steering.workers ? n : undefined;
+  }
+
+  /** Another worker asks to write on a connection of ours. */
+  private writeForPeer(connectionId: string, bytes: Uint8Array): void {
+    const conn = this.table.get(connectionId);
+    if (conn === undefined || conn.closed) {
+      this.diagnostics.error({
+        type: 'send',
+        code: 'SB_ERR_TRANSPORT_CLOSED',
+        protocol: conn?.protocol ?? 'tcp',
+        remote: conn?.remote ?? { address: '', port: 0 },
+        connectionId,
+        detail: 'write from another worker on a connection that is gone',
+      });
+      return;
+    }
+    conn
+      .write(bytes)
+      .catch((err: unknown) => this.sendFailed(err, conn.protocol, conn.remote, conn.id));
+  }
+
+  private peerAnnounced(from: number, a: ConnectionAnnouncement): void {
+    const key = endpointKey(a.protocol, a);
+    if (a.event === 'open') {
+      this.peerConnById.set(a.connectionId, { owner: from, key });
+      this.peerConnByEndpoint.set(key, { owner: from, id: a.connectionId });
+      return;
+    }
+    this.peerConnById.delete(a.connectionId);
+    if (this.peerConnByEndpoint.get(key)?.id === a.connectionId)
+      this.peerConnByEndpoint.delete(key);
+  }
+
+  private forgetPeer(peer: number): void {
+    for (const [id, c] of this.peerConnById) {
+      if (c.owner !== peer) continue;
+      this.peerConnById.delete(id);
+      if (this.peerConnByEndpoint.get(c.key)?.id === id) this.peerConnByEndpoint.delete(c.key);
+    }
   }
 
   private assertOpen(): void {

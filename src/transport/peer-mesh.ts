@@ -1,0 +1,277 @@
+/**
+ * The SteeringLink between the worker processes of one server (steering.ts): every worker
+ * listens on a Unix stream socket `DIR/w<index>.sock` and connects to each other worker's
+ * socket when it first has something for it, so messages between two workers keep their order
+ * and no datagram size limit applies. DIR is a directory the supervising process made for this
+ * run, readable by its user only (mode 0700): no other user can connect.
+ *
+ * A frame is: length (u32, big-endian, of what follows) | type (u8) | header length (u16) |
+ * header (JSON, UTF-8) | payload. The header carries the few fields of a forwarded message or a
+ * write; the payload is the SIP message's bytes, copied once into the frame.
+ *
+ * Delivery is best effort (SteeringLink): a frame for a worker that is not reachable is dropped
+ * and counted, and so is one that would grow a peer connection's write buffer past
+ * `maxBufferedBytes` (a stalled peer must not make this worker grow without bound).
+ */
+import { mkdirSync, rmSync } from 'node:fs';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
+import type { Logger } from '../base/index.ts';
+import type {
+  ConnectionAnnouncement,
+  ForwardedMessage,
+  SteeringHandler,
+  SteeringLink,
+} from './steering.ts';
+
+const HELLO = 0;
+const MESSAGE = 1;
+const WRITE = 2;
+const ANNOUNCE = 3;
+
+/** Largest frame accepted from a peer: a message is bounded by the parser's limits well below. */
+const MAX_FRAME = 16 * 1024 * 1024;
+
+export interface PeerMeshOptions {
+  readonly self: number;
+  readonly workers: number;
+  /** The run's socket directory (made by the supervisor with mode 0700). */
+  readonly dir: string;
+  readonly logger: Logger;
+  /** Most bytes waiting to be written to one peer before frames to it are dropped (default 8 MiB). */
+  readonly maxBufferedBytes?: number;
+}
+
+/** The socket path of worker `index` in `dir`. */
+export function peerSocketPath(dir: string, index: number): string {
+  return join(dir, `w${index}.sock`);
+}
+
+interface Outgoing {
+  socket: Socket | undefined;
+  connected: boolean;
+  /** Frames written while connecting (Node queues them on the socket; counted here). */
+  pendingBytes: number;
+}
+
+function encode(type: number, header: object, payload: Uint8Array | undefined): Buffer {
+  const h = Buffer.from(JSON.stringify(header), 'utf8');
+  const plen = payload === undefined ? 0 : payload.length;
+  const frame = Buffer.allocUnsafe(4 + 1 + 2 + h.length + plen);
+  frame.writeUInt32BE(1 + 2 + h.length + plen, 0);
+  frame[4] = type;
+  frame.writeUInt16BE(h.length, 5);
+  h.copy(frame, 7);
+  if (payload !== undefined) frame.set(payload, 7 + h.length);
+  return frame;
+}
+
+/** The mesh of one worker. */
+export class PeerMesh implements SteeringLink {
+  readonly self: number;
+  readonly workers: number;
+  /** Frames dropped because their peer was unreachable or too far behind. */
+  dropped = 0;
+  private readonly dir: string;
+  private readonly logger: Logger;
+  private readonly maxBuffered: number;
+  private readonly out = new Map<number, Outgoing>();
+  private readonly incoming = new Set<Socket>();
+  private handler: SteeringHandler | undefined;
+  private server: Server | undefined;
+  private closed = false;
+
+  private constructor(o: PeerMeshOptions) {
+    this.self = o.self;
+    this.workers = o.workers;
+    this.dir = o.dir;
+    this.logger = o.logger.child({ mesh: `w${o.self}` });
+    this.maxBuffered = o.maxBufferedBytes ?? 8 * 1024 * 1024;
+  }
+
+  /** Listens on this worker's socket (replacing one a crashed predecessor left behind). */
+  static async start(o: PeerMeshOptions): Promise<PeerMesh> {
+    const mesh = new PeerMesh(o);
+    mkdirSync(o.dir, { recursive: true, mode: 0o700 });
+    const path = peerSocketPath(o.dir, o.self);
+    rmSync(path, { force: true });
+    const server = createServer((socket) => mesh.accept(socket));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(path, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', (err) => mesh.logger.warn({ err }, 'peer socket error'));
+    mesh.server = server;
+    return mesh;
+  }
+
+  attach(handler: SteeringHandler): void {
+    this.handler = handler;
+  }
+
+  forward(to: number, m: ForwardedMessage): void {
+    this.send(
+      to,
+      encode(
+        MESSAGE,
+        {
+          f: m.framing === 'datagram' ? 0 : 1,
+          p: m.protocol,
+          a: m.address,
+          o: m.port,
+          l: m.listenerId,
+          ...(m.connectionId !== undefined ? { c: m.connectionId } : {}),
+        },
+        m.bytes,
+      ),
+    );
+  }
+
+  write(to: number, connectionId: string, bytes: Uint8Array): void {
+    this.send(to, encode(WRITE, { c: connectionId }, bytes));
+  }
+
+  announce(a: ConnectionAnnouncement): void {
+    const frame = encode(ANNOUNCE, a, undefined);
+    for (let i = 0; i < this.workers; i++) if (i !== this.self) this.send(i, frame);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const o of this.out.values()) o.socket?.destroy();
+    this.out.clear();
+    for (const s of this.incoming) s.destroy();
+    this.incoming.clear();
+    const server = this.server;
+    if (server !== undefined) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  // ---- sending ----
+
+  private send(to: number, frame: Buffer): void {
+    if (this.closed || to === this.self || to < 0 || to >= this.workers) {
+      this.dropped += 1;
+      return;
+    }
+    let o = this.out.get(to);
+    if (o === undefined || o.socket === undefined) o = this.connect(to);
+    const socket = o.socket!;
+    const buffered = o.connected ? socket.writableLength : o.pendingBytes;
+    if (buffered + frame.length > this.maxBuffered) {
+      this.dropped += 1;
+      return;
+    }
+    if (!o.connected) o.pendingBytes += frame.length;
+    socket.write(frame);
+  }
+
+  private connect(to: number): Outgoing {
+    const o: Outgoing = { socket: undefined, connected: false, pendingBytes: 0 };
+    const socket = createConnection(peerSocketPath(this.dir, to));
+    o.socket = socket;
+    this.out.set(to, o);
+    socket.setNoDelay?.(true);
+    socket.write(encode(HELLO, { from: this.self }, undefined));
+    socket.once('connect', () => {
+      o.connected = true;
+      o.pendingBytes = 0;
+    });
+    socket.on('error', (err) => {
+      this.logger.debug({ err, peer: to }, 'peer connection failed');
+    });
+    socket.on('close', () => {
+      // Frames still queued are lost (best effort); the next send connects again.
+      if (this.out.get(to) === o) this.out.delete(to);
+    });
+    // Nothing is read on an outgoing connection; keep it flowing so close is noticed.
+    socket.resume();
+    return o;
+  }
+
+  // ---- receiving ----
+
+  private accept(socket: Socket): void {
+    if (this.closed) {
+      socket.destroy();
+      return;
+    }
+    this.incoming.add(socket);
+    let from: number | undefined;
+    let buf: Buffer = Buffer.alloc(0);
+    socket.on('data', (chunk: Buffer) => {
+      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+      let at = 0;
+      while (buf.length - at >= 4) {
+        const len = buf.readUInt32BE(at);
+        if (len < 3 || len > MAX_FRAME) {
+          this.logger.warn({ len }, 'bad frame from a peer: connection closed');
+          socket.destroy();
+          return;
+        }
+        if (buf.length - at - 4 < len) break;
+        const type = buf[at + 4]!;
+        const hlen = buf.readUInt16BE(at + 5);
+        const hstart = at + 7;
+        const pstart = hstart + hlen;
+        const end = at + 4 + len;
+        at = end;
+        let header: Record<string, unknown>;
+        try {
+          header = JSON.parse(buf.toString('utf8', hstart, pstart)) as Record<string, unknown>;
+        } catch {
+          this.logger.warn({}, 'bad frame header from a peer: connection closed');
+          socket.destroy();
+          return;
+        }
+        // The payload is copied out: `buf` is reused for the next frames.
+        const payload = new Uint8Array(buf.subarray(pstart, end));
+        if (type === HELLO) from = Number(header.from);
+        else this.dispatch(type, header, payload, from);
+      }
+      buf = at === buf.length ? Buffer.alloc(0) : buf.subarray(at);
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      this.incoming.delete(socket);
+      if (from !== undefined && !this.closed) this.handler?.peerDown(from);
+    });
+  }
+
+  private dispatch(
+    type: number,
+    h: Record<string, unknown>,
+    payload: Uint8Array,
+    from: number | undefined,
+  ): void {
+    const handler = this.handler;
+    if (handler === undefined) return;
+    try {
+      switch (type) {
+        case MESSAGE:
+          handler.message({
+            framing: h.f === 0 ? 'datagram' : 'stream',
+            bytes: payload,
+            protocol: h.p as ForwardedMessage['protocol'],
+            address: String(h.a),
+            port: Number(h.o),
+            listenerId: String(h.l),
+            ...(typeof h.c === 'string' ? { connectionId: h.c } : {}),
+          });
+          break;
+        case WRITE:
+          handler.write(String(h.c), payload);
+          break;
+        case ANNOUNCE:
+          if (from !== undefined) handler.announced(from, h as unknown as ConnectionAnnouncement);
+          break;
+        default:
+          this.logger.warn({ type }, 'unknown frame type from a peer');
+      }
+    } catch (err) {
+      this.logger.error({ err }, 'steering handler threw');
+    }
+  }
+}
