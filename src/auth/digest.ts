@@ -17,7 +17,7 @@
  * text is UTF-8, RFC 3261 §7.3.1). Nothing here keeps state or logs; thrown
  * errors are programmer mistakes only and never carry a password or an HA1.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { SwitchboardError } from '../base/errors.ts';
 
 /**
@@ -102,12 +102,13 @@ function requireAlgorithm(algorithm: string): DigestAlgorithm {
   return a;
 }
 
-/** H(data) as lowercase hex (RFC 7616 §3.4.1). Strings are hashed as UTF-8. */
+/**
+ * H(data) as lowercase hex (RFC 7616 §3.4.1). Strings are hashed as UTF-8. One-shot
+ * `crypto.hash`: a verification takes three of these, and a Hash object each costs
+ * more than the hashing.
+ */
 export function digestHash(algorithm: string, data: string | Uint8Array): string {
-  const h = createHash(NODE_HASH[hashOf(requireAlgorithm(algorithm))]);
-  if (typeof data === 'string') h.update(data, 'utf8');
-  else h.update(data);
-  return h.digest('hex');
+  return hash(NODE_HASH[hashOf(requireAlgorithm(algorithm))], data, 'hex');
 }
 
 /**

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { ManualClock } from '../base/clock.ts';
 import { seededRandom } from '../base/ids.ts';
@@ -24,6 +25,27 @@ describe('issue / check', () => {
     const n = m.issue('example.com');
     assert.match(n, /^[A-Za-z0-9_-]{48}$/);
     assert.equal(m.check(n, 'example.com'), 'valid');
+  });
+
+  it('is ts | rand | first 16 octets of HMAC-SHA256(secret, ts | rand | realm)', () => {
+    const clock = new ManualClock(0, 1_700_000_000_123);
+    // Short and long secrets (RFC 2104 §2 hashes a key longer than the 64-octet block),
+    // ASCII and non-ASCII realms, one longer than the MAC's first scratch buffer.
+    for (const secret of [SECRET, new Uint8Array(100).fill(5)]) {
+      const m = createNonceManager({ secret, clock, ttlMs: 1_000, random: seededRandom(3) });
+      for (const realm of ['example.com', 'bücher.example', 'x'.repeat(300) + '.example', '']) {
+        const raw = Buffer.from(m.issue(realm), 'base64url');
+        assert.equal(raw.length, 36);
+        assert.equal(raw.readUInt32BE(0) * 0x1_0000_0000 + raw.readUInt32BE(4), 1_700_000_000_123);
+        const mac = createHmac('sha256', secret)
+          .update(raw.subarray(0, 20))
+          .update(realm, 'utf8')
+          .digest()
+          .subarray(0, 16);
+        assert.deepEqual(raw.subarray(20), mac, realm);
+        assert.equal(m.check(raw.toString('base64url'), realm), 'valid');
+      }
+    }
   });
 
   it('nonces differ from one another', () => {
