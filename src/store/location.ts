@@ -28,7 +28,44 @@ export interface Binding {
   readonly userAgent?: string;
 }
 
+/**
+ * What one REGISTER does to the bindings of its AOR (RFC 3261 §10.3 steps 6 and 7),
+ * applied by `LocationStore.apply` as one atomic change.
+ */
+export interface BindingUpdate {
+  /** Canonical AOR, `sip:user@domain`. */
+  readonly aor: string;
+  /** Bindings with expiresAt <= nowMs are gone (neither checked nor returned). */
+  readonly nowMs: number;
+  /**
+   * The REGISTER's Call-ID and CSeq. RFC 3261 §10.3 step 7: if a binding to change
+   * has the same Call-ID and a CSeq not lower, "the update MUST be aborted and the
+   * request fails"; step 6 checks every binding of the AOR in the same way for `*`.
+   */
+  readonly callId: string;
+  readonly cseq: number;
+  /** `Contact: *` with Expires 0: remove every binding (§10.3 step 6). */
+  readonly removeAll?: boolean;
+  /**
+   * Per contact, in the request's order: a Binding to insert or replace, or a contact
+   * text to remove (expires 0).
+   */
+  readonly changes?: readonly (Binding | string)[];
+}
+
+/** `apply`'s result: the AOR's bindings afterwards, or why nothing was changed. */
+export type BindingUpdateResult =
+  | { readonly ok: true; readonly bindings: Binding[] }
+  | { readonly ok: false; readonly reason: 'out-of-order' };
+
 export interface LocationStore {
+  /**
+   * Checks and applies one REGISTER's changes in one transaction, so that no other
+   * writer (another server process) interleaves between the Call-ID/CSeq check and the
+   * writes, and returns what `lookup(aor, nowMs)` returns afterwards (the 200's Contact
+   * list, RFC 3261 §10.3 step 8). Out of order: nothing is changed.
+   */
+  apply(update: BindingUpdate): Promise<BindingUpdateResult>;
   /** Inserts the binding, or replaces the one with the same (aor, contact). */
   upsert(binding: Binding): Promise<void>;
   /** Removes one binding; false when there was none. */

@@ -172,6 +172,83 @@ describe('openSqliteStore', () => {
     assert.equal((await store.location.lookup('sip:bob@example.com', 0)).length, 1);
   });
 
+  it('location.apply: upserts and removes in order, returns the bindings afterwards', async () => {
+    const other = binding({ contact: 'sip:alice@192.0.2.20', q: 0.5, callId: 'c0', cseq: 9 });
+    await store.location.upsert(other);
+    await store.location.upsert(binding({ contact: 'sip:alice@192.0.2.30' }));
+    const fresh = binding({ callId: 'c2', cseq: 1, q: 0.7 });
+    const r = await store.location.apply({
+      aor: 'sip:alice@example.com',
+      nowMs: 0,
+      callId: 'c2',
+      cseq: 1,
+      changes: [fresh, 'sip:alice@192.0.2.30', 'sip:alice@192.0.2.99'],
+    });
+    assert.deepEqual(r, { ok: true, bindings: [fresh, other] });
+    assert.deepEqual(await store.location.lookup('sip:alice@example.com', 0), [fresh, other]);
+    // The same contact twice: the later one wins, as when applied one by one.
+    const twice = binding({ callId: 'c2', cseq: 2, q: 0.1 });
+    const r2 = await store.location.apply({
+      aor: 'sip:alice@example.com',
+      nowMs: 0,
+      callId: 'c2',
+      cseq: 2,
+      changes: [binding({ callId: 'c2', cseq: 2 }), twice],
+    });
+    assert.deepEqual(r2, { ok: true, bindings: [other, twice] });
+  });
+
+  it('location.apply: same Call-ID, CSeq not higher on a changed binding (RFC 3261 §10.3 step 7): nothing changes', async () => {
+    const a = binding({ contact: 'sip:alice@192.0.2.1', callId: 'c1', cseq: 5 });
+    const b = binding({ contact: 'sip:alice@192.0.2.2', callId: 'c1', cseq: 7 });
+    await store.location.upsert(a);
+    await store.location.upsert(b);
+    const update = (cseq: number, changes: (Binding | string)[]) =>
+      store.location.apply({ aor: a.aor, nowMs: 0, callId: 'c1', cseq, changes });
+    const newA = binding({ contact: a.contact, callId: 'c1', cseq: 6 });
+    // b (CSeq 7) is not touched, so CSeq 6 may change a.
+    assert.deepEqual(await update(6, [newA]), { ok: true, bindings: [newA, b] });
+    const out = await update(7, [binding({ contact: a.contact, cseq: 7 }), b.contact]);
+    assert.deepEqual(out, { ok: false, reason: 'out-of-order' });
+    assert.deepEqual(await store.location.lookup(a.aor, 0), [newA, b]);
+    // Another Call-ID is never out of order; an expired binding is not checked.
+    const c = binding({ contact: b.contact, callId: 'c9', cseq: 1 });
+    const r = await store.location.apply({
+      aor: a.aor,
+      nowMs: 0,
+      callId: 'c9',
+      cseq: 1,
+      changes: [c],
+    });
+    assert.deepEqual(r, { ok: true, bindings: [newA, c] });
+    const late = await store.location.apply({
+      aor: a.aor,
+      nowMs: 10_000,
+      callId: 'c1',
+      cseq: 1,
+      changes: [binding({ contact: a.contact, callId: 'c1', cseq: 1, expiresAt: 20_000 })],
+    });
+    assert.equal(late.ok, true);
+  });
+
+  it('location.apply removeAll (Contact: *, RFC 3261 §10.3 step 6): checks every live binding', async () => {
+    const a = binding({ contact: 'sip:alice@192.0.2.1', callId: 'c1', cseq: 5 });
+    const expired = binding({
+      contact: 'sip:alice@192.0.2.2',
+      callId: 'c1',
+      cseq: 9,
+      expiresAt: 1,
+    });
+    await store.location.upsert(a);
+    await store.location.upsert(expired);
+    const star = (cseq: number) =>
+      store.location.apply({ aor: a.aor, nowMs: 5, callId: 'c1', cseq, removeAll: true });
+    assert.deepEqual(await star(5), { ok: false, reason: 'out-of-order' });
+    assert.deepEqual(await store.location.lookup(a.aor, 5), [a]);
+    assert.deepEqual(await star(6), { ok: true, bindings: [] });
+    assert.deepEqual(await store.location.lookup(a.aor, 0), []); // the expired one went too
+  });
+
   it('location: lookup hides expired bindings; purgeExpired deletes them', async () => {
     await store.location.upsert(binding({ contact: 'sip:a@192.0.2.1', expiresAt: 1000 }));
     await store.location.upsert(binding({ contact: 'sip:b@192.0.2.2', expiresAt: 2000 }));

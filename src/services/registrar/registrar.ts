@@ -155,15 +155,13 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
       if (contacts.length !== 1 || m.count('Contact') !== 1 || headerExpires !== 0) {
         return { status: 400, reason: 'Invalid Contact *' };
       }
-      const existing = await location.lookup(aor, now);
       // §10.3 step 6: "the registrar checks whether the Call-ID agrees with the value
       // stored for each binding. If not, it MUST remove the binding. If it does agree, it
-      // MUST remove the binding only if the CSeq in the request is higher".
-      for (const b of existing) {
-        if (b.callId === callId && cseq <= b.cseq) return { status: 500, reason: 'Out of Order' };
-      }
-      await location.removeAll(aor);
-      return okHeaders(aor, now);
+      // MUST remove the binding only if the CSeq in the request is higher" — the store
+      // checks and removes in one transaction.
+      const r = await location.apply({ aor, nowMs: now, callId, cseq, removeAll: true });
+      if (!r.ok) return { status: 500, reason: 'Out of Order' };
+      return okHeaders(r.bindings, now);
     }
 
     // §10.3 step 7, per contact: the expires parameter, else the Expires header, else
@@ -175,44 +173,45 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
       changes.push(change);
     }
 
-    const existing = new Map<string, Binding>();
-    for (const b of await location.lookup(aor, now)) existing.set(b.contact, b);
-    for (const c of changes) {
-      const b = existing.get(c.contact);
-      // "If the binding does exist, the registrar checks the Call-ID value. If the
-      // Call-ID value in the existing binding differs from the Call-ID value in the
-      // request, the binding MUST be removed if the expiration time is zero and updated
-      // otherwise. If they are the same, the registrar compares the CSeq value. If the
-      // value is higher than that of the existing binding, it MUST update or remove the
-      // binding as above. If not, the update MUST be aborted and the request fails."
-      if (b !== undefined && b.callId === callId && cseq <= b.cseq) {
-        return { status: 500, reason: 'Out of Order' };
-      }
-    }
+    // A query (no Contact, §10.3 step 8 alone) changes nothing.
+    if (changes.length === 0) return okHeaders(await location.lookup(aor, now), now);
 
     const path = m.getRawAll('Path').flatMap((v) => splitList(v));
     const received = `${req.source.protocol}:${formatHostPort(req.source.address, req.source.port)}`;
     const userAgent = m.getRaw('User-Agent');
-    for (const c of changes) {
-      if (c.expires === 0) {
-        await location.remove(aor, c.contact);
-        continue;
-      }
-      await location.upsert({
-        aor,
-        contact: c.contact,
-        expiresAt: now + c.expires * 1000,
-        q: c.q,
-        callId,
-        cseq,
-        path,
-        received,
-        ...(c.instance !== undefined ? { instance: c.instance } : {}),
-        ...(c.regId !== undefined ? { regId: c.regId } : {}),
-        ...(userAgent !== undefined ? { userAgent } : {}),
-      });
-    }
-    const headers = await okHeaders(aor, now);
+    // "If the binding does exist, the registrar checks the Call-ID value. If the
+    // Call-ID value in the existing binding differs from the Call-ID value in the
+    // request, the binding MUST be removed if the expiration time is zero and updated
+    // otherwise. If they are the same, the registrar compares the CSeq value. If the
+    // value is higher than that of the existing binding, it MUST update or remove the
+    // binding as above. If not, the update MUST be aborted and the request fails."
+    // The store does the check and the writes in one transaction, and returns the
+    // bindings as they are afterwards for the 200 (step 8).
+    const r = await location.apply({
+      aor,
+      nowMs: now,
+      callId,
+      cseq,
+      changes: changes.map((c): Binding | string =>
+        c.expires === 0
+          ? c.contact
+          : {
+              aor,
+              contact: c.contact,
+              expiresAt: now + c.expires * 1000,
+              q: c.q,
+              callId,
+              cseq,
+              path,
+              received,
+              ...(c.instance !== undefined ? { instance: c.instance } : {}),
+              ...(c.regId !== undefined ? { regId: c.regId } : {}),
+              ...(userAgent !== undefined ? { userAgent } : {}),
+            },
+      ),
+    });
+    if (!r.ok) return { status: 500, reason: 'Out of Order' };
+    const headers = okHeaders(r.bindings, now);
     // RFC 3327 §5.3: the registrar returns the stored Path in the 200 when the UA supports it.
     if (path.length > 0) for (const p of path) headers.push(['Path', p]);
     // RFC 5626 §6: a registration with reg-id and +sip.instance is answered with Require: outbound.
@@ -254,9 +253,9 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
   }
 
   /** §10.3 step 8: every current binding with its remaining expiry, and Date. */
-  async function okHeaders(aor: string, now: number): Promise<Headers> {
+  function okHeaders(bindings: readonly Binding[], now: number): Headers {
     const headers: Headers = [];
-    for (const b of await location.lookup(aor, now)) {
+    for (const b of bindings) {
       const remaining = Math.max(1, Math.round((b.expiresAt - now) / 1000));
       let v = `<${b.contact}>;expires=${remaining}`;
       if (b.q !== 1) v += `;q=${b.q}`;

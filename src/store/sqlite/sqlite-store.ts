@@ -15,6 +15,8 @@ import {
   splitAor,
   type AddUserResult,
   type Binding,
+  type BindingUpdate,
+  type BindingUpdateResult,
   type DomainStore,
   type ImportUsersResult,
   type LocationStore,
@@ -246,6 +248,22 @@ function toBinding(r: BindingRow): Binding {
   };
 }
 
+function bindingParams(b: Binding): Record<string, string | number | null> {
+  return {
+    aor: b.aor,
+    contact: b.contact,
+    expiresAt: b.expiresAt,
+    q: b.q,
+    callId: b.callId,
+    cseq: b.cseq,
+    path: JSON.stringify(b.path),
+    instance: b.instance ?? null,
+    regId: b.regId ?? null,
+    received: b.received ?? null,
+    userAgent: b.userAgent ?? null,
+  };
+}
+
 function locationStore(db: Database.Database): LocationStore {
   const upsert = db.prepare(
     `INSERT INTO bindings (aor, contact, expires_at, q, call_id, cseq, path, instance, reg_id,
@@ -262,25 +280,42 @@ function locationStore(db: Database.Database): LocationStore {
   const lookup = db.prepare<[string, number], BindingRow>(
     'SELECT * FROM bindings WHERE aor = ? AND expires_at > ? ORDER BY q DESC, contact',
   );
+  /** What `apply` checks: the Call-ID and CSeq of each live binding. */
+  const sequence = db.prepare<[string, number], { contact: string; call_id: string; cseq: number }>(
+    'SELECT contact, call_id, cseq FROM bindings WHERE aor = ? AND expires_at > ?',
+  );
   const listAll = db.prepare<[number], BindingRow>(
     'SELECT * FROM bindings WHERE expires_at > ? ORDER BY aor, q DESC, contact',
   );
   const purge = db.prepare('DELETE FROM bindings WHERE expires_at <= ?');
+
+  const applyTx = db.transaction((u: BindingUpdate): BindingUpdateResult => {
+    const changes = u.changes ?? [];
+    const live = sequence.all(u.aor, u.nowMs);
+    if (live.length > 0) {
+      // RFC 3261 §10.3 steps 6 and 7: the same Call-ID with a CSeq not higher aborts.
+      const touched = u.removeAll === true ? undefined : new Set(changes.map(contactOf));
+      for (const r of live) {
+        if (r.call_id === u.callId && u.cseq <= r.cseq && (touched?.has(r.contact) ?? true)) {
+          return { ok: false, reason: 'out-of-order' };
+        }
+      }
+    }
+    if (u.removeAll === true) delAll.run(u.aor);
+    for (const c of changes) {
+      if (typeof c === 'string') del.run(u.aor, c);
+      else upsert.run(bindingParams(c));
+    }
+    return { ok: true, bindings: lookup.all(u.aor, u.nowMs).map(toBinding) };
+  });
+
   return {
+    // IMMEDIATE: the write lock is taken before the check, so another process cannot
+    // commit between the check and the writes (nor make this read-then-write
+    // transaction fail with SQLITE_BUSY when it upgrades to writing).
+    apply: async (u) => applyTx.immediate(u),
     upsert: async (b) => {
-      upsert.run({
-        aor: b.aor,
-        contact: b.contact,
-        expiresAt: b.expiresAt,
-        q: b.q,
-        callId: b.callId,
-        cseq: b.cseq,
-        path: JSON.stringify(b.path),
-        instance: b.instance ?? null,
-        regId: b.regId ?? null,
-        received: b.received ?? null,
-        userAgent: b.userAgent ?? null,
-      });
+      upsert.run(bindingParams(b));
     },
     remove: async (aor, contact) => del.run(aor, contact).changes > 0,
     removeAll: async (aor) => delAll.run(aor).changes,
@@ -289,4 +324,8 @@ function locationStore(db: Database.Database): LocationStore {
       (aor === undefined ? listAll.all(nowMs) : lookup.all(aor, nowMs)).map(toBinding),
     purgeExpired: async (nowMs) => purge.run(nowMs).changes,
   };
+}
+
+function contactOf(c: Binding | string): string {
+  return typeof c === 'string' ? c : c.contact;
 }
