@@ -11,6 +11,7 @@
  * Durations are in seconds, as SIP's Expires (RFC 3261 §20.19).
  */
 import { readFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
@@ -88,6 +89,9 @@ const count = (min: number): z.ZodNumber =>
   z.number().int('expected a whole number').min(min, `must be at least ${min}`);
 const seconds = z.number().positive('expected a number of seconds above 0');
 
+/** Most worker processes (`workers`): far more than cores only adds switching. */
+export const MAX_WORKERS = 64;
+
 /** The file's schema: every key optional (the defaults are in `resolveConfig`). */
 export const serverConfigSchema = z.strictObject({
   dataDir: path.optional(),
@@ -95,6 +99,11 @@ export const serverConfigSchema = z.strictObject({
   listen: z.array(listenSpec).min(1, 'expected at least one listener').optional(),
   logLevel: z.enum(LOG_LEVELS, `expected one of ${LOG_LEVELS.join(', ')}`).optional(),
   shutdownTimeout: z.number().nonnegative('expected a number of seconds, 0 or more').optional(),
+  workers: z
+    .union([z.literal('auto'), count(1).max(MAX_WORKERS, `must be at most ${MAX_WORKERS}`)], {
+      error: `expected a whole number from 1 to ${MAX_WORKERS}, or auto`,
+    })
+    .optional(),
   tls: z.strictObject({ cert: path, key: path }).optional(),
   registrar: z
     .strictObject({
@@ -147,6 +156,8 @@ export interface ServerConfig {
   readonly logLevel: LogLevel;
   /** SIGTERM: how long live transactions may take to finish, seconds. */
   readonly shutdownTimeout: number;
+  /** Worker processes sharing the listeners (1: the server is one process). */
+  readonly workers: number;
   /** Certificate chain and private key files (PEM) for tls: and wss: listeners. */
   readonly tls: { readonly cert: string; readonly key: string } | undefined;
   readonly registrar: {
@@ -185,6 +196,11 @@ export interface ServerConfig {
   };
 }
 
+/** `auto`: one worker per CPU the process may use. */
+function resolveWorkers(w: number | 'auto'): number {
+  return w === 'auto' ? Math.max(1, Math.min(MAX_WORKERS, availableParallelism())) : w;
+}
+
 /** The defaults of every key; docs/configuration.md lists the same values. */
 export const CONFIG_DEFAULTS: ServerConfig = Object.freeze({
   dataDir: DEFAULT_DATA_DIR,
@@ -192,6 +208,7 @@ export const CONFIG_DEFAULTS: ServerConfig = Object.freeze({
   listen: DEFAULT_LISTEN,
   logLevel: 'info',
   shutdownTimeout: 5,
+  workers: 1,
   tls: undefined,
   registrar: Object.freeze({
     minExpires: 60,
@@ -218,6 +235,8 @@ export interface ConfigOverrides {
   readonly domains?: readonly string[];
   readonly listen?: readonly string[];
   readonly logLevel?: string;
+  /** `--workers N|auto`, checked like the file's key. */
+  readonly workers?: string;
   readonly tlsCert?: string;
   readonly tlsKey?: string;
 }
@@ -371,6 +390,19 @@ export function resolveConfig(file: ServerConfigFile, flags: ConfigOverrides = {
       throw new ConfigError('--domain', `not a domain name: ${JSON.stringify(d)}`);
     }
   }
+  let flagWorkers: number | 'auto' | undefined;
+  if (flags.workers !== undefined) {
+    flagWorkers = flags.workers === 'auto' ? 'auto' : Number(flags.workers);
+    if (
+      flagWorkers !== 'auto' &&
+      (!/^[0-9]+$/.test(flags.workers) || flagWorkers < 1 || flagWorkers > MAX_WORKERS)
+    ) {
+      throw new ConfigError(
+        '--workers',
+        `expected a whole number from 1 to ${MAX_WORKERS}, or auto`,
+      );
+    }
+  }
   if (flags.logLevel !== undefined && !(LOG_LEVELS as readonly string[]).includes(flags.logLevel)) {
     throw new ConfigError('--log-level', `expected one of ${LOG_LEVELS.join(', ')}`);
   }
@@ -390,6 +422,7 @@ export function resolveConfig(file: ServerConfigFile, flags: ConfigOverrides = {
     listen: flags.listen ?? file.listen ?? D.listen,
     logLevel: (flags.logLevel as LogLevel | undefined) ?? file.logLevel ?? D.logLevel,
     shutdownTimeout: file.shutdownTimeout ?? D.shutdownTimeout,
+    workers: resolveWorkers(flagWorkers ?? file.workers ?? D.workers),
     tls:
       certFile !== undefined && keyFile !== undefined
         ? { cert: certFile, key: keyFile }

@@ -40,6 +40,7 @@ import { createStack, type Stack } from '../stack/index.ts';
 import type { LocationStore, Store } from '../store/index.ts';
 import { openSqliteStore } from '../store/sqlite/sqlite-store.ts';
 import {
+  PeerMesh,
   createTransportLayer,
   type SwitchboardTransportLayer,
   type TlsCredentials,
@@ -53,6 +54,13 @@ import {
   LOG_LEVELS,
   type ServerConfig,
 } from './config.ts';
+import {
+  leaveCluster,
+  reportReady,
+  superviseWorkers,
+  supervisorStop,
+  workerRole,
+} from './cluster.ts';
 import { EXIT_OK, fail, readErrorReason, type CliIo } from './io.ts';
 
 export { DEFAULT_LISTEN } from './config.ts';
@@ -108,6 +116,7 @@ function parseServeArgs(
     'log-level'?: string;
     'tls-cert'?: string;
     'tls-key'?: string;
+    workers?: string;
   };
   try {
     ({ values } = parseArgs({
@@ -120,6 +129,7 @@ function parseServeArgs(
         'log-level': { type: 'string' },
         'tls-cert': { type: 'string' },
         'tls-key': { type: 'string' },
+        workers: { type: 'string' },
       },
       allowPositionals: false,
       strict: true,
@@ -134,6 +144,7 @@ function parseServeArgs(
     ...(values['log-level'] !== undefined ? { logLevel: values['log-level'] } : {}),
     ...(values['tls-cert'] !== undefined ? { tlsCert: values['tls-cert'] } : {}),
     ...(values['tls-key'] !== undefined ? { tlsKey: values['tls-key'] } : {}),
+    ...(values.workers !== undefined ? { workers: values.workers } : {}),
   };
   return { ...(values.config !== undefined ? { file: values.config } : {}), flags };
 }
@@ -190,6 +201,8 @@ export interface ServiceContext {
   readonly clock: Clock;
   readonly random: RandomSource;
   readonly logger: Logger;
+  /** The digest nonce secret (default: random); the workers of one server share theirs. */
+  readonly secret?: Uint8Array;
 }
 
 /** The running services; `close` stops their timers (the stack then ends their transactions). */
@@ -206,7 +219,7 @@ export interface Services {
  */
 export function buildServices(ctx: ServiceContext): Services {
   const { stack, store, config, clock, random, logger } = ctx;
-  const secret = new Uint8Array(randomBytes(32));
+  const secret = ctx.secret ?? new Uint8Array(randomBytes(32));
   const digests = new Map<string, DigestServer>();
   const users = store.users;
   // One digest server per realm (= domain), made on first use: a domain added while the
@@ -354,7 +367,16 @@ export async function runServe(
     throw e;
   }
   const { dataDir, listen } = config;
-  const logger = lineLogger(io.stderr, config.logLevel);
+  const role = workerRole();
+  const logger = lineLogger(
+    io.stderr,
+    config.logLevel,
+    role === undefined ? {} : { worker: role.index },
+  );
+  if (role === undefined && config.workers > 1) return supervise(argv, config, io, logger, hooks);
+  // Worker 0 speaks for the server on standard output; the others only log.
+  const out: CliIo['stdout'] =
+    role === undefined || role.index === 0 ? io.stdout : { write: () => true };
 
   let store: Store;
   try {
@@ -369,26 +391,33 @@ export async function runServe(
   // Installed before anything is bound or printed, so a SIGTERM right after the
   // "listening" line is never the default (kill without cleanup).
   const signals = hooks.stopSignal === undefined ? signalPromise() : undefined;
-  const stop = hooks.stopSignal ?? signals!.promise;
+  const stop =
+    role === undefined
+      ? (hooks.stopSignal ?? signals!.promise)
+      : Promise.race([supervisorStop(), signals!.promise]);
   let stack: Stack | undefined;
+  let mesh: PeerMesh | undefined;
   let transport: SwitchboardTransportLayer | undefined;
   let services: Services | undefined;
   let purging: { stop(): Promise<void> } | undefined;
   try {
-    for (const d of config.domains) await store.domains.add(d);
-    if ((await store.domains.list()).length === 0) {
-      // Issue #5: "domain from the config or the host name".
-      const host = normalizeDomain(hostname());
-      if (host !== undefined) {
-        await store.domains.add(host);
-        io.stdout.write(`no domain configured: serving the host name ${host}\n`);
-      }
-    }
+    // With workers, the supervisor has added them before starting any worker.
+    if (role === undefined) await addDomains(store, config, io);
 
     const clock = systemClock();
     const random = cryptoRandom();
     try {
+      if (role !== undefined) {
+        mesh = await PeerMesh.start({
+          self: role.index,
+          workers: role.workers,
+          dir: role.meshDir,
+          logger,
+        });
+      }
       transport = await createTransportLayer({
+        ...(role !== undefined ? { id: `w${role.index}` } : {}),
+        ...(mesh !== undefined ? { steering: mesh } : {}),
         listen,
         clock,
         random,
@@ -407,15 +436,26 @@ export async function runServe(
       logger,
       maxServerTransactions: config.limits.maxServerTransactions,
     });
-    services = buildServices({ stack, store, config, clock, random, logger });
-    purging = startPurging(store.location, clock, config.registrar.purgeInterval * 1000, logger);
+    services = buildServices({
+      stack,
+      store,
+      config,
+      clock,
+      random,
+      logger,
+      ...(role !== undefined ? { secret: role.secret } : {}),
+    });
+    // One purger is enough for the one store.
+    if (role === undefined || role.index === 0) {
+      purging = startPurging(store.location, clock, config.registrar.purgeInterval * 1000, logger);
+    }
 
     for (const l of stack.transport.listeners) {
       const host = l.local.address.includes(':') ? `[${l.local.address}]` : l.local.address;
-      io.stdout.write(`listening ${l.protocol}:${host}:${l.local.port}\n`);
+      out.write(`listening ${l.protocol}:${host}:${l.local.port}\n`);
     }
     const domains = await store.domains.list();
-    io.stdout.write(`domains ${domains.join(', ')}\n`);
+    out.write(`domains ${domains.join(', ')}\n`);
     if ((await store.users.list()).length === 0) {
       const d = domains[0] ?? 'example.com';
       // Started by `npm start` in a clone (the README's first line): the command is not on
@@ -424,7 +464,7 @@ export async function runServe(
         process.env.npm_lifecycle_event === 'start' ? 'npx switchboard' : 'switchboard';
       const first = stack.transport.listeners[0];
       const where = first === undefined ? '' : `${first.local.address}:${first.local.port}`;
-      io.stdout.write(
+      out.write(
         [
           '',
           'No users yet. Next steps:',
@@ -436,10 +476,12 @@ export async function runServe(
       );
     }
 
+    if (role !== undefined) reportReady();
+
     await stop;
     // A second SIGTERM/SIGINT while draining gets the default action: stop at once.
     signals?.dispose();
-    io.stdout.write('stopping\n');
+    out.write('stopping\n');
     const r = await drain(stack, transport, clock, config.shutdownTimeout * 1000);
     if (r.drained) {
       logger.info({ ms: Math.round(r.elapsedMs) }, 'drained: no transaction in progress');
@@ -455,7 +497,52 @@ export async function runServe(
     await purging?.stop();
     services?.close();
     await stack?.close();
+    await mesh?.close();
     await store.close();
+    if (role !== undefined) leaveCluster();
+  }
+}
+
+/** The configured domains into the store; the host name when there are none at all. */
+async function addDomains(store: Store, config: ServerConfig, io: CliIo): Promise<void> {
+  for (const d of config.domains) await store.domains.add(d);
+  if ((await store.domains.list()).length === 0) {
+    // Issue #5: "domain from the config or the host name".
+    const host = normalizeDomain(hostname());
+    if (host !== undefined) {
+      await store.domains.add(host);
+      io.stdout.write(`no domain configured: serving the host name ${host}\n`);
+    }
+  }
+}
+
+/** `workers` > 1: the store is prepared here, then the workers serve (cluster.ts). */
+async function supervise(
+  argv: readonly string[],
+  config: ServerConfig,
+  io: CliIo,
+  logger: Logger,
+  hooks: ServeHooks,
+): Promise<number> {
+  let store: Store;
+  try {
+    store = openSqliteStore(config.dataDir);
+  } catch (e) {
+    return fail(
+      io,
+      `serve: cannot open the store in ${config.dataDir}: ${e instanceof Error ? e.message : String(e)}`,
+    );
+  }
+  try {
+    await addDomains(store, config, io);
+  } finally {
+    await store.close();
+  }
+  const signals = hooks.stopSignal === undefined ? signalPromise() : undefined;
+  try {
+    return await superviseWorkers(argv, config, io, logger, hooks.stopSignal ?? signals!.promise);
+  } finally {
+    signals?.dispose();
   }
 }
 
