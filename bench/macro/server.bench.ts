@@ -75,6 +75,16 @@ interface Config {
   readonly warmupMs: number;
 }
 
+/**
+ * Switchboard's `workers`: one per core, as Kamailio gets one UDP child per core (-n), unless
+ * SB_BENCH_WORKERS says otherwise (1: the server as one process).
+ */
+function switchboardWorkers(): number {
+  const env = process.env.SB_BENCH_WORKERS;
+  if (env !== undefined && /^[1-9][0-9]?$/.test(env)) return Number(env);
+  return Math.max(1, cpus().length);
+}
+
 /** Timer J (UDP): how long a finished non-INVITE server transaction stays (RFC 3261 §17.2.2). */
 const TIMER_J_MS = 64 * DEFAULT_TIMERS.T1;
 /** Kamailio tm's wait timer (wt_timer, default 5 s): how long a finished transaction stays. */
@@ -1172,6 +1182,7 @@ async function run(opts: SuiteOptions): Promise<void> {
           users: allUsers,
           env: switchboardEnv(),
           lifetimeMs,
+          workers: switchboardWorkers(),
         }),
       'switchboard',
       kamailio === undefined ? [] : ['kamailio'],

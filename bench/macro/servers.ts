@@ -254,6 +254,8 @@ export interface SwitchboardOptions {
   readonly env: NodeJS.ProcessEnv;
   /** Bound on the life of each process started. */
   readonly lifetimeMs: number;
+  /** `workers` of the configuration: processes sharing the listener (default 1). */
+  readonly workers?: number;
 }
 
 export interface StartOptions {
@@ -311,6 +313,7 @@ function sqliteDataBytes(file: string): number | undefined {
  * import`) and writes the configuration. Each start copies the template: no bindings.
  */
 export function prepareSwitchboard(o: SwitchboardOptions): ServerFactory {
+  const workers = o.workers ?? 1;
   const template = join(o.dir, 'template');
   mkdirSync(template, { recursive: true });
   const csv = join(o.dir, 'users.csv');
@@ -332,6 +335,7 @@ export function prepareSwitchboard(o: SwitchboardOptions): ServerFactory {
       'logLevel: warn',
       'auth:',
       '  algorithms: [MD5]',
+      `workers: ${workers}`,
       '',
     ].join('\n'),
   );
@@ -349,13 +353,26 @@ export function prepareSwitchboard(o: SwitchboardOptions): ServerFactory {
   return {
     kind: 'switchboard',
     description:
-      `node ${args('DATADIR').join(' ')}: one process; config: MD5 challenges only, logLevel ` +
-      'warn, the rest at the defaults; DATADIR a fresh copy of the imported users for each start',
+      `node ${args('DATADIR').join(' ')}: ` +
+      (workers === 1
+        ? 'one process'
+        : `a supervisor and ${workers} worker processes sharing the socket (the memory phase: ` +
+          'one process, --workers 1, for its heap probe)') +
+      '; config: MD5 challenges only, logLevel warn, the rest at the defaults; DATADIR a fresh ' +
+      'copy of the imported users for each start',
     start: async (so = {}) => {
       const dataDir = join(o.dir, `run-${++starts}`);
       cpSync(template, dataDir, { recursive: true });
+      // The heap probe is loaded into one process; worker processes do not get it.
+      const single = so.gcProbe === true || workers === 1;
       try {
-        return await startSwitchboard(o, dataDir, args(dataDir), so.gcProbe === true);
+        return await startSwitchboard(
+          o,
+          dataDir,
+          [...args(dataDir), ...(single ? ['--workers', '1'] : [])],
+          so.gcProbe === true,
+          !single,
+        );
       } catch (e) {
         rmSync(dataDir, { recursive: true, force: true });
         throw e;
@@ -369,6 +386,7 @@ async function startSwitchboard(
   dataDir: string,
   args: readonly string[],
   gcProbe: boolean,
+  cluster: boolean,
 ): Promise<ServerUnderTest> {
   const node = gcProbe ? ['--expose-gc', '--import', pathToFileURL(GC_PROBE).href] : [];
   const s = spawnTracked(
@@ -399,6 +417,7 @@ async function startSwitchboard(
   }
   const dbFile = join(dataDir, 'switchboard.db');
   let stopping: Promise<void> | undefined;
+  if (cluster) return clusterUnderTest(s, port, dataDir, dbFile);
   return {
     kind: 'switchboard',
     target: `${LOOPBACK}:${port}`,
@@ -424,6 +443,63 @@ async function startSwitchboard(
       // Nothing of the process is kept: no drain (SIGTERM would wait up to shutdownTimeout).
       stopping ??= (async () => {
         await stopSpawned(s, () => [], 1500);
+        rmSync(dataDir, { recursive: true, force: true });
+      })();
+      return stopping;
+    },
+  };
+}
+
+/**
+ * `serve` with workers: the supervisor and its children (the workers, and the esbuild service
+ * tsx starts), measured as Kamailio's processes are: CPU summed, memory as the summed PSS
+ * (pages shared between them counted once), the peak the highest sum sampled every 250 ms.
+ */
+async function clusterUnderTest(
+  s: Spawned,
+  port: number,
+  dataDir: string,
+  dbFile: string,
+): Promise<ServerUnderTest> {
+  // The workers are forked before the first one prints; wait until they all have started.
+  await pollUntil(() => childPids(s.pid).length >= 2, 10_000, 50);
+  const all = (): number[] => [s.pid, ...childPids(s.pid)];
+  let peak = 0;
+  const memoryKb = (): number | undefined => {
+    let sum = 0;
+    for (const pid of all()) {
+      const p = pssKb(pid);
+      if (p === undefined) return undefined;
+      sum += p;
+    }
+    peak = Math.max(peak, sum);
+    return sum;
+  };
+  const sampler = setInterval(memoryKb, 250);
+  sampler.unref();
+  void s.exit.then(() => clearInterval(sampler));
+  memoryKb();
+  let stopping: Promise<void> | undefined;
+  return {
+    kind: 'switchboard',
+    target: `${LOOPBACK}:${port}`,
+    pids: all,
+    cpuMs: () => all().reduce((sum, pid) => sum + (cpuMs(pid) ?? 0), 0),
+    waitMs: () => all().reduce((sum, pid) => sum + (runQueueWaitMs(pid) ?? 0), 0),
+    memoryKb,
+    peakKb: () => {
+      memoryKb();
+      return peak === 0 ? undefined : peak;
+    },
+    storeBytes: () => sqliteDataBytes(dbFile),
+    collect: () => Promise.resolve(undefined),
+    takeLog: () => s.log.take(),
+    exited: () => s.exitInfo(),
+    stop() {
+      stopping ??= (async () => {
+        clearInterval(sampler);
+        const kids = childPids(s.pid);
+        await stopSpawned(s, () => kids, 1500);
         rmSync(dataDir, { recursive: true, force: true });
       })();
       return stopping;
