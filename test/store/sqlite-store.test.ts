@@ -9,6 +9,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
 import { ha1 } from '../../src/auth/index.ts';
 import type { Binding, UserCredentials } from '../../src/store/index.ts';
 import { splitAor } from '../../src/store/index.ts';
@@ -59,7 +60,7 @@ describe('openSqliteStore', () => {
   it('creates DATADIR/switchboard.db in WAL mode at the current schema version', async () => {
     assert.equal(store.file, join(dir, 'data', DATABASE_FILE));
     assert.ok(readdirSync(join(dir, 'data')).includes(DATABASE_FILE));
-    assert.equal(SCHEMA_VERSION, 1);
+    assert.equal(SCHEMA_VERSION, 2);
     await reopen(); // migrations are not re-run on an up-to-date database
     assert.deepEqual(await store.domains.list(), []);
   });
@@ -320,6 +321,73 @@ describe('openSqliteStore', () => {
     store = openSqliteStore(join(dir, 'data'));
     assert.deepEqual(await store.domains.list(), ['example.com']);
     assert.deepEqual(await store.location.lookup('sip:alice@example.com', 0), [binding()]);
+  });
+
+  it('users and domains changed through another connection are seen by the next read', async () => {
+    // The server reads through `store`; `other` stands for the `switchboard user` and
+    // `domain` commands or another server worker, each with its own connection.
+    const other = openSqliteStore(join(dir, 'data'));
+    try {
+      const alice = 'sip:alice@example.com';
+      assert.equal(await store.domains.has('example.com'), false);
+      assert.equal(await store.users.get(alice), undefined);
+      await other.domains.add('example.com');
+      assert.equal(await store.domains.has('example.com'), true);
+      assert.equal(await store.users.get(alice), undefined);
+      const c1 = creds('alice', 'example.com', 'one');
+      await other.users.add(alice, c1);
+      assert.equal((await store.users.get(alice))?.ha1Md5, c1.ha1Md5);
+      // Bindings written elsewhere (other workers registering) leave users as they are.
+      await other.location.upsert(binding());
+      assert.equal((await store.users.get(alice))?.ha1Md5, c1.ha1Md5);
+      const c2 = creds('alice', 'example.com', 'two');
+      await other.users.setPassword(alice, c2);
+      assert.equal((await store.users.get(alice))?.ha1Md5, c2.ha1Md5);
+      await other.users.importMany([
+        { aor: 'sip:bob@example.com', credentials: creds('bob', 'example.com', 'b') },
+      ]);
+      assert.notEqual(await store.users.get('sip:bob@example.com'), undefined);
+      await other.users.remove(alice);
+      assert.equal(await store.users.get(alice), undefined);
+      await other.users.remove('sip:bob@example.com');
+      assert.equal(await other.domains.remove('example.com'), 'removed');
+      assert.equal(await store.domains.has('example.com'), false);
+      // And the other way round: this connection's own changes are seen by its reads.
+      await store.domains.add('b.example');
+      assert.equal(await store.domains.has('B.example'), true);
+      assert.equal(await other.domains.has('b.example'), true);
+      await store.users.add('sip:carol@b.example', creds('carol', 'b.example', 'c'));
+      assert.notEqual(await store.users.get('sip:carol@b.example'), undefined);
+      await store.users.remove('sip:carol@b.example');
+      assert.equal(await store.users.get('sip:carol@b.example'), undefined);
+      assert.equal(await other.users.get('sip:carol@b.example'), undefined);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('a database at schema version 1 is migrated with its users and bindings', async () => {
+    await store.domains.add('example.com');
+    await store.users.add('sip:alice@example.com', creds('alice', 'example.com', 'pw'));
+    await store.location.upsert(binding());
+    await store.close();
+    // Back to version 1 as an older Switchboard left it: no counter, no triggers.
+    const db = new Database(join(dir, 'data', DATABASE_FILE));
+    db.exec(`DROP TABLE accounts_version;
+      DROP TRIGGER users_inserted; DROP TRIGGER users_updated; DROP TRIGGER users_deleted;
+      DROP TRIGGER domains_inserted; DROP TRIGGER domains_updated; DROP TRIGGER domains_deleted;
+      UPDATE schema_version SET version = 1;`);
+    db.close();
+    store = openSqliteStore(join(dir, 'data'));
+    const other = openSqliteStore(join(dir, 'data'));
+    try {
+      assert.notEqual(await store.users.get('sip:alice@example.com'), undefined);
+      assert.deepEqual(await store.location.lookup('sip:alice@example.com', 0), [binding()]);
+      await other.users.remove('sip:alice@example.com');
+      assert.equal(await store.users.get('sip:alice@example.com'), undefined);
+    } finally {
+      await other.close();
+    }
   });
 
   it('no clear-text password in the database files', async () => {

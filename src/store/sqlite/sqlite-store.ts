@@ -57,6 +57,23 @@ const MIGRATIONS: readonly string[] = Object.freeze([
      PRIMARY KEY (aor, contact)
    ) WITHOUT ROWID;
    CREATE INDEX bindings_expires ON bindings(expires_at);`,
+  // 2: a counter that every change to users or domains bumps, by triggers (so that any
+  // writer bumps it, in the same transaction): the caches of `userStore` and
+  // `domainStore` compare it to tell whether another process changed them.
+  `CREATE TABLE accounts_version (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL);
+   INSERT INTO accounts_version (id, n) VALUES (1, 0);
+   CREATE TRIGGER users_inserted AFTER INSERT ON users
+     BEGIN UPDATE accounts_version SET n = n + 1; END;
+   CREATE TRIGGER users_updated AFTER UPDATE ON users
+     BEGIN UPDATE accounts_version SET n = n + 1; END;
+   CREATE TRIGGER users_deleted AFTER DELETE ON users
+     BEGIN UPDATE accounts_version SET n = n + 1; END;
+   CREATE TRIGGER domains_inserted AFTER INSERT ON domains
+     BEGIN UPDATE accounts_version SET n = n + 1; END;
+   CREATE TRIGGER domains_updated AFTER UPDATE ON domains
+     BEGIN UPDATE accounts_version SET n = n + 1; END;
+   CREATE TRIGGER domains_deleted AFTER DELETE ON domains
+     BEGIN UPDATE accounts_version SET n = n + 1; END;`,
 ]);
 
 /** The current schema version (the number of migrations). */
@@ -112,10 +129,11 @@ export function openSqliteStore(dataDir: string): SqliteStore {
     db.close();
     throw e;
   }
+  const accounts = accountsCache(db);
   return {
     file,
-    users: userStore(db),
-    domains: domainStore(db),
+    users: userStore(db, accounts),
+    domains: domainStore(db, accounts),
     location: locationStore(db),
     close: async () => {
       if (db.open) db.close();
@@ -146,7 +164,62 @@ function toUser(r: UserRow): UserRecord {
   return { aor: r.aor, user: r.user, domain: r.domain, ha1Md5: r.ha1_md5, ha1Sha256: r.ha1_sha256 };
 }
 
-function userStore(db: Database.Database): UserStore {
+/** Most users remembered; beyond it the cache starts again (unknown AORs are cached too). */
+const MAX_CACHED_USERS = 65_536;
+
+/**
+ * Users and domains as last read from this database, for the reads every REGISTER and
+ * every authenticated request makes. Another process (the `switchboard user` and
+ * `domain` commands, other server workers) may change them at any time, so every read
+ * first asks whether anything changed since the cache was filled:
+ *
+ * - `PRAGMA data_version` changes when another connection has committed anything
+ *   (https://sqlite.org/pragma.html#pragma_data_version); unchanged, the cache holds;
+ * - changed, `accounts_version` (bumped by triggers on users and domains, migration 2)
+ *   says whether it was users or domains, or only bindings (other workers registering);
+ * - this connection's own changes to users and domains clear the cache directly.
+ *
+ * The counter is read after data_version, so a commit between the two reads is seen at
+ * the latest at the next read. There is no timer: a change is seen by the first read
+ * after its commit.
+ */
+interface AccountsCache {
+  /** Makes the cache current; call before every cached read. */
+  validate(): void;
+  /** Forgets everything (after this connection changed users or domains). */
+  clear(): void;
+  readonly users: Map<string, UserRecord | null>;
+  domains: Set<string> | undefined;
+}
+
+function accountsCache(db: Database.Database): AccountsCache {
+  const dataVersion = db.prepare<[], number>('PRAGMA data_version').pluck();
+  const counter = db.prepare<[], number>('SELECT n FROM accounts_version').pluck();
+  let seenDataVersion: number | undefined;
+  let seenCounter: number | undefined;
+  const cache: AccountsCache = {
+    users: new Map(),
+    domains: undefined,
+    validate() {
+      const dv = dataVersion.get();
+      if (dv === seenDataVersion) return;
+      seenDataVersion = dv;
+      const n = counter.get();
+      if (n === seenCounter) return;
+      seenCounter = n;
+      cache.users.clear();
+      cache.domains = undefined;
+    },
+    clear() {
+      seenCounter = undefined;
+      cache.users.clear();
+      cache.domains = undefined;
+    },
+  };
+  return cache;
+}
+
+function userStore(db: Database.Database, cache: AccountsCache): UserStore {
   const hasDomain = db.prepare<[string], { one: number }>(
     'SELECT 1 AS one FROM domains WHERE name = ?',
   );
@@ -188,20 +261,35 @@ function userStore(db: Database.Database): UserStore {
   });
 
   const addTx = db.transaction(addOne);
+  /** Runs a change to users, then forgets the cache (also when it threw: it may have been half done). */
+  const changing = <T>(f: () => T): T => {
+    try {
+      return f();
+    } finally {
+      cache.clear();
+    }
+  };
   return {
     // async: a synchronous throw becomes a rejected promise, as the interface promises.
-    add: async (aor, c) => addTx(aor, c),
-    setPassword: async (aor, c) => update.run(c.ha1Md5, c.ha1Sha256, aor).changes > 0,
-    remove: async (aor) => del.run(aor).changes > 0,
+    add: async (aor, c) => changing(() => addTx(aor, c)),
+    setPassword: async (aor, c) =>
+      changing(() => update.run(c.ha1Md5, c.ha1Sha256, aor).changes > 0),
+    remove: async (aor) => changing(() => del.run(aor).changes > 0),
     get: async (aor) => {
+      cache.validate();
+      const hit = cache.users.get(aor);
+      if (hit !== undefined) return hit ?? undefined;
       const r = getUser.get(aor);
-      return r === undefined ? undefined : toUser(r);
+      const u = r === undefined ? null : Object.freeze(toUser(r));
+      if (cache.users.size >= MAX_CACHED_USERS) cache.users.clear();
+      cache.users.set(aor, u);
+      return u ?? undefined;
     },
     list: async (domain) =>
       (domain === undefined ? listAll.all() : listDomain.all(domain.toLowerCase())).map(toUser),
     importMany: async (rows) => {
       try {
-        return { ok: true, count: importTx(rows) };
+        return { ok: true, count: changing(() => importTx(rows)) };
       } catch (e) {
         if (e instanceof Refused) return e.result;
         throw e;
@@ -210,7 +298,7 @@ function userStore(db: Database.Database): UserStore {
   };
 }
 
-function domainStore(db: Database.Database): DomainStore {
+function domainStore(db: Database.Database, cache: AccountsCache): DomainStore {
   const insert = db.prepare('INSERT OR IGNORE INTO domains (name) VALUES (?)');
   const has = db.prepare<[string], { one: number }>('SELECT 1 AS one FROM domains WHERE name = ?');
   const used = db.prepare<[string], { one: number }>(
@@ -224,11 +312,22 @@ function domainStore(db: Database.Database): DomainStore {
     del.run(name);
     return 'removed';
   });
+  const changing = <T>(f: () => T): T => {
+    try {
+      return f();
+    } finally {
+      cache.clear();
+    }
+  };
   return {
-    add: async (name) => insert.run(name.toLowerCase()).changes > 0,
-    remove: async (name) => removeTx(name.toLowerCase()),
+    add: async (name) => changing(() => insert.run(name.toLowerCase()).changes > 0),
+    remove: async (name) => changing(() => removeTx(name.toLowerCase())),
     list: async () => list.all().map((r) => r.name),
-    has: async (name) => has.get(name.toLowerCase()) !== undefined,
+    has: async (name) => {
+      cache.validate();
+      cache.domains ??= new Set(list.all().map((r) => r.name));
+      return cache.domains.has(name.toLowerCase());
+    },
   };
 }
 
