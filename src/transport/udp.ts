@@ -67,6 +67,26 @@ class UdpListener implements DatagramListener {
   }
 }
 
+/**
+ * node:dgram resolves every destination with dns.lookup before sending, which for an IP
+ * literal still costs a deferred callback per datagram. The layer only sends to addresses
+ * (names are resolved above it, RFC 3263), so the lookup answers at once and refuses a name.
+ */
+function literalLookup(
+  host: string,
+  _family: unknown,
+  callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
+): void {
+  const f = ipFamily(host);
+  if (f === 0) {
+    const err: NodeJS.ErrnoException = new Error(`not an IP address: ${host}`);
+    err.code = 'ENOTFOUND';
+    callback(err, '', 0);
+    return;
+  }
+  callback(null, host, f);
+}
+
 /** Binds a UDP listener; rejects with the socket's error (EADDRINUSE, EADDRNOTAVAIL, ...). */
 export function createUdpListener(
   settings: ListenerSettings,
@@ -74,7 +94,7 @@ export function createUdpListener(
 ): Promise<DatagramListener> {
   const family = ipFamily(settings.address) === 6 ? 'udp6' : 'udp4';
   // ipv6Only: a listener on :: serves IPv6 only, so that listenerFor() can go by family.
-  const socket = createSocket({ type: family, ipv6Only: family === 'udp6' });
+  const socket = createSocket({ type: family, ipv6Only: family === 'udp6', lookup: literalLookup });
   return new Promise((resolve, reject) => {
     const onBindError = (err: Error): void => {
       socket.close();
