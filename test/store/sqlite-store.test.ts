@@ -60,7 +60,7 @@ describe('openSqliteStore', () => {
   it('creates DATADIR/switchboard.db in WAL mode at the current schema version', async () => {
     assert.equal(store.file, join(dir, 'data', DATABASE_FILE));
     assert.ok(readdirSync(join(dir, 'data')).includes(DATABASE_FILE));
-    assert.equal(SCHEMA_VERSION, 2);
+    assert.equal(SCHEMA_VERSION, 3);
     await reopen(); // migrations are not re-run on an up-to-date database
     assert.deepEqual(await store.domains.list(), []);
   });
@@ -366,7 +366,7 @@ describe('openSqliteStore', () => {
     }
   });
 
-  it('a database at schema version 1 is migrated with its users and bindings', async () => {
+  it('a database at schema version 1 is migrated (2, 3) with its users and bindings', async () => {
     await store.domains.add('example.com');
     await store.users.add('sip:alice@example.com', creds('alice', 'example.com', 'pw'));
     await store.location.upsert(binding());
@@ -376,10 +376,18 @@ describe('openSqliteStore', () => {
     db.exec(`DROP TABLE accounts_version;
       DROP TRIGGER users_inserted; DROP TRIGGER users_updated; DROP TRIGGER users_deleted;
       DROP TRIGGER domains_inserted; DROP TRIGGER domains_updated; DROP TRIGGER domains_deleted;
+      CREATE INDEX bindings_expires ON bindings(expires_at);
       UPDATE schema_version SET version = 1;`);
     db.close();
     store = openSqliteStore(join(dir, 'data'));
     const other = openSqliteStore(join(dir, 'data'));
+    const look = new Database(join(dir, 'data', DATABASE_FILE), { readonly: true });
+    const indexes = look
+      .prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'index'")
+      .all()
+      .map((r) => r.name);
+    look.close();
+    assert.equal(indexes.includes('bindings_expires'), false); // migration 3
     try {
       assert.notEqual(await store.users.get('sip:alice@example.com'), undefined);
       assert.deepEqual(await store.location.lookup('sip:alice@example.com', 0), [binding()]);
