@@ -92,6 +92,8 @@ export class InviteServerTransaction {
   readonly side = 'server' as const;
   readonly id: string;
   readonly request: SipRequest;
+  /** @internal The TransactionLayer's matching keys (see forgetServer). */
+  layerKeys: unknown;
   /** Where the INVITE came from; responses go back through it (§18.2.2). */
   readonly source: Source;
   readonly reliable: boolean;

@@ -17,6 +17,8 @@
  * ```
  */
 import type { SipRequest, SipResponse } from '../sip/message/message.ts';
+import { parseMessage } from '../sip/parser/parse-message.ts';
+import { serializeMessage } from '../sip/message/serialize.ts';
 import type { InboundRequest, Source } from '../transport/transport.ts';
 import { isReliable } from '../transport/transport.ts';
 import { SwitchboardError } from '../base/errors.ts';
@@ -62,7 +64,6 @@ export class NonInviteServerTransaction {
   readonly kind = 'non-invite' as const;
   readonly side = 'server' as const;
   readonly id: string;
-  readonly request: SipRequest;
   /** Where the request came from; responses go back through it (§18.2.2). */
   readonly source: Source;
   readonly reliable: boolean;
@@ -73,8 +74,17 @@ export class NonInviteServerTransaction {
   private readonly values: TimerValues;
   private readonly timers: TimerSet<MachineTimer>;
   private last: SipResponse | undefined;
+  private req: SipRequest | undefined;
+  /**
+   * Completed over UDP, the request and the final response are kept as their octets (see
+   * `compact`); parsed again only when read or retransmitted.
+   */
+  private reqBytes: Uint8Array | undefined;
+  private lastBytes: Uint8Array | undefined;
   /** A transport error has been reported to the TU (RFC 6026 §8.8). */
   private failed = false;
+  /** @internal The TransactionLayer's matching keys, kept so that it never reads `request` again. */
+  layerKeys: unknown;
 
   constructor(o: NonInviteServerInit) {
     if (o.request.method === 'INVITE' || o.request.method === 'ACK') {
@@ -84,7 +94,7 @@ export class NonInviteServerTransaction {
       );
     }
     this.id = o.id;
-    this.request = o.request;
+    this.req = o.request;
     this.source = o.source;
     this.host = o.host;
     this.ctx = o.host.ctx;
@@ -97,8 +107,17 @@ export class NonInviteServerTransaction {
     return this.current;
   }
 
+  /** The request that created the transaction. */
+  get request(): SipRequest {
+    this.req ??= reparse(this.reqBytes!) as SipRequest;
+    return this.req;
+  }
+
   /** The last response passed to the transport (provisional or final). */
   get lastResponse(): SipResponse | undefined {
+    if (this.last === undefined && this.lastBytes !== undefined) {
+      this.last = reparse(this.lastBytes) as SipResponse;
+    }
     return this.last;
   }
 
@@ -139,7 +158,10 @@ export class NonInviteServerTransaction {
         if (this.current === 'trying' || this.current === 'proceeding') {
           this.transition('completed');
           if (this.values.J === 0) this.transition('terminated');
-          else this.timers.start('J', this.values.J, () => this.onTimerJ());
+          else {
+            this.timers.start('J', this.values.J, () => this.onTimerJ());
+            this.compact();
+          }
         }
         return sent;
       }
@@ -169,7 +191,16 @@ export class NonInviteServerTransaction {
         // layer for retransmission." "While in the 'Completed' state, the server transaction MUST
         // pass the final response to the transport layer for retransmission whenever a
         // retransmission of the request is received."
-        if (this.last !== undefined) void this.send(this.last, true).catch(() => {});
+        {
+          let last: SipResponse | undefined;
+          try {
+            last = this.lastResponse;
+          } catch (e) {
+            this.ctx.logger.error({ id: this.id, err: e }, 'kept final response unusable');
+            return;
+          }
+          if (last !== undefined) void this.send(last, true).catch(() => {});
+        }
         return;
       case 'terminated':
         return;
@@ -205,6 +236,31 @@ export class NonInviteServerTransaction {
       state: this.current,
     });
     return Promise.resolve();
+  }
+
+  /**
+   * Completed waits 64*T1 (Timer J, 32 s) only to answer retransmissions (§17.2.2). Held as
+   * parsed objects for that long, a request and its response (several kB of header objects and
+   * decoded values, promoted to the old generation) would be most of the memory of a busy
+   * registrar; their octets are a few hundred bytes. (Serializing and parsing back give the
+   * same message: a property the message core's tests hold.)
+   */
+  private compact(): void {
+    const req = this.req;
+    const last = this.last;
+    if (req === undefined || last === undefined) return;
+    let reqBytes: Uint8Array;
+    let lastBytes: Uint8Array;
+    try {
+      reqBytes = serializeMessage(req);
+      lastBytes = serializeMessage(last);
+    } catch {
+      return;
+    }
+    this.reqBytes = reqBytes;
+    this.lastBytes = lastBytes;
+    this.req = undefined;
+    this.last = undefined;
   }
 
   private send(res: SipResponse, retransmission: boolean): Promise<void> {
@@ -258,4 +314,13 @@ export class NonInviteServerTransaction {
       }
     }
   }
+}
+
+/** A message this transaction serialized, parsed again. */
+function reparse(bytes: Uint8Array): SipRequest | SipResponse {
+  const r = parseMessage(bytes, { framing: 'datagram' });
+  if (!r.ok) {
+    throw new SwitchboardError('SB_ERR_HEADER_UNDECODABLE', `a kept message: ${r.error.code}`);
+  }
+  return r.message as SipRequest | SipResponse;
 }

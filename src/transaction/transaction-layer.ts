@@ -496,36 +496,38 @@ export class TransactionLayer {
             host: this.nonInviteServerHost,
           });
     this.servers.set(id, tx);
+    // The keys are kept with the transaction, so that forgetting it never reads the request
+    // again (a completed transaction keeps it as octets, non-invite-server.ts).
+    const keys: ServerKeys = {};
     if (req.method !== 'CANCEL') {
       const cancelKey = serverKeyWithoutMethod(req);
+      keys.cancel = cancelKey;
       if (!this.byCancelKey.has(cancelKey)) this.byCancelKey.set(cancelKey, tx);
     }
     if (tx instanceof InviteServerTransaction) {
       const ackKey = rfc2543AckKey(req);
+      keys.ack = ackKey;
       if (ackKey !== undefined) this.byRfc2543Ack.set(ackKey, tx);
       const dialogKey = ackDialogKey(req);
+      keys.dialog = dialogKey;
       if (dialogKey !== undefined) this.invitesByDialogKey.set(dialogKey, tx);
     }
+    tx.layerKeys = keys;
     this.ctx.emit({ type: 'created', side: 'server', kind: tx.kind, id, method: req.method });
     return tx;
   }
 
   private forgetServer(tx: ServerTransaction): void {
     if (this.servers.get(tx.id) === tx) this.servers.delete(tx.id);
-    const req = tx.request;
-    const cancelKey = keyOrUndefined(() => serverKeyWithoutMethod(req));
-    if (cancelKey !== undefined && this.byCancelKey.get(cancelKey) === tx) {
-      this.byCancelKey.delete(cancelKey);
+    const keys = (tx.layerKeys ?? {}) as ServerKeys;
+    if (keys.cancel !== undefined && this.byCancelKey.get(keys.cancel) === tx) {
+      this.byCancelKey.delete(keys.cancel);
     }
-    if (tx instanceof InviteServerTransaction) {
-      const ackKey = keyOrUndefined(() => rfc2543AckKey(req));
-      if (ackKey !== undefined && this.byRfc2543Ack.get(ackKey) === tx) {
-        this.byRfc2543Ack.delete(ackKey);
-      }
-      const dialogKey = ackDialogKey(req);
-      if (dialogKey !== undefined && this.invitesByDialogKey.get(dialogKey) === tx) {
-        this.invitesByDialogKey.delete(dialogKey);
-      }
+    if (keys.ack !== undefined && this.byRfc2543Ack.get(keys.ack) === tx) {
+      this.byRfc2543Ack.delete(keys.ack);
+    }
+    if (keys.dialog !== undefined && this.invitesByDialogKey.get(keys.dialog) === tx) {
+      this.invitesByDialogKey.delete(keys.dialog);
     }
   }
 
@@ -631,6 +633,13 @@ export class TransactionLayer {
     });
     sendSafely(() => this.transport.sendResponse(res, inbound.source)).catch(noop);
   }
+}
+
+/** The keys under which the layer filed a server transaction besides its id. */
+interface ServerKeys {
+  cancel?: string;
+  ack?: string;
+  dialog?: string;
 }
 
 /**
