@@ -206,3 +206,36 @@ describe('nc replay protection (RFC 7616 §3.4, §5.5)', () => {
     assert.equal(m.acceptNc(b, 2), 'stale');
   });
 });
+
+describe('issuers sharing one secret (worker processes)', () => {
+  it('marks its nonces; counts for another issuer’s nonce are stale, its own are tracked', () => {
+    const clock = new ManualClock();
+    const opts = { secret: SECRET, clock, ttlMs: 1_000 } as const;
+    const w0 = createNonceManager({ ...opts, random: seededRandom(1), issuer: 0 });
+    const w1 = createNonceManager({ ...opts, random: seededRandom(2), issuer: 1 });
+    const n0 = w0.issue('example.com');
+    const n1 = w1.issue('example.com');
+    assert.equal(Buffer.from(n0, 'base64url')[8], 0);
+    assert.equal(Buffer.from(n1, 'base64url')[8], 1);
+    // The MAC holds for both in both: a nonce from the other worker is genuine...
+    assert.equal(w1.check(n0, 'example.com'), 'valid');
+    assert.equal(w0.check(n1, 'example.com'), 'valid');
+    // ...but only its issuer keeps its counts: elsewhere the client is sent for a fresh one.
+    assert.equal(w1.acceptNc(n0, 1), 'stale');
+    assert.equal(w0.acceptNc(n0, 1), 'ok');
+    assert.equal(w0.acceptNc(n0, 1), 'replay');
+    assert.equal(w1.acceptNc(n1, 1), 'ok');
+  });
+
+  it('the issuer octet is covered by the MAC', () => {
+    const { m } = manager({ issuer: 3 });
+    const raw = Buffer.from(m.issue('example.com'), 'base64url');
+    raw[8] = 4;
+    assert.equal(m.check(raw.toString('base64url'), 'example.com'), 'invalid');
+  });
+
+  it('refuses an issuer outside 0..255', () => {
+    assert.throws(() => manager({ issuer: 256 }), { code: 'SB_ERR_INVALID_ARGUMENT' });
+    assert.throws(() => manager({ issuer: -1 }), { code: 'SB_ERR_INVALID_ARGUMENT' });
+  });
+});

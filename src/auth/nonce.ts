@@ -50,6 +50,15 @@ export interface NonceManagerOptions {
   readonly random: RandomSource;
   /** Most nonces whose highest nc is remembered (default 10 000). */
   readonly maxTracked?: number;
+  /**
+   * Several servers (the worker processes of one server) share the secret, so each accepts the
+   * others' nonces, but each remembers only the nonce counts it saw itself. With `issuer`
+   * (0..255) set, this one marks the nonces it issues (the first octet of the random part,
+   * covered by the MAC) and answers a count for another issuer's nonce as 'stale': the client
+   * fetches a nonce from here, whose counts are kept here (RFC 7616 §3.4, §5.5), instead of a
+   * replay passing in a process that never saw the original.
+   */
+  readonly issuer?: number;
 }
 
 export interface NonceManager {
@@ -146,6 +155,10 @@ export function createNonceManager(options: NonceManagerOptions): NonceManager {
   if (!Number.isFinite(ttlMs) || ttlMs <= 0) {
     throw new SwitchboardError('SB_ERR_INVALID_ARGUMENT', 'nonce ttlMs must be positive');
   }
+  const issuer = options.issuer;
+  if (issuer !== undefined && !(Number.isInteger(issuer) && issuer >= 0 && issuer <= 255)) {
+    throw new SwitchboardError('SB_ERR_INVALID_ARGUMENT', `nonce issuer ${issuer} not in 0..255`);
+  }
   const mac = createHmacSha256(Buffer.from(options.secret));
   /** Where `check` puts the MAC it expects. */
   const expected = Buffer.alloc(MAC_LEN);
@@ -166,6 +179,7 @@ export function createNonceManager(options: NonceManagerOptions): NonceManager {
       raw.writeUInt32BE(ts % 0x1_0000_0000, 4);
       const body = raw.subarray(0, TS_LEN + RAND_LEN);
       random.fill(body.subarray(TS_LEN));
+      if (issuer !== undefined) raw[TS_LEN] = issuer;
       mac(body, realm, raw, TS_LEN + RAND_LEN);
       return raw.toString('base64url');
     },
@@ -192,6 +206,7 @@ export function createNonceManager(options: NonceManagerOptions): NonceManager {
       }
       const d = decode(nonce);
       if (d === undefined) return 'replay';
+      if (issuer !== undefined && d.body[TS_LEN] !== issuer) return 'stale';
       if (d.ts <= evictedThrough) return 'stale';
       seen.set(nonce, { nc, ts: d.ts });
       return 'ok';

@@ -66,6 +66,8 @@ export interface DigestServerOptions {
   readonly nonceTtlMs?: number;
   /** How many nonces' highest nc is remembered (default 10 000). */
   readonly maxTrackedNonces?: number;
+  /** Marks this server's nonces, when several share the secret (NonceManagerOptions.issuer). */
+  readonly nonceIssuer?: number;
   readonly lookup: Ha1Lookup;
   /** Told about a stored HA1 that is not a hex digest (the HA1 itself is never logged). */
   readonly logger?: Logger;
@@ -211,6 +213,7 @@ export function createDigestServer(options: DigestServerOptions): DigestServer {
     random,
     ttlMs: options.nonceTtlMs ?? 300_000,
     maxTracked: options.maxTrackedNonces ?? 10_000,
+    ...(options.nonceIssuer !== undefined ? { issuer: options.nonceIssuer } : {}),
   });
   const ids = createIdGenerator(random);
 

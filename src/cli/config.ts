@@ -90,7 +90,7 @@ const count = (min: number): z.ZodNumber =>
 const seconds = z.number().positive('expected a number of seconds above 0');
 
 /** Most worker processes (`workers`): far more than cores only adds switching. */
-export const MAX_WORKERS = 64;
+export const MAX_WORKERS = 64; // and at most 256: a worker's index marks its nonces (one octet)
 
 /** The file's schema: every key optional (the defaults are in `resolveConfig`). */
 export const serverConfigSchema = z.strictObject({

@@ -203,6 +203,8 @@ export interface ServiceContext {
   readonly logger: Logger;
   /** The digest nonce secret (default: random); the workers of one server share theirs. */
   readonly secret?: Uint8Array;
+  /** A worker's index: it marks the nonces it issues (nonce.ts `issuer`). */
+  readonly nonceIssuer?: number;
 }
 
 /** The running services; `close` stops their timers (the stack then ends their transactions). */
@@ -234,6 +236,7 @@ export function buildServices(ctx: ServiceContext): Services {
         random,
         logger,
         algorithms: config.auth.algorithms,
+        ...(ctx.nonceIssuer !== undefined ? { nonceIssuer: ctx.nonceIssuer } : {}),
         lookup: async (username, r, hash) => {
           const u = await users.get(`sip:${username}@${r}`);
           if (u === undefined) return undefined;
@@ -443,7 +446,7 @@ export async function runServe(
       clock,
       random,
       logger,
-      ...(role !== undefined ? { secret: role.secret } : {}),
+      ...(role !== undefined ? { secret: role.secret, nonceIssuer: role.index } : {}),
     });
     // One purger is enough for the one store.
     if (role === undefined || role.index === 0) {

@@ -6,6 +6,9 @@
  *   the other worker, transport/steering.ts).
  * - Digest registrations go through either worker (8 REGISTERs with their own Call-IDs, spread
  *   over both), and land in the one shared store.
+ * - A nonce is good in every worker, but its counts are kept by the worker that issued it:
+ *   credentials with another worker's nonce get 401 stale=true (RFC 7616 §3.4 replay
+ *   protection), the same credentials to the issuing worker 200, and once more 401 (replay).
  * - A worker killed with SIGKILL is replaced, and the server keeps answering meanwhile.
  * - SIGTERM drains every worker and exits 0 with no process left; SIGKILL of the supervisor
  *   takes its workers with it (they leave when their IPC channel closes).
@@ -21,7 +24,9 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { digestResponse, ha1 } from '../../../src/auth/index.ts';
 import { createRequest } from '../../../src/sip/index.ts';
+import { ownerOfCallId } from '../../../src/transport/index.ts';
 import { createStack } from '../../../src/stack/index.ts';
 import {
   BIN,
@@ -192,6 +197,87 @@ describe('switchboard serve --workers 2', () => {
       assert.equal((JSON.parse(listed) as unknown[]).length, 8);
     } finally {
       await stack.close();
+    }
+  });
+
+  it('keeps nonce counts with the worker that issued the nonce', async () => {
+    const port = server!.ports.udp!;
+    const sock = createSocket('udp4');
+    const got: string[] = [];
+    sock.on('message', (b) => got.push(b.toString()));
+    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
+    const local = sock.address().port;
+    /** A Call-ID owned by worker `w` of 2. */
+    const callIdFor = (w: number, salt: string): string => {
+      for (let i = 0; ; i++) {
+        const id = `${salt}-${i}@127.0.0.1`;
+        if (ownerOfCallId(id, 2) === w) return id;
+      }
+    };
+    let seq = 0;
+    const register = async (callId: string, auth?: string): Promise<string> => {
+      const branch = `z9hG4bKnc${++seq}`;
+      const before = got.length;
+      const text = [
+        'REGISTER sip:example.com SIP/2.0',
+        `Via: SIP/2.0/UDP 127.0.0.1:${local};branch=${branch};rport`,
+        'Max-Forwards: 70',
+        `From: <sip:alice@example.com>;tag=nc${seq}`,
+        'To: <sip:alice@example.com>',
+        `Call-ID: ${callId}`,
+        `CSeq: ${seq} REGISTER`,
+        `Contact: <sip:alice@127.0.0.1:${local}>`,
+        ...(auth !== undefined ? [`Authorization: ${auth}`] : []),
+        'Expires: 60',
+        'Content-Length: 0',
+        '',
+        '',
+      ].join('\r\n');
+      sock.send(text, port, '127.0.0.1');
+      await within(
+        (async () => {
+          while (!got.slice(before).some((t) => t.includes(branch))) await sleep(5);
+        })(),
+        5000,
+        `the answer to REGISTER ${seq}`,
+      );
+      return got.slice(before).find((t) => t.includes(branch))!;
+    };
+    const credentials = (nonce: string, nc: number): string => {
+      const cnonce = `c${nc}x${seq}`;
+      const response = digestResponse({
+        algorithm: 'MD5',
+        ha1: ha1('MD5', 'alice', 'example.com', 'pw-alice'),
+        nonce,
+        nc,
+        cnonce,
+        qop: 'auth',
+        method: 'REGISTER',
+        uri: 'sip:example.com',
+      });
+      return (
+        `Digest username="alice", realm="example.com", nonce="${nonce}", uri="sip:example.com", ` +
+        `response="${response}", algorithm=MD5, qop=auth, nc=${nc.toString(16).padStart(8, '0')}, cnonce="${cnonce}"`
+      );
+    };
+    try {
+      const challenge = await register(callIdFor(0, 'n'));
+      assert.match(challenge, /^SIP\/2\.0 401 /);
+      const md5 =
+        /WWW-Authenticate: Digest[^\r\n]*algorithm=MD5[^\r\n]*/i.exec(challenge)?.[0] ??
+        /WWW-Authenticate: Digest[^\r\n]*/i.exec(challenge)![0];
+      const nonce = /nonce="([^"]+)"/.exec(md5)![1]!;
+      // Worker 1 verifies worker 0's nonce but never saw its counts: stale, with a fresh nonce.
+      const elsewhere = await register(callIdFor(1, 'n'), credentials(nonce, 1));
+      assert.match(elsewhere, /^SIP\/2\.0 401 /);
+      assert.match(elsewhere, /stale=true/i);
+      // Worker 0 accepts it, once.
+      const home = await register(callIdFor(0, 'm'), credentials(nonce, 1));
+      assert.match(home, /^SIP\/2\.0 200 /);
+      const replay = await register(callIdFor(0, 'k'), credentials(nonce, 1));
+      assert.match(replay, /^SIP\/2\.0 401 /);
+    } finally {
+      sock.close();
     }
   });
 
