@@ -13,8 +13,9 @@
  * 6. On SIGTERM or SIGINT, drains (`drain`): stops listening, lets the transactions in
  *    progress finish within `shutdownTimeout`, then closes the stack and the store (exit 0).
  *
- * Nothing is cached between requests: users, domains and bindings are read from the
- * store per request, so `switchboard user ...` and `domain add` take effect at once.
+ * Bindings are read from the store per request; users and domains are cached by the store,
+ * which checks for other connections' commits before each read, so `switchboard user ...`
+ * and `domain add` take effect at once.
  * The digest nonce secret is random per start: after a restart, nonces issued before it
  * fail verification and clients are challenged again (a fresh 401).
  */
