@@ -94,6 +94,25 @@ const RESTART_LIMIT = 5;
 const RESTART_WINDOW_MS = 60_000;
 const RESTART_DELAY_MS = 250;
 
+/**
+ * Node.js flags for the workers: the supervisor's own (`--max-old-space-size`, `--cpu-prof`
+ * ... apply to every worker), less a TypeScript loader, which the workers' entry registers.
+ */
+export function workerExecArgv(execArgv: readonly string[]): string[] {
+  const loader = /^--(import|loader|experimental-loader|require|r)$/;
+  const out: string[] = [];
+  for (let i = 0; i < execArgv.length; i++) {
+    const a = execArgv[i]!;
+    if (loader.test(a) && /\btsx\b/.test(execArgv[i + 1] ?? '')) {
+      i++;
+      continue;
+    }
+    if (/^--(import|loader|experimental-loader|require)=.*\btsx\b/.test(a)) continue;
+    out.push(a);
+  }
+  return out;
+}
+
 /** The CLI entry that workers run (it registers tsx, then runs `main`). */
 const BIN = fileURLToPath(new URL('../../bin/switchboard.js', import.meta.url));
 
@@ -111,7 +130,11 @@ export async function superviseWorkers(
   const n = config.workers;
   const meshDir = mkdtempSync(join(tmpdir(), 'switchboard-'));
   const secret = randomBytes(32).toString('hex');
-  cluster.setupPrimary({ exec: BIN, args: ['serve', ...argv], execArgv: [] });
+  cluster.setupPrimary({
+    exec: BIN,
+    args: ['serve', ...argv],
+    execArgv: workerExecArgv(process.execArgv),
+  });
 
   const workers: (Worker | undefined)[] = new Array<Worker | undefined>(n).fill(undefined);
   const ready = new Set<number>();

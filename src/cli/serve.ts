@@ -384,7 +384,8 @@ export async function runServe(
 
   let store: Store;
   try {
-    store = openSqliteStore(dataDir);
+    // Several writers share the file (workers, commands): wait for their locks off the loop.
+    store = openSqliteStore(dataDir, { nonBlocking: true });
   } catch (e) {
     return fail(
       io,

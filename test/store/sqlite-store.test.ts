@@ -426,3 +426,37 @@ describe('openSqliteStore', () => {
     assert.equal(splitAor('sip:alice@'), undefined);
   });
 });
+
+describe('openSqliteStore nonBlocking: waiting for another process’s write lock', () => {
+  it('retries off the event loop until the lock is released, and gives up after busyTimeoutMs', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sb-store-busy-'));
+    const store = openSqliteStore(dir, { nonBlocking: true, busyTimeoutMs: 400 });
+    // Another connection (as another worker or a command would) holds the write lock.
+    const other = new Database(join(dir, DATABASE_FILE));
+    try {
+      other.exec('BEGIN IMMEDIATE');
+      let ticks = 0;
+      const ticker = setInterval(() => ticks++, 5);
+      const started = Date.now();
+      const applied = store.location.upsert(binding());
+      await new Promise((r) => setTimeout(r, 100));
+      // The event loop ran meanwhile (SQLite's own busy handler would have slept in the thread).
+      assert.ok(ticks >= 5, `timer ticks while waiting: ${ticks}`);
+      other.exec('COMMIT');
+      await applied;
+      clearInterval(ticker);
+      assert.ok(Date.now() - started >= 100);
+      assert.equal((await store.location.lookup('sip:alice@example.com', 0)).length, 1);
+
+      other.exec('BEGIN IMMEDIATE');
+      await assert.rejects(store.location.upsert(binding({ contact: 'sip:b@192.0.2.1' })), {
+        code: 'SQLITE_BUSY',
+      });
+      other.exec('ROLLBACK');
+    } finally {
+      other.close();
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -10,6 +10,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import {
   splitAor,
@@ -111,15 +112,31 @@ interface BindingRow {
   user_agent: string | null;
 }
 
+export interface SqliteStoreOptions {
+  /**
+   * When another process holds the write lock (a server's other workers, a `switchboard user`
+   * command), wait for it without blocking the event loop: the connection gets busy_timeout 0
+   * and an operation that finds the database busy is tried again on later turns of the event
+   * loop, for up to `busyTimeoutMs`. Without it (commands), SQLite's own busy handler waits,
+   * sleeping the whole thread 1 ms, 2 ms, 5 ms ... at a time: in a server that is every
+   * message of every call stalled behind one registration.
+   */
+  readonly nonBlocking?: boolean;
+  /** How long an operation waits for a lock held by another process (default 5000 ms). */
+  readonly busyTimeoutMs?: number;
+}
+
 /** Opens (creating when missing) the store in `dataDir` and brings its schema up to date. */
-export function openSqliteStore(dataDir: string): SqliteStore {
+export function openSqliteStore(dataDir: string, options: SqliteStoreOptions = {}): SqliteStore {
   mkdirSync(dataDir, { recursive: true });
   const file = join(dataDir, DATABASE_FILE);
   const db = new Database(file);
+  const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
   try {
     db.pragma('journal_mode = WAL');
     db.pragma('foreign_keys = ON');
-    db.pragma('busy_timeout = 5000');
+    // The schema is brought up to date with SQLite's blocking wait: nothing runs yet.
+    db.pragma(`busy_timeout = ${busyTimeoutMs}`);
     // In WAL mode NORMAL syncs the WAL only at checkpoints, not at every commit: a
     // committed write survives the process being killed (SIGKILL, a crash), since it is
     // in the OS's page cache, and may be lost only if the machine itself loses power or
@@ -130,20 +147,60 @@ export function openSqliteStore(dataDir: string): SqliteStore {
     // SQLite itself to FULL.
     db.pragma('synchronous = NORMAL');
     migrate(db);
+    if (options.nonBlocking === true) db.pragma('busy_timeout = 0');
   } catch (e) {
     db.close();
     throw e;
   }
   const accounts = accountsCache(db);
+  const wrap = <T extends object>(o: T): T =>
+    options.nonBlocking === true ? retryingWhenBusy(o, busyTimeoutMs) : o;
   return {
     file,
-    users: userStore(db, accounts),
-    domains: domainStore(db, accounts),
-    location: locationStore(db),
+    users: wrap(userStore(db, accounts)),
+    domains: wrap(domainStore(db, accounts)),
+    location: wrap(locationStore(db)),
     close: async () => {
       if (db.open) db.close();
     },
   };
+}
+
+/** SQLITE_BUSY and its extended codes (better-sqlite3's SqliteError.code). */
+function isBusy(e: unknown): boolean {
+  const code = (e as { code?: unknown }).code;
+  return typeof code === 'string' && code.startsWith('SQLITE_BUSY');
+}
+
+/**
+ * `o` with each method tried again while it fails with SQLITE_BUSY: on the next turns of the
+ * event loop at first, then every few ms, for up to `timeoutMs`. Safe because a busy error
+ * comes before the operation changed anything: a write transaction starts with BEGIN
+ * IMMEDIATE (busy there, or never), and in WAL mode readers do not wait for writers.
+ */
+function retryingWhenBusy<T extends object>(o: T, timeoutMs: number): T {
+  const out: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(o)) {
+    if (typeof value !== 'function') {
+      out[name] = value;
+      continue;
+    }
+    const method = value as (...args: unknown[]) => Promise<unknown>;
+    out[name] = async (...args: unknown[]): Promise<unknown> => {
+      const deadline = Date.now() + timeoutMs;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await method.apply(o, args);
+        } catch (e) {
+          if (!isBusy(e) || Date.now() >= deadline) throw e;
+          // The holder's transaction lasts tens of µs: the next turn usually finds it free.
+          if (attempt < 8) await nextTurn();
+          else await sleep(Math.min(attempt - 7, 10));
+        }
+      }
+    };
+  }
+  return out as T;
 }
 
 function migrate(db: Database.Database): void {
