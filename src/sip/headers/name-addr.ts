@@ -329,13 +329,40 @@ function parseSimpleNameAddrList(value: string): readonly NameAddr[] | string | 
     let b = end;
     while (a < b && (value.charCodeAt(a) === 0x20 || value.charCodeAt(a) === 0x09)) a++;
     while (b > a && (value.charCodeAt(b - 1) === 0x20 || value.charCodeAt(b - 1) === 0x09)) b--;
-    const piece = a === 0 && b === value.length ? value : value.slice(a, b);
-    const na = parseCheckedListElement(piece) ?? parseSimpleNameAddr(piece, false);
+    let na: NameAddr | string | null;
+    if (value.charCodeAt(a) === 0x3c) na = parseBracketedElement(value, a, b);
+    else {
+      const piece = a === 0 && b === value.length ? value : value.slice(a, b);
+      na = parseCheckedListElement(piece) ?? parseSimpleNameAddr(piece, false);
+    }
     if (na === null || typeof na === 'string') return na;
     out.push(na);
     if (end === value.length) return out;
     start = end + 1;
   }
+}
+
+/**
+ * The commonest list element, `<uri>` with simple parameters and no display name
+ * (Route, Record-Route, Path), in value[a, b): what parseNameAddrAt reads there,
+ * found with one search for ">" and the URI scanner; null when the element needs
+ * the general parser (spaces inside the brackets, which it trims, or parameters
+ * that parseSimpleParams does not take).
+ */
+function parseBracketedElement(value: string, a: number, b: number): NameAddr | string | null {
+  const close = value.indexOf('>', a + 1);
+  if (close < 0 || close >= b) return null;
+  const first = value.charCodeAt(a + 1);
+  const last = value.charCodeAt(close - 1);
+  if (close === a + 1 || first === 0x20 || first === 0x09 || last === 0x20 || last === 0x09) {
+    return null;
+  }
+  const params = close + 1 === b ? NO_PARAMS : parseSimpleParams(value, close + 1, b);
+  if (params === null) return null;
+  const uriText = value.slice(a + 1, close);
+  const u = parseUri(uriText);
+  if (!u.ok) return u.error;
+  return ParsedNameAddr.of(undefined, uriText, u.value, params);
 }
 
 /** Parses a comma-separated list of name-addr/addr-spec (Contact, Route, Path ...). */

@@ -179,8 +179,6 @@ export function parseMessage(input: Uint8Array | string, options?: ParseOptions)
   // One pass records two numbers per field (see message.ts STRIDE); no string or object per field.
   const index: number[] = [];
   const results: (Result<unknown, string> | undefined)[] = [];
-  // Header names are matched four octets at a time (names.ts matchHeaderName).
-  const view = new DataView(scan.buffer, scan.byteOffset, scan.byteLength);
   const maxHeaderBytes = limits.maxHeaderBytes;
   const maxHeaderCount = limits.maxHeaderCount;
   let k = 0;
@@ -243,7 +241,7 @@ export function parseMessage(input: Uint8Array | string, options?: ParseOptions)
     // A known name is all token characters; any other is checked here.
     const id =
       i + 3 < scan.length
-        ? matchHeaderName(view, scan, i, nameEnd)
+        ? matchHeaderName(scan, i, nameEnd)
         : identifyHeaderName(text, i, nameEnd);
     if (id === 0 && !isTokenRange(scan, i, nameEnd)) {
       return fail(badHeaderLine(text, i, lineStop), partialOf(!isResponse, method, text, index));

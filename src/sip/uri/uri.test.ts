@@ -5,12 +5,14 @@ import {
   formatUri,
   isSimpleSipUri,
   parseUri,
+  parseUriByGroups,
   parseUriGeneral,
   unescapeUri,
   uriEquals,
   type SipUri,
 } from './uri.ts';
 import { paramValue } from './params.ts';
+import { ok } from '../../base/result.ts';
 
 function sip(s: string): SipUri {
   const r = parseUri(s);
@@ -210,8 +212,10 @@ test('property: isSimpleSipUri accepts only URIs that parseUri accepts, without 
   fc.assert(
     fc.property(fc.array(piece, { maxLength: 10 }), (parts) => {
       const s = parts.join('');
-      // The one-match fast path builds exactly what the general parser builds.
       assert.deepEqual(parseUri(s), parseUriGeneral(s), s);
+      // The one-match groups (address-list elements) build exactly what the general parser builds.
+      const byGroups = parseUriByGroups(s);
+      if (byGroups !== undefined) assert.deepEqual(ok(byGroups), parseUriGeneral(s), s);
       if (!isSimpleSipUri(s)) return;
       const r = parseUri(s);
       assert.ok(r.ok, s);
