@@ -448,6 +448,19 @@ describe('openSqliteStore nonBlocking: waiting for another process’s write loc
       assert.ok(Date.now() - started >= 100);
       assert.equal((await store.location.lookup('sip:alice@example.com', 0)).length, 1);
 
+      // A batched apply waits the same way.
+      other.exec('BEGIN IMMEDIATE');
+      const batched = store.location.apply({
+        aor: 'sip:alice@example.com',
+        nowMs: 0,
+        callId: 'c9',
+        cseq: 1,
+        changes: [binding({ contact: 'sip:alice@192.0.2.99', callId: 'c9' })],
+      });
+      await new Promise((r) => setTimeout(r, 50));
+      other.exec('COMMIT');
+      assert.equal(((await batched) as { ok: boolean }).ok, true);
+
       other.exec('BEGIN IMMEDIATE');
       await assert.rejects(store.location.upsert(binding({ contact: 'sip:b@192.0.2.1' })), {
         code: 'SQLITE_BUSY',
@@ -455,6 +468,55 @@ describe('openSqliteStore nonBlocking: waiting for another process’s write loc
       other.exec('ROLLBACK');
     } finally {
       other.close();
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('openSqliteStore nonBlocking: location.apply commits a turn’s updates together', () => {
+  it('gives each update its own result, and one failing update fails alone', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sb-store-batch-'));
+    const store = openSqliteStore(dir, { nonBlocking: true });
+    try {
+      const a = binding({ aor: 'sip:a@example.com', contact: 'sip:a@192.0.2.1', callId: 'ca' });
+      const b = binding({ aor: 'sip:b@example.com', contact: 'sip:b@192.0.2.2', callId: 'cb' });
+      const update = (x: Binding, cseq = 1): Parameters<typeof store.location.apply>[0] => ({
+        aor: x.aor,
+        nowMs: 0,
+        callId: x.callId,
+        cseq,
+        changes: [{ ...x, cseq }],
+      });
+      // Submitted in one turn: committed by one transaction on the next.
+      const results = await Promise.allSettled([
+        store.location.apply(update(a)),
+        store.location.apply(update(b)),
+        // A binding the table refuses (expires_at NOT NULL): this one fails, alone.
+        store.location.apply({
+          ...update(binding({ aor: 'sip:c@example.com', callId: 'cc' })),
+          changes: [{ ...binding({ aor: 'sip:c@example.com' }), expiresAt: null as never }],
+        }),
+        // Same Call-ID, CSeq not higher than the update before it in the batch (§10.3 step 7).
+        store.location.apply(update(a)),
+      ]);
+      assert.deepEqual(results[0], {
+        status: 'fulfilled',
+        value: { ok: true, bindings: [{ ...a, cseq: 1 }] },
+      });
+      assert.deepEqual(results[1], {
+        status: 'fulfilled',
+        value: { ok: true, bindings: [{ ...b, cseq: 1 }] },
+      });
+      assert.equal(results[2]!.status, 'rejected');
+      assert.deepEqual(results[3], {
+        status: 'fulfilled',
+        value: { ok: false, reason: 'out-of-order' },
+      });
+      assert.equal((await store.location.lookup('sip:a@example.com', 0)).length, 1);
+      assert.equal((await store.location.lookup('sip:b@example.com', 0)).length, 1);
+      assert.equal((await store.location.lookup('sip:c@example.com', 0)).length, 0);
+    } finally {
       await store.close();
       rmSync(dir, { recursive: true, force: true });
     }

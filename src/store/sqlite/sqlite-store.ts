@@ -159,7 +159,7 @@ export function openSqliteStore(dataDir: string, options: SqliteStoreOptions = {
     file,
     users: wrap(userStore(db, accounts)),
     domains: wrap(domainStore(db, accounts)),
-    location: wrap(locationStore(db)),
+    location: wrap(locationStore(db, options.nonBlocking === true ? busyTimeoutMs : undefined)),
     close: async () => {
       if (db.open) db.close();
     },
@@ -425,7 +425,16 @@ function bindingParams(b: Binding): Record<string, string | number | null> {
   };
 }
 
-function locationStore(db: Database.Database): LocationStore {
+/**
+ * `groupCommitMs` set (a server): `apply` calls made in the same turn of the event loop are
+ * committed together, in one transaction run on the next turn (one savepoint each, so one
+ * failing rolls back only itself), and each resolves once that transaction has committed: a
+ * REGISTER is still answered only after its bindings are stored, but a busy registrar pays
+ * one commit (WAL append, locks) per batch instead of one per REGISTER, and holds the write
+ * lock that other workers wait for less often. A batch that finds the lock taken is tried
+ * again on later turns, each update for up to `groupCommitMs` from its submission.
+ */
+function locationStore(db: Database.Database, groupCommitMs?: number): LocationStore {
   const upsert = db.prepare(
     `INSERT INTO bindings (aor, contact, expires_at, q, call_id, cseq, path, instance, reg_id,
        received, user_agent)
@@ -470,11 +479,74 @@ function locationStore(db: Database.Database): LocationStore {
     return { ok: true, bindings: lookup.all(u.aor, u.nowMs).map(toBinding) };
   });
 
+  interface Pending {
+    readonly update: BindingUpdate;
+    readonly deadline: number;
+    readonly resolve: (r: BindingUpdateResult) => void;
+    readonly reject: (e: unknown) => void;
+  }
+  type Outcome = { ok: true; result: BindingUpdateResult } | { ok: false; error: unknown };
+  // Nested: a savepoint per update inside the batch's transaction.
+  const batchTx = db.transaction((updates: readonly BindingUpdate[]): Outcome[] =>
+    updates.map((u) => {
+      try {
+        return { ok: true, result: applyTx(u) };
+      } catch (error) {
+        return { ok: false, error };
+      }
+    }),
+  );
+  let queue: Pending[] = [];
+  let scheduled = false;
+  let attempt = 0;
+  const schedule = (): void => {
+    scheduled = true;
+    // Right after this turn's I/O callbacks; after a busy attempt, a little later each time.
+    if (attempt < 8) setImmediate(flush);
+    else setTimeout(flush, Math.min(attempt - 7, 10));
+  };
+  function flush(): void {
+    scheduled = false;
+    const batch = queue;
+    queue = [];
+    let outcomes: Outcome[];
+    try {
+      outcomes = batchTx.immediate(batch.map((p) => p.update));
+    } catch (e) {
+      const now = Date.now();
+      const keep = isBusy(e) ? batch.filter((p) => p.deadline > now) : [];
+      for (const p of batch) if (!keep.includes(p)) p.reject(e);
+      if (keep.length > 0) {
+        attempt++;
+        queue = [...keep, ...queue];
+        schedule();
+      } else if (queue.length > 0) {
+        attempt = 0;
+        schedule();
+      }
+      return;
+    }
+    attempt = 0;
+    for (let i = 0; i < batch.length; i++) {
+      const o = outcomes[i]!;
+      if (o.ok) batch[i]!.resolve(o.result);
+      else batch[i]!.reject(o.error);
+    }
+    if (queue.length > 0 && !scheduled) schedule();
+  }
+
   return {
     // IMMEDIATE: the write lock is taken before the check, so another process cannot
     // commit between the check and the writes (nor make this read-then-write
     // transaction fail with SQLITE_BUSY when it upgrades to writing).
-    apply: async (u) => applyTx.immediate(u),
+    apply:
+      groupCommitMs === undefined
+        ? async (u) => applyTx.immediate(u)
+        : (u) =>
+            new Promise<BindingUpdateResult>((resolve, reject) => {
+              queue.push({ update: u, deadline: Date.now() + groupCommitMs, resolve, reject });
+              if (!scheduled) schedule();
+            }),
     upsert: async (b) => {
       upsert.run(bindingParams(b));
     },
