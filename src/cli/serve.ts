@@ -25,6 +25,7 @@ import { hostname } from 'node:os';
 import { createSecureContext } from 'node:tls';
 import { parseArgs } from 'node:util';
 import {
+  createIdGenerator,
   cryptoRandom,
   defaultLimits,
   systemClock,
@@ -43,6 +44,7 @@ import { openSqliteStore } from '../store/sqlite/sqlite-store.ts';
 import {
   PeerMesh,
   createTransportLayer,
+  ownedCallIds,
   type SwitchboardTransportLayer,
   type TlsCredentials,
 } from '../transport/index.ts';
@@ -439,6 +441,10 @@ export async function runServe(
       clock,
       random,
       logger,
+      // A request a worker starts (new Call-ID) must have its responses steered back to it.
+      ...(role !== undefined
+        ? { ids: ownedCallIds(createIdGenerator(random), role.index, role.workers) }
+        : {}),
       maxServerTransactions: config.limits.maxServerTransactions,
     });
     services = buildServices({

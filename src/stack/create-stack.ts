@@ -5,7 +5,7 @@
  * one process.
  */
 import { readFileSync } from 'node:fs';
-import type { Clock, Logger, RandomSource } from '../base/index.ts';
+import type { Clock, IdGenerator, Logger, RandomSource } from '../base/index.ts';
 import {
   createSipResolver,
   createTransportLayer,
@@ -44,6 +44,8 @@ export interface CreateStackOptions {
   readonly maxServerTransactions?: number;
   /** RFC 3263 resolver for names (default: on the system's DNS, created on first use of a name). */
   readonly resolver?: SipResolver;
+  /** See StackOptions.ids. */
+  readonly ids?: IdGenerator;
 }
 
 export async function createStack(options: CreateStackOptions = {}): Promise<Stack> {
@@ -74,6 +76,7 @@ export async function createStack(options: CreateStackOptions = {}): Promise<Sta
     ...(options.logger !== undefined ? { logger: options.logger } : {}),
     ...(options.timers !== undefined ? { timers: options.timers } : {}),
     ...(options.userAgent !== undefined ? { userAgent: options.userAgent } : {}),
+    ...(options.ids !== undefined ? { ids: options.ids } : {}),
     ...(options.maxServerTransactions !== undefined
       ? { maxServerTransactions: options.maxServerTransactions }
       : {}),

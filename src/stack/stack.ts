@@ -82,6 +82,8 @@ export interface StackOptions {
    * so this caps the sustained rate at about this / 32 requests per second.
    */
   readonly maxServerTransactions?: number;
+  /** Branches, tags and Call-IDs (default: from `random`; a server's workers own their Call-IDs). */
+  readonly ids?: IdGenerator;
 }
 
 /** A request received by the application, with what it needs to answer. */
@@ -166,7 +168,7 @@ export class Stack {
     this.transport = options.transport;
     this.clock = options.clock ?? systemClock();
     this.random = options.random ?? cryptoRandom();
-    this.ids = createIdGenerator(this.random);
+    this.ids = options.ids ?? createIdGenerator(this.random);
     this.logger = options.logger ?? silentLogger;
     this.userAgent = options.userAgent ?? 'Switchboard';
     this.resolver = options.resolver;

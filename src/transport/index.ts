@@ -39,6 +39,7 @@ export {
   fnv1a,
   ownerOf,
   ownerOfCallId,
+  ownedCallIds,
   type ConnectionAnnouncement,
   type ForwardedMessage,
   type SteeringHandler,

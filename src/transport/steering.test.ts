@@ -9,7 +9,7 @@ import { silentLogger } from '../base/index.ts';
 import { createRequest, createResponse, parseMessage, type SipRequest } from '../sip/index.ts';
 import { createTransportLayer, type SwitchboardTransportLayer } from './layer.ts';
 import { PeerMesh } from './peer-mesh.ts';
-import { fnv1a, ownerOfCallId } from './steering.ts';
+import { fnv1a, ownedCallIds, ownerOfCallId } from './steering.ts';
 import type { InboundRequest } from './transport.ts';
 
 describe('ownerOfCallId', () => {
@@ -176,5 +176,19 @@ describe('a transport layer per worker, steered by Call-ID (two workers in one p
     } finally {
       socket.destroy();
     }
+  });
+});
+
+describe('ownedCallIds', () => {
+  it('makes Call-IDs that hash to this worker, and leaves branches and tags alone', async () => {
+    const { createIdGenerator, seededRandom } = await import('../base/index.ts');
+    for (const self of [0, 1, 2]) {
+      const ids = ownedCallIds(createIdGenerator(seededRandom(7 + self)), self, 3);
+      for (let i = 0; i < 50; i++) assert.equal(ownerOfCallId(ids.callId(), 3), self);
+      assert.match(ids.branch(), /^z9hG4bK/);
+      assert.ok(ids.tag().length > 0);
+    }
+    const one = createIdGenerator(seededRandom(1));
+    assert.equal(ownedCallIds(one, 0, 1), one);
   });
 });

@@ -17,6 +17,7 @@
  * This module is the contract between the transport layer and whatever carries messages
  * between workers (peer-mesh.ts: Unix sockets), so that the layer can be tested with either.
  */
+import type { IdGenerator } from '../base/index.ts';
 import type { SipMessage } from '../sip/index.ts';
 import type { TransportProtocol } from './transport.ts';
 
@@ -85,6 +86,25 @@ export function fnv1a(s: string): number {
 /** The worker that owns a Call-ID. */
 export function ownerOfCallId(callId: string, workers: number): number {
   return workers <= 1 ? 0 : fnv1a(callId) % workers;
+}
+
+/**
+ * Ids whose Call-IDs belong to worker `self`: a request this worker starts (a new dialog or a
+ * standalone transaction) must have its responses steered back to it, and they carry its
+ * Call-ID. Drawn again until the hash falls on `self` (`workers` draws on average).
+ */
+export function ownedCallIds(ids: IdGenerator, self: number, workers: number): IdGenerator {
+  if (workers <= 1) return ids;
+  return {
+    branch: () => ids.branch(),
+    tag: () => ids.tag(),
+    callId: () => {
+      for (;;) {
+        const id = ids.callId();
+        if (ownerOfCallId(id, workers) === self) return id;
+      }
+    },
+  };
 }
 
 /**
