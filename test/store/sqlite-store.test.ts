@@ -522,3 +522,24 @@ describe('openSqliteStore nonBlocking: location.apply commits a turn’s updates
     }
   });
 });
+
+describe('openSqliteStore accountsCheckIntervalMs', () => {
+  it('looks for other connections’ changes at most that often', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sb-store-interval-'));
+    const store = openSqliteStore(dir, { accountsCheckIntervalMs: 200 });
+    const other = openSqliteStore(dir);
+    try {
+      assert.equal(await store.domains.has('example.com'), false);
+      await other.domains.add('example.com');
+      // Within the interval the cached answer stands...
+      assert.equal(await store.domains.has('example.com'), false);
+      await new Promise((r) => setTimeout(r, 250));
+      // ...after it, the change is seen.
+      assert.equal(await store.domains.has('example.com'), true);
+    } finally {
+      await other.close();
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
