@@ -160,27 +160,53 @@ const MAX_NAME = 32;
 
 /**
  * The spellings in one flat table, so that a lookup reads typed arrays only: the
- * spelling at offset `at` is `id, next, want[0], fold[0], want[1], fold[1], ...`
- * with (len + 3) >> 2 word pairs (one, masked, for names shorter than four
- * octets); `next` is the offset of the next spelling with the same (length,
- * first letter), 0 for none. `heads` holds the first offset per (length, first
- * letter).
+ * spelling at offset `at` is `id, nextByLength, length, nextByPrefix, want[0],
+ * fold[0], want[1], fold[1], ...` with (length + 3) >> 2 word pairs (one, masked,
+ * for names shorter than four octets). Spellings are chained two ways, 0 ending
+ * a chain: by (length, first letter), whose chain heads are in `heads`, and by
+ * their first two octets folded to five bits (PREFIX_KEY), heads in `prefixes`.
  */
 interface SpellingTable {
   readonly heads: Int32Array;
+  readonly prefixes: Int32Array;
   readonly flat: Int32Array;
+}
+
+const ID = 0;
+const NEXT_BY_LENGTH = 1;
+const LENGTH = 2;
+const NEXT_BY_PREFIX = 3;
+const WORDS = 4;
+
+/** Two octets folded to ten bits: letters keep their case-insensitive identity. */
+function prefixKey(a: number, b: number): number {
+  return (((a | 0x20) & 31) << 5) | ((b | 0x20) & 31);
 }
 
 function buildSpellings(): SpellingTable {
   const heads = new Int32Array(MAX_NAME << 5);
+  const prefixes = new Int32Array(1 << 10);
   const flat: number[] = [0]; // offset 0 is "none"
   const tails = new Map<number, number>();
+  const prefixTails = new Map<number, number>();
+  const chain = (
+    k: number,
+    at: number,
+    first: Int32Array,
+    last: Map<number, number>,
+    link: number,
+  ): void => {
+    const tail = last.get(k);
+    if (tail === undefined) first[k] = at;
+    else flat[tail + link] = at;
+    last.set(k, at);
+  };
   const add = (spelling: string, id: number): void => {
     const len = spelling.length;
     if (len >= MAX_NAME) throw new Error(`header name too long: ${spelling}`);
     const n = (len + 3) >> 2;
     const at = flat.length;
-    flat.push(id, 0);
+    flat.push(id, 0, len, 0);
     for (let w = 0; w < n; w++) {
       // The last word ends at the name's end (short names: starts at 0).
       const from = len < 4 ? 0 : Math.min(4 * w, len - 4);
@@ -193,56 +219,77 @@ function buildSpellings(): SpellingTable {
       }
       flat.push(want, fold);
     }
-    const k = (len << 5) | (spelling.charCodeAt(0) & 31);
-    const tail = tails.get(k);
-    if (tail === undefined) heads[k] = at;
-    else flat[tail + 1] = at;
-    tails.set(k, at);
+    chain((len << 5) | (spelling.charCodeAt(0) & 31), at, heads, tails, NEXT_BY_LENGTH);
+    // A one-letter name is followed by the colon in the names matchHeaderPrefix takes.
+    const second = len > 1 ? spelling.charCodeAt(1) : 0x3a;
+    chain(prefixKey(spelling.charCodeAt(0), second), at, prefixes, prefixTails, NEXT_BY_PREFIX);
   };
   TABLE.forEach(([name, compact], i) => {
     add(name.toLowerCase(), i + 1);
     if (compact !== undefined) add(compact, i + 1);
   });
-  return { heads, flat: Int32Array.from(flat) };
+  return { heads, prefixes, flat: Int32Array.from(flat) };
 }
 const SPELLINGS = buildSpellings();
 const HEADS = SPELLINGS.heads;
+const PREFIXES = SPELLINGS.prefixes;
 const FLAT = SPELLINGS.flat;
 
 /**
+ * Whether octets[start, start + len) spell the spelling at `at` (len its
+ * length). A name shorter than four octets is read as one word, masked.
+ */
+function spells(octets: Uint8Array, start: number, len: number, at: number): boolean {
+  if (len < 4) {
+    const mask = (1 << (len * 8)) - 1;
+    return ((word(octets, start) | FLAT[at + WORDS + 1]!) & mask) === FLAT[at + WORDS];
+  }
+  const n = (len + 3) >> 2;
+  // The last word first: it tells most names of one length and first letter apart.
+  const last = at + WORDS + 2 * (n - 1);
+  if ((word(octets, start + len - 4) | FLAT[last + 1]!) !== FLAT[last]) return false;
+  for (let w = 0; w < n - 1; w++) {
+    if (
+      (word(octets, start + 4 * w) | FLAT[at + WORDS + 2 * w + 1]!) !==
+      FLAT[at + WORDS + 2 * w]
+    ) {
+      return false;
+    }
+  }
+  return true;
+}
+
+/**
  * The id of the header name at octets [start, end), or 0 when it is not a known
- * header. A name shorter than four octets is read as one word: the caller
- * guarantees 3 octets from `start`.
+ * header. The caller guarantees 3 octets from `start`.
  */
 export function matchHeaderName(octets: Uint8Array, start: number, end: number): number {
   const len = end - start;
   if (len >= MAX_NAME || len <= 0) return 0;
   let at = HEADS[(len << 5) | (octets[start]! & 31)]!;
-  if (at === 0) return 0;
-  if (len < 4) {
-    const mask = (1 << (len * 8)) - 1;
-    const w = word(octets, start);
-    do {
-      if (((w | FLAT[at + 3]!) & mask) === FLAT[at + 2]) return FLAT[at]!;
-      at = FLAT[at + 1]!;
-    } while (at !== 0);
-    return 0;
+  while (at !== 0) {
+    if (spells(octets, start, len, at)) return FLAT[at + ID]!;
+    at = FLAT[at + NEXT_BY_LENGTH]!;
   }
-  // The last word first: it tells most names of one length and first letter apart.
-  const last = word(octets, end - 4);
-  const n = (len + 3) >> 2;
-  do {
-    if ((last | FLAT[at + 2 * n + 1]!) === FLAT[at + 2 * n]) {
-      let w = 0;
-      while (
-        w < n - 1 &&
-        (word(octets, start + 4 * w) | FLAT[at + 3 + 2 * w]!) === FLAT[at + 2 + 2 * w]
-      )
-        w++;
-      if (w === n - 1) return FLAT[at]!;
+  return 0;
+}
+
+/**
+ * A known header name at `start` followed at once by ":" (the common spelling
+ * of a header line, RFC 3261 §7.3.1), found from its first two octets without
+ * searching for the colon: (length << 8) | id, or 0 when there is none (another
+ * name, or whitespace before the colon), and the caller searches. The caller
+ * guarantees 3 octets from `start`.
+ */
+export function matchHeaderPrefix(octets: Uint8Array, start: number): number {
+  let at = PREFIXES[prefixKey(octets[start]!, octets[start + 1]!)]!;
+  while (at !== 0) {
+    const len = FLAT[at + LENGTH]!;
+    if (octets[start + len] === 0x3a && spells(octets, start, len, at)) {
+      return (len << 8) | FLAT[at + ID]!;
     }
-    at = FLAT[at + 1]!;
-  } while (at !== 0);
+    at = FLAT[at + NEXT_BY_PREFIX]!;
+  }
   return 0;
 }
 

@@ -127,7 +127,23 @@ export interface ParsedHeaders {
    * object per field.
    */
   codecs: (HeaderCodec<unknown> | undefined)[] | undefined;
+  /**
+   * Per CRITICAL_SLOT, the position of the header's first field (-1 when
+   * absent), which the parser decoded: the getters read it without a search.
+   */
+  readonly firsts: readonly number[];
 }
+
+/** @internal Slots of the critical headers in ParsedHeaders.firsts. */
+export const CRITICAL_SLOT = {
+  Via: 0,
+  From: 1,
+  To: 2,
+  CallId: 3,
+  CSeq: 4,
+  MaxForwards: 5,
+  ContentLength: 6,
+} as const;
 
 /** @internal The codec the parser decodes each critical header with, by header id. */
 export const PARSER_CODECS: readonly (HeaderCodec<unknown> | undefined)[] = (() => {
@@ -418,34 +434,24 @@ export abstract class SipMessage {
    * A header that the parser decoded (critical, single-valued) and that may be
    * absent: the parser's result without a search by key, else `get`.
    */
-  private decodedOrAbsent<T>(id: number, codec: HeaderCodec<T>): T | undefined {
+  private decodedOrAbsent<T>(slot: number, codec: HeaderCodec<T>): T | undefined {
     const p = this.parsed;
     if (p !== undefined) {
-      const ix = p.index;
-      for (let o = 0; o < ix.length; o += STRIDE) {
-        if ((ix[o]! & 0xffff) !== id) continue;
-        const k = o / STRIDE;
-        const r = p.results[k];
-        if (r !== undefined && r.ok && resultCodec(p, k) === codec) return r.value as T;
-        return this.get(codec);
-      }
-      return undefined;
+      const k = p.firsts[slot]!;
+      if (k < 0) return undefined;
+      const r = p.results[k];
+      if (r !== undefined && r.ok && resultCodec(p, k) === codec) return r.value as T;
     }
     return this.get(codec);
   }
 
-  /** The first field of a single-valued critical header, by id (fast path of the getters). */
-  private single<T>(id: number, codec: HeaderCodec<T>): T {
+  /** The first field of a single-valued critical header, by slot (fast path of the getters). */
+  private single<T>(slot: number, codec: HeaderCodec<T>): T {
     const p = this.parsed;
     if (p !== undefined) {
-      const ix = p.index;
-      for (let o = 0; o < ix.length; o += STRIDE) {
-        if ((ix[o]! & 0xffff) !== id) continue;
-        const k = o / STRIDE;
-        const r = p.results[k];
-        if (r !== undefined && r.ok && resultCodec(p, k) === codec) return r.value as T;
-        break;
-      }
+      const k = p.firsts[slot]!;
+      const r = k >= 0 ? p.results[k] : undefined;
+      if (r !== undefined && r.ok && resultCodec(p, k) === codec) return r.value as T;
     }
     return this.required(codec);
   }
@@ -457,33 +463,33 @@ export abstract class SipMessage {
 
   /** The topmost Via (RFC 3261 §8.1.1.7, §18.2.2). */
   get topVia(): Via {
-    return this.single(HeaderId.Via, ViaHeader)[0]!;
+    return this.single(CRITICAL_SLOT.Via, ViaHeader)[0]!;
   }
 
   get from(): NameAddr {
-    return this.single(HeaderId.From, FromHeader);
+    return this.single(CRITICAL_SLOT.From, FromHeader);
   }
 
   get to(): NameAddr {
-    return this.single(HeaderId.To, ToHeader);
+    return this.single(CRITICAL_SLOT.To, ToHeader);
   }
 
   get callId(): string {
-    return this.single(HeaderId.CallId, CallIdHeader);
+    return this.single(CRITICAL_SLOT.CallId, CallIdHeader);
   }
 
   get cseq(): CSeq {
-    return this.single(HeaderId.CSeq, CSeqHeader);
+    return this.single(CRITICAL_SLOT.CSeq, CSeqHeader);
   }
 
   /** Max-Forwards, or undefined when absent (RFC 2543 senders omit it). */
   get maxForwards(): number | undefined {
-    return this.decodedOrAbsent(HeaderId.MaxForwards, MaxForwardsHeader);
+    return this.decodedOrAbsent(CRITICAL_SLOT.MaxForwards, MaxForwardsHeader);
   }
 
   /** Content-Length as declared, or undefined when absent. */
   get contentLength(): number | undefined {
-    return this.decodedOrAbsent(HeaderId.ContentLength, ContentLengthHeader);
+    return this.decodedOrAbsent(CRITICAL_SLOT.ContentLength, ContentLengthHeader);
   }
 
   /** The body octets (empty when there is none). */

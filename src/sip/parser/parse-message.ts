@@ -14,10 +14,16 @@ import type { Result } from '../../base/result.ts';
 import { binaryDecode, utf8Decode, utf8DecodeStrict, utf8Encode } from '../../base/text.ts';
 import { CHAR_CLASS, TOKEN } from '../grammar/chars.ts';
 import type { CSeq } from '../headers/cseq.ts';
-import { HeaderId, identifyHeaderName, matchHeaderName } from '../headers/names.ts';
+import {
+  HeaderId,
+  identifyHeaderName,
+  matchHeaderName,
+  matchHeaderPrefix,
+} from '../headers/names.ts';
 import { isSimpleValidVia } from '../headers/via.ts';
 import {
   FOLDED,
+  CRITICAL_SLOT,
   PARSER_CODECS,
   SipRequest,
   SipResponse,
@@ -183,8 +189,8 @@ export function parseMessage(input: Uint8Array | string, options?: ParseOptions)
   const maxHeaderCount = limits.maxHeaderCount;
   let k = 0;
   let seen = 0;
-  let clAt = -1;
-  let cseqAt = -1;
+  // Position of the first field of each critical header, by CRITICAL_SLOT.
+  const firsts = [-1, -1, -1, -1, -1, -1, -1];
   let i = lineEnd + 1;
   let bodyStart: number;
   for (;;) {
@@ -231,20 +237,28 @@ export function parseMessage(input: Uint8Array | string, options?: ParseOptions)
     }
     const lineStop = e > i && scan[e - 1] === CR ? e - 1 : e;
     // field-name = token, then HCOLON = *( SP / HTAB ) ":" SWS (RFC 3261 §7.3.1, §25.1).
-    const colon = text.indexOf(':', i);
-    if (colon <= i || colon >= lineStop) {
-      return fail(badHeaderLine(text, i, lineStop), partialOf(!isResponse, method, text, index));
-    }
-    let nameEnd = colon;
-    let c = scan[nameEnd - 1]!;
-    while (c === 0x20 || c === 0x09) c = scan[--nameEnd - 1]!;
-    // A known name is all token characters; any other is checked here.
-    const id =
-      i + 3 < scan.length
-        ? matchHeaderName(scan, i, nameEnd)
-        : identifyHeaderName(text, i, nameEnd);
-    if (id === 0 && !isTokenRange(scan, i, nameEnd)) {
-      return fail(badHeaderLine(text, i, lineStop), partialOf(!isResponse, method, text, index));
+    // A known name right before its colon is told from its first octets; else
+    // the colon is searched for and the name looked up.
+    const known = i + 3 < scan.length ? matchHeaderPrefix(scan, i) : 0;
+    let id = known & 0xff;
+    let colon = i + (known >> 8);
+    let c: number;
+    if (known === 0) {
+      colon = text.indexOf(':', i);
+      if (colon <= i || colon >= lineStop) {
+        return fail(badHeaderLine(text, i, lineStop), partialOf(!isResponse, method, text, index));
+      }
+      let nameEnd = colon;
+      c = scan[nameEnd - 1]!;
+      while (c === 0x20 || c === 0x09) c = scan[--nameEnd - 1]!;
+      // A known name is all token characters; any other is checked here.
+      id =
+        i + 3 < scan.length
+          ? matchHeaderName(scan, i, nameEnd)
+          : identifyHeaderName(text, i, nameEnd);
+      if (id === 0 && !isTokenRange(scan, i, nameEnd)) {
+        return fail(badHeaderLine(text, i, lineStop), partialOf(!isResponse, method, text, index));
+      }
     }
     if (k >= maxHeaderCount) return fail(wireError('SB_ERR_TOO_MANY_HEADERS'));
     index.push(id | folded, i);
@@ -268,9 +282,8 @@ export function parseMessage(input: Uint8Array | string, options?: ParseOptions)
         partialOf(!isResponse, method, text, index),
       );
     }
+    if ((seen & bit) === 0) firsts[31 - Math.clz32(bit)] = at;
     seen |= bit;
-    if (bit === CL_BIT) clAt = at;
-    else if (bit === CSEQ_BIT) cseqAt = at;
     // Via fields below the first are checked here but decoded when first read
     // (a proxy reads them only when it routes a response back).
     if (
@@ -311,6 +324,7 @@ export function parseMessage(input: Uint8Array | string, options?: ParseOptions)
   // ---- body (RFC 3261 §18.3, §20.14) ----
   let bodyLength: number;
   const available = len - bodyStart;
+  const clAt = firsts[CRITICAL_SLOT.ContentLength]!;
   if (clAt >= 0) {
     bodyLength = (results[clAt] as { value: number }).value;
     if (bodyLength > limits.maxBodyBytes)
@@ -342,7 +356,7 @@ export function parseMessage(input: Uint8Array | string, options?: ParseOptions)
           status,
           reason,
           version,
-          { text, index, results, codecs: undefined },
+          { text, index, results, codecs: undefined, firsts },
           undefined,
           undefined,
           bodyStart,
@@ -353,7 +367,7 @@ export function parseMessage(input: Uint8Array | string, options?: ParseOptions)
     };
   }
   // RFC 3261 §8.1.1.5 / RFC 4475 §3.1.2.17: the CSeq method matches the request method.
-  const cseq = (results[cseqAt] as { value: CSeq }).value;
+  const cseq = (results[firsts[CRITICAL_SLOT.CSeq]!] as { value: CSeq }).value;
   if (cseq.method !== method) {
     return fail(
       wireError(
@@ -392,7 +406,7 @@ export function parseMessage(input: Uint8Array | string, options?: ParseOptions)
         uri,
         uriText,
         version,
-        { text, index, results, codecs: undefined },
+        { text, index, results, codecs: undefined, firsts },
         undefined,
         undefined,
         bodyStart,
@@ -403,6 +417,7 @@ export function parseMessage(input: Uint8Array | string, options?: ParseOptions)
   };
 }
 
+// Bit 1 << CRITICAL_SLOT.X of each critical header (message.ts).
 const VIA_BIT = 1;
 const FROM_BIT = 2;
 const TO_BIT = 4;
