@@ -60,7 +60,7 @@ describe('openSqliteStore', () => {
   it('creates DATADIR/switchboard.db in WAL mode at the current schema version', async () => {
     assert.equal(store.file, join(dir, 'data', DATABASE_FILE));
     assert.ok(readdirSync(join(dir, 'data')).includes(DATABASE_FILE));
-    assert.equal(SCHEMA_VERSION, 3);
+    assert.equal(SCHEMA_VERSION, 4);
     await reopen(); // migrations are not re-run on an up-to-date database
     assert.deepEqual(await store.domains.list(), []);
   });
@@ -366,14 +366,14 @@ describe('openSqliteStore', () => {
     }
   });
 
-  it('a database at schema version 1 is migrated (2, 3) with its users and bindings', async () => {
+  it('a database at schema version 1 is migrated (2, 3, 4) with its users and bindings', async () => {
     await store.domains.add('example.com');
     await store.users.add('sip:alice@example.com', creds('alice', 'example.com', 'pw'));
     await store.location.upsert(binding());
     await store.close();
-    // Back to version 1 as an older Switchboard left it: no counter, no triggers.
+    // Back to version 1 as an older Switchboard left it: no counter, no triggers, no messages.
     const db = new Database(join(dir, 'data', DATABASE_FILE));
-    db.exec(`DROP TABLE accounts_version;
+    db.exec(`DROP TABLE accounts_version; DROP TABLE messages;
       DROP TRIGGER users_inserted; DROP TRIGGER users_updated; DROP TRIGGER users_deleted;
       DROP TRIGGER domains_inserted; DROP TRIGGER domains_updated; DROP TRIGGER domains_deleted;
       CREATE INDEX bindings_expires ON bindings(expires_at);
@@ -388,6 +388,7 @@ describe('openSqliteStore', () => {
       .map((r) => r.name);
     look.close();
     assert.equal(indexes.includes('bindings_expires'), false); // migration 3
+    assert.equal(indexes.includes('messages_aor'), true); // migration 4
     try {
       assert.notEqual(await store.users.get('sip:alice@example.com'), undefined);
       assert.deepEqual(await store.location.lookup('sip:alice@example.com', 0), [binding()]);
@@ -539,6 +540,92 @@ describe('openSqliteStore accountsCheckIntervalMs', () => {
     } finally {
       await other.close();
       await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('openSqliteStore messages (kept instant messages, RFC 3428 store-and-forward)', () => {
+  const text = (s: string): Uint8Array => new TextEncoder().encode(s);
+  const message = (aor: string, body: string, receivedAt = 1000, ttl = 60_000) => ({
+    aor,
+    from: '<sip:alice@example.com>',
+    to: `<${aor}>`,
+    contentType: 'text/plain;charset=UTF-8',
+    body: text(body),
+    receivedAt,
+    expiresAt: receivedAt + ttl,
+  });
+
+  it('keeps messages in order, within a quota, across reopening, until removed or expired', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sb-store-msg-'));
+    let store = openSqliteStore(dir);
+    try {
+      const bob = 'sip:bob@example.com';
+      const r1 = await store.messages.enqueue(message(bob, 'one'), 2);
+      const r2 = await store.messages.enqueue(message(bob, 'two'), 2);
+      assert.ok(r1.ok && r2.ok && r2.id > r1.id);
+      assert.deepEqual(await store.messages.enqueue(message(bob, 'three'), 2), {
+        ok: false,
+        reason: 'quota',
+      });
+      await store.messages.enqueue(message('sip:carol@example.com', 'short', 1000, 10), 5);
+      await store.close();
+      store = openSqliteStore(dir);
+      const kept = await store.messages.list(bob, 2000);
+      assert.deepEqual(
+        kept.map((m) => new TextDecoder().decode(m.body)),
+        ['one', 'two'],
+      );
+      assert.equal(kept[0]!.contentType, 'text/plain;charset=UTF-8');
+      assert.equal(kept[0]!.from, '<sip:alice@example.com>');
+      // carol's expired at 1010: not listed, not pending, purged.
+      assert.deepEqual(await store.messages.list('sip:carol@example.com', 2000), []);
+      assert.deepEqual(await store.messages.pendingAors(2000), [bob]);
+      assert.equal(await store.messages.purgeExpired(2000), 1);
+      assert.equal(await store.messages.remove(kept[0]!.id), true);
+      assert.equal(await store.messages.remove(kept[0]!.id), false);
+      assert.equal((await store.messages.list(bob, 2000)).length, 1);
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('leases all of a user’s messages to one deliverer at a time, in order', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sb-store-claim-'));
+    const a = openSqliteStore(dir);
+    const b = openSqliteStore(dir); // another process delivering too
+    try {
+      const bob = 'sip:bob@example.com';
+      for (const s of ['1', '2', '3']) await a.messages.enqueue(message(bob, s), 10);
+      const claimed = await a.messages.claim(bob, 2000, 5000, 10);
+      assert.deepEqual(
+        claimed.map((m) => new TextDecoder().decode(m.body)),
+        ['1', '2', '3'],
+      );
+      // While the lease runs nobody else gets any of bob's messages, nor sees bob pending.
+      assert.deepEqual(await b.messages.claim(bob, 2500, 5000, 10), []);
+      assert.deepEqual(await b.messages.pendingAors(2500), []);
+      // The first is delivered, the rest released: the next claim starts with '2'.
+      await a.messages.remove(claimed[0]!.id);
+      await a.messages.release(claimed[1]!.id);
+      await a.messages.release(claimed[2]!.id);
+      const again = await b.messages.claim(bob, 3000, 5000, 1);
+      assert.deepEqual(
+        again.map((m) => new TextDecoder().decode(m.body)),
+        ['2'],
+      );
+      // A deliverer that died: its lease runs out and the messages wait again.
+      assert.deepEqual(await a.messages.claim(bob, 4000, 5000, 10), []);
+      const after = await a.messages.claim(bob, 8001, 5000, 10);
+      assert.deepEqual(
+        after.map((m) => new TextDecoder().decode(m.body)),
+        ['2', '3'],
+      );
+    } finally {
+      await a.close();
+      await b.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });

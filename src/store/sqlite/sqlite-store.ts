@@ -19,9 +19,13 @@ import {
   type BindingUpdate,
   type BindingUpdateResult,
   type DomainStore,
+  type EnqueueResult,
   type ImportUsersResult,
   type LocationStore,
+  type MessageStore,
+  type NewMessage,
   type RemoveDomainResult,
+  type StoredMessage,
   type Store,
   type UserCredentials,
   type UserImportRow,
@@ -80,6 +84,20 @@ const MIGRATIONS: readonly string[] = Object.freeze([
   // cost; without it `purgeExpired` scans the table instead (about 8 ms per 100 000
   // bindings, once per purge interval), and lookups go by the (aor, contact) key anyway.
   `DROP INDEX bindings_expires;`,
+  // 4: instant messages kept for users who could not take them (messages.ts). `lease_until`
+  // is when the running delivery's claim ends (0: none).
+  `CREATE TABLE messages (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     aor TEXT NOT NULL,
+     sender TEXT NOT NULL,
+     recipient TEXT NOT NULL,
+     content_type TEXT NOT NULL,
+     body BLOB NOT NULL,
+     received_at INTEGER NOT NULL,
+     expires_at INTEGER NOT NULL,
+     lease_until INTEGER NOT NULL DEFAULT 0
+   );
+   CREATE INDEX messages_aor ON messages(aor, id);`,
 ]);
 
 /** The current schema version (the number of migrations). */
@@ -88,6 +106,17 @@ export const SCHEMA_VERSION = MIGRATIONS.length;
 export interface SqliteStore extends Store {
   /** The database file's path. */
   readonly file: string;
+}
+
+interface MessageRow {
+  id: number;
+  aor: string;
+  sender: string;
+  recipient: string;
+  content_type: string;
+  body: Buffer;
+  received_at: number;
+  expires_at: number;
 }
 
 interface UserRow {
@@ -166,6 +195,7 @@ export function openSqliteStore(dataDir: string, options: SqliteStoreOptions = {
     users: wrap(userStore(db, accounts)),
     domains: wrap(domainStore(db, accounts)),
     location: wrap(locationStore(db, options.nonBlocking === true ? busyTimeoutMs : undefined)),
+    messages: wrap(messageStore(db)),
     close: async () => {
       if (db.open) db.close();
     },
@@ -568,6 +598,87 @@ function locationStore(db: Database.Database, groupCommitMs?: number): LocationS
     lookup: async (aor, nowMs) => lookup.all(aor, nowMs).map(toBinding),
     list: async (nowMs, aor) =>
       (aor === undefined ? listAll.all(nowMs) : lookup.all(aor, nowMs)).map(toBinding),
+    purgeExpired: async (nowMs) => purge.run(nowMs).changes,
+  };
+}
+
+function toMessage(r: MessageRow): StoredMessage {
+  return {
+    id: r.id,
+    aor: r.aor,
+    from: r.sender,
+    to: r.recipient,
+    contentType: r.content_type,
+    body: new Uint8Array(r.body),
+    receivedAt: r.received_at,
+    expiresAt: r.expires_at,
+  };
+}
+
+function messageStore(db: Database.Database): MessageStore {
+  const count = db
+    .prepare<[string, number], number>(
+      'SELECT count(*) FROM messages WHERE aor = ? AND expires_at > ?',
+    )
+    .pluck();
+  const insert = db.prepare(
+    `INSERT INTO messages (aor, sender, recipient, content_type, body, received_at, expires_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?)`,
+  );
+  const live = db.prepare<[string, number], MessageRow>(
+    'SELECT * FROM messages WHERE aor = ? AND expires_at > ? ORDER BY id',
+  );
+  const leased = db
+    .prepare<[string, number], number>(
+      'SELECT count(*) FROM messages WHERE aor = ? AND lease_until > ?',
+    )
+    .pluck();
+  const firstLive = db.prepare<[string, number, number], MessageRow>(
+    'SELECT * FROM messages WHERE aor = ? AND expires_at > ? ORDER BY id LIMIT ?',
+  );
+  const lease = db.prepare('UPDATE messages SET lease_until = ? WHERE id = ?');
+  const unlease = db.prepare('UPDATE messages SET lease_until = 0 WHERE id = ?');
+  const del = db.prepare('DELETE FROM messages WHERE id = ?');
+  const aors = db
+    .prepare<[number, number], string>(
+      `SELECT DISTINCT aor FROM messages m WHERE expires_at > ?
+         AND NOT EXISTS (SELECT 1 FROM messages l WHERE l.aor = m.aor AND l.lease_until > ?)
+       ORDER BY aor`,
+    )
+    .pluck();
+  const purge = db.prepare('DELETE FROM messages WHERE expires_at <= ?');
+  // IMMEDIATE: the count and the insert (the lease check and the leases) are one step, so
+  // two processes cannot both pass the quota (both claim the same messages).
+  const enqueueTx = db.transaction((m: NewMessage, quota: number): EnqueueResult => {
+    if (count.get(m.aor, m.receivedAt)! >= quota) return { ok: false, reason: 'quota' };
+    const r = insert.run(
+      m.aor,
+      m.from,
+      m.to,
+      m.contentType,
+      Buffer.from(m.body),
+      m.receivedAt,
+      m.expiresAt,
+    );
+    return { ok: true, id: Number(r.lastInsertRowid) };
+  });
+  const claimTx = db.transaction(
+    (aor: string, nowMs: number, leaseMs: number, limit: number): StoredMessage[] => {
+      if (leased.get(aor, nowMs)! > 0) return [];
+      const rows = firstLive.all(aor, nowMs, limit);
+      for (const r of rows) lease.run(nowMs + leaseMs, r.id);
+      return rows.map(toMessage);
+    },
+  );
+  return {
+    enqueue: async (m, quota) => enqueueTx.immediate(m, quota),
+    list: async (aor, nowMs) => live.all(aor, nowMs).map(toMessage),
+    claim: async (aor, nowMs, leaseMs, limit) => claimTx.immediate(aor, nowMs, leaseMs, limit),
+    release: async (id) => {
+      unlease.run(id);
+    },
+    remove: async (id) => del.run(id).changes > 0,
+    pendingAors: async (nowMs) => aors.all(nowMs, nowMs),
     purgeExpired: async (nowMs) => purge.run(nowMs).changes,
   };
 }
