@@ -42,6 +42,8 @@ export interface CreateStackOptions {
   readonly userAgent?: string;
   /** See StackOptions.maxServerTransactions (default 100,000). */
   readonly maxServerTransactions?: number;
+  /** See StackOptions.maxServerTransactionsPerSource. */
+  readonly maxServerTransactionsPerSource?: number;
   /** RFC 3263 resolver for names (default: on the system's DNS, created on first use of a name). */
   readonly resolver?: SipResolver;
   /** See StackOptions.ids. */
@@ -77,6 +79,9 @@ export async function createStack(options: CreateStackOptions = {}): Promise<Sta
     ...(options.timers !== undefined ? { timers: options.timers } : {}),
     ...(options.userAgent !== undefined ? { userAgent: options.userAgent } : {}),
     ...(options.ids !== undefined ? { ids: options.ids } : {}),
+    ...(options.maxServerTransactionsPerSource !== undefined
+      ? { maxServerTransactionsPerSource: options.maxServerTransactionsPerSource }
+      : {}),
     ...(options.maxServerTransactions !== undefined
       ? { maxServerTransactions: options.maxServerTransactions }
       : {}),

@@ -82,6 +82,8 @@ export interface StackOptions {
    * so this caps the sustained rate at about this / 32 requests per second.
    */
   readonly maxServerTransactions?: number;
+  /** Of those, most for requests from one source address (default: no per-source limit). */
+  readonly maxServerTransactionsPerSource?: number;
   /** Branches, tags and Call-IDs (default: from `random`; a server's workers own their Call-IDs). */
   readonly ids?: IdGenerator;
 }
@@ -180,6 +182,9 @@ export class Stack {
       ...(options.timers !== undefined ? { timers: options.timers } : {}),
       logger: this.logger,
       maxServerTransactions: options.maxServerTransactions ?? STACK_MAX_SERVER_TRANSACTIONS,
+      ...(options.maxServerTransactionsPerSource !== undefined
+        ? { maxServerTransactionsPerSource: options.maxServerTransactionsPerSource }
+        : {}),
     });
     this.transactions.setDelegate({
       onRequest: (tx) => this.receiveRequest(tx.request, tx.source, tx),

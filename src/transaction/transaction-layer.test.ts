@@ -11,7 +11,7 @@ import { createIdGenerator, seededRandom } from '../base/ids.ts';
 import { createResponse } from '../sip/message/builder.ts';
 import { parseMessage } from '../sip/parser/parse-message.ts';
 import type { SipRequest, SipResponse } from '../sip/message/message.ts';
-import type { InboundRequest, InboundResponse } from '../transport/transport.ts';
+import type { InboundRequest, InboundResponse, TransportDelegate } from '../transport/transport.ts';
 import { createMemoryTransportPair, testRequest } from '../../test/support/memory-transport.ts';
 import type { TransactionEvent } from './context.ts';
 import { InviteServerTransaction } from './invite-server.ts';
@@ -386,6 +386,43 @@ test('bounded memory: beyond maxServerTransactions a new request gets 503 with R
   h.clock.advance(32_000);
   h.send(req('four'));
   assert.deepEqual(seen, ['one', 'two', 'four']);
+});
+
+test('maxServerTransactionsPerSource: one source beyond its share gets 503, others are still served', () => {
+  const h = serverSide({ maxServerTransactionsPerSource: 2, overloadRetryAfter: 3 });
+  const seen: string[] = [];
+  const txs: ServerTransaction[] = [];
+  h.layer.setDelegate({
+    onRequest: (t) => {
+      seen.push(t.request.callId);
+      txs.push(t);
+    },
+  });
+  const req = (callId: string): SipRequest =>
+    testRequest({ method: 'MESSAGE', from: h.net.a, to: h.net.b, callId });
+  h.send(req('a1'));
+  h.send(req('a2'));
+  h.send(req('a3'));
+  assert.deepEqual(seen, ['a1', 'a2']);
+  assert.deepEqual(h.received(), ['503 MESSAGE']);
+  assert.equal(h.atA[0]!.message.getRaw('Retry-After'), '3');
+  // Another host (its request handed to the layer as B's transport would).
+  const viaB = (h.net.b as unknown as { delegate: TransportDelegate }).delegate;
+  const source = { ...h.net.b.destination, address: '192.0.2.77', port: 5060 };
+  viaB.onRequest({
+    message: testRequest({ method: 'MESSAGE', from: h.net.a, to: h.net.b, callId: 'c1' }),
+    source: { ...source, listener: h.net.b.listeners[0]! },
+  });
+  h.clock.advance(0);
+  assert.deepEqual(seen, ['a1', 'a2', 'c1']);
+  // A's share frees up as its transactions end (Timer J after the final response).
+  void txs[0]!.respond(createResponse(txs[0]!.request, 200, { toTag: 't' }));
+  h.clock.advance(32_000);
+  h.send(req('a4'));
+  assert.deepEqual(seen, ['a1', 'a2', 'c1', 'a4']);
+  assert.throws(() => serverSide({ maxServerTransactionsPerSource: 0 }), {
+    code: 'SB_ERR_INVALID_ARGUMENT',
+  });
 });
 
 test('no delegate: a request is answered 503; a throwing TU is contained (user-error event)', () => {

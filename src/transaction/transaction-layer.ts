@@ -122,6 +122,13 @@ export interface TransactionLayerOptions {
    * Default 10000.
    */
   readonly maxServerTransactions?: number;
+  /**
+   * Most live server transactions for requests from one source address (the IP a request
+   * came from): beyond it, that source's new requests get the same 503 while others are
+   * still served, so one flooding host cannot take the whole table. Default: no limit
+   * besides maxServerTransactions.
+   */
+  readonly maxServerTransactionsPerSource?: number;
   /** Retry-After seconds of that 503; default 5. */
   readonly overloadRetryAfter?: number;
   /** To tags of the responses the layer makes (200/481 to CANCEL, 503); default Web Crypto. */
@@ -143,6 +150,9 @@ export class TransactionLayer {
   private readonly ctx: TransactionContext;
   private readonly ids: IdGenerator;
   private readonly maxServer: number;
+  private readonly maxPerSource: number;
+  /** Live server transactions per source address (only with maxPerSource). */
+  private readonly perSource = new Map<string, number>();
   private readonly retryAfter: number;
   private readonly unmatchedCancel: 'respond-481' | 'deliver';
   private delegate: TransactionLayerDelegate | undefined;
@@ -176,6 +186,14 @@ export class TransactionLayer {
     this.ctx = createTransactionContext(o);
     this.ids = o.ids ?? createIdGenerator(cryptoRandom());
     this.maxServer = max;
+    const perSource = o.maxServerTransactionsPerSource ?? Infinity;
+    if (!(perSource === Infinity || (Number.isInteger(perSource) && perSource >= 1))) {
+      throw new SwitchboardError(
+        'SB_ERR_INVALID_ARGUMENT',
+        `maxServerTransactionsPerSource ${perSource}`,
+      );
+    }
+    this.maxPerSource = perSource;
     this.retryAfter = o.overloadRetryAfter ?? 5;
     this.unmatchedCancel = o.unmatchedCancel ?? 'respond-481';
 
@@ -465,7 +483,7 @@ export class TransactionLayer {
       return;
     }
     if (req.method === 'CANCEL' && this.receiveCancel(inbound, id)) return;
-    if (this.servers.size >= this.maxServer) {
+    if (this.full(inbound)) {
       this.refuseOverload(inbound);
       return;
     }
@@ -477,6 +495,15 @@ export class TransactionLayer {
       return;
     }
     this.ctx.callUser(id, () => delegate.onRequest(tx));
+  }
+
+  /** No room for another server transaction: the table, or this source's share of it. */
+  private full(inbound: InboundRequest): boolean {
+    if (this.servers.size >= this.maxServer) return true;
+    return (
+      this.maxPerSource !== Infinity &&
+      (this.perSource.get(inbound.source.address) ?? 0) >= this.maxPerSource
+    );
   }
 
   private createServer(inbound: InboundRequest, id: string): ServerTransaction {
@@ -512,13 +539,24 @@ export class TransactionLayer {
       keys.dialog = dialogKey;
       if (dialogKey !== undefined) this.invitesByDialogKey.set(dialogKey, tx);
     }
+    if (this.maxPerSource !== Infinity) {
+      const a = inbound.source.address;
+      this.perSource.set(a, (this.perSource.get(a) ?? 0) + 1);
+    }
     tx.layerKeys = keys;
     this.ctx.emit({ type: 'created', side: 'server', kind: tx.kind, id, method: req.method });
     return tx;
   }
 
   private forgetServer(tx: ServerTransaction): void {
-    if (this.servers.get(tx.id) === tx) this.servers.delete(tx.id);
+    const live = this.servers.get(tx.id) === tx;
+    if (live) this.servers.delete(tx.id);
+    if (live && this.maxPerSource !== Infinity) {
+      const a = tx.source.address;
+      const n = (this.perSource.get(a) ?? 1) - 1;
+      if (n <= 0) this.perSource.delete(a);
+      else this.perSource.set(a, n);
+    }
     const keys = (tx.layerKeys ?? {}) as ServerKeys;
     if (keys.cancel !== undefined && this.byCancelKey.get(keys.cancel) === tx) {
       this.byCancelKey.delete(keys.cancel);
@@ -587,7 +625,7 @@ export class TransactionLayer {
     this.ctx.emit({ type: 'cancel', target: target?.id });
     if (target === undefined) {
       if (this.unmatchedCancel === 'deliver') return false;
-      if (this.servers.size >= this.maxServer) {
+      if (this.full(inbound)) {
         this.refuseOverload(inbound);
         return true;
       }
