@@ -133,6 +133,14 @@ export const serverConfigSchema = z.strictObject({
       maxBranches: count(1).optional(),
     })
     .optional(),
+  messaging: z
+    .strictObject({
+      lifetime: seconds.optional(),
+      quota: count(0).optional(),
+      retryInterval: seconds.optional(),
+      maxBodyBytes: count(0).optional(),
+    })
+    .optional(),
   limits: z
     .strictObject({
       maxServerTransactions: count(1).optional(),
@@ -184,6 +192,17 @@ export interface ServerConfig {
     /** Most forks and 3xx targets of one request. */
     readonly maxBranches: number;
   };
+  /** Instant messages (RFC 3428) between local users, and keeping them for offline users. */
+  readonly messaging: {
+    /** Seconds a kept message waits for its user before it is deleted. */
+    readonly lifetime: number;
+    /** Most messages kept per user (0: none kept; the sender gets the failure). */
+    readonly quota: number;
+    /** Seconds between delivery attempts of kept messages (besides each REGISTER). */
+    readonly retryInterval: number;
+    /** Largest MESSAGE body to a local user, octets (larger: 413). */
+    readonly maxBodyBytes: number;
+  };
   readonly limits: {
     /** Live server transactions before new requests get 503 (Stack option). */
     readonly maxServerTransactions: number;
@@ -220,6 +239,12 @@ export const CONFIG_DEFAULTS: ServerConfig = Object.freeze({
     algorithms: Object.freeze(['SHA-256', 'MD5']) as readonly ('SHA-256' | 'MD5')[],
   }),
   proxy: Object.freeze({ relay: false, timerC: 181, recurse: true, maxBranches: 16 }),
+  messaging: Object.freeze({
+    lifetime: 604_800,
+    quota: 100,
+    retryInterval: 30,
+    maxBodyBytes: 16_384,
+  }),
   limits: Object.freeze({
     maxServerTransactions: STACK_MAX_SERVER_TRANSACTIONS,
     // The transport layer's own default (TransportLayerOptions.maxConnectionsPerIp).
@@ -430,6 +455,7 @@ export function resolveConfig(file: ServerConfigFile, flags: ConfigOverrides = {
     registrar,
     auth: { ...D.auth, ...file.auth },
     proxy: { ...D.proxy, ...file.proxy },
+    messaging: { ...D.messaging, ...file.messaging },
     limits: { ...D.limits, ...file.limits },
   };
   // RFC 3261 §10.3 step 7: the registrar shortens to maxExpires and refuses below minExpires

@@ -9,6 +9,7 @@
  *   switchboard user add|passwd|remove|list|import ...   users in the store (user.ts)
  *   switchboard domain add|list|remove ...               domains in the store (user.ts)
  *   switchboard registrations [--json] [--aor AOR]       live bindings (registrations.ts)
+ *   switchboard message send|list ...                    kept instant messages (message.ts)
  *   switchboard help | --help
  *
  * `run(argv, io)` does the work with injected streams and returns the exit code, so
@@ -30,6 +31,7 @@ import {
   type SipResponse,
 } from '../sip/index.ts';
 import { EXIT_OK, EXIT_REJECTED, EXIT_USAGE, readErrorReason, type CliIo } from './io.ts';
+import { runMessage } from './message.ts';
 import { runRegistrations } from './registrations.ts';
 import { runServe } from './serve.ts';
 import { runDomain, runUser } from './user.ts';
@@ -70,6 +72,14 @@ Commands:
                                  came from), +sip.instance, reg-id, Path, User-Agent.
                                  One a line, or a JSON array.
 
+  message send FROM TO TEXT [--config FILE]
+                                 Queue a text/plain message from FROM to the user TO;
+                                 the running server delivers it when TO registers or
+                                 at its next attempt (messaging.retryInterval). FILE
+                                 gives messaging.lifetime and messaging.quota.
+  message list AOR [--json]      The messages waiting for a user (kept while the user
+                                 could not take them), oldest first.
+
   An AOR is a sip: URI with a user part; "alice@example.com" means
   "sip:alice@example.com". Passwords are stored only as digest HA1 values
   (MD5 and SHA-256, realm = the AOR's domain).
@@ -78,12 +88,12 @@ Options:
   --stream       parse: frame the input as a stream transport does (RFC 3261 §18.3: the
                  body is Content-Length octets, 0 without one). The default is datagram
                  framing (the body is the rest of the input without Content-Length).
-  --data-dir DIR serve, user, domain, registrations: the data directory holding switchboard.db
-                 (default ./data, created when missing).
+  --data-dir DIR serve, user, domain, registrations, message: the data directory
+                 holding switchboard.db (default ./data, created when missing).
   -h, --help     Show this help.
 
 Exit status: 0 done; 1 usage or invalid input (nothing changed); 2 parse: the message
-would be rejected, user/domain: no such user or domain.
+would be rejected, user/domain/message: no such user or domain.
 `;
 
 /** Runs the command line `argv` (without node and script) and returns the exit code. */
@@ -97,9 +107,14 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
           ? runServe
           : argv[0] === 'registrations'
             ? runRegistrations
-            : undefined;
+            : argv[0] === 'message'
+              ? runMessage
+              : undefined;
   if (storeCommand !== undefined) {
-    if ((argv[0] === 'serve' || argv[0] === 'registrations') && argv.includes('--stream')) {
+    if (
+      (argv[0] === 'serve' || argv[0] === 'registrations' || argv[0] === 'message') &&
+      argv.includes('--stream')
+    ) {
       return usageError(io, `--stream applies to "parse" only`);
     }
     if (argv.includes('-h') || argv.includes('--help')) {

@@ -9,7 +9,8 @@
  *    and the stack on it, then the services on the stack (`buildServices`).
  * 4. Prints one `listening SPEC` line per bound listener (with the port the system chose
  *    for port 0), `domains ...`, and on a first run what to do next.
- * 5. Purges expired bindings every `registrar.purgeInterval` seconds.
+ * 5. Purges expired bindings every `registrar.purgeInterval` seconds, and tries to deliver
+ *    kept instant messages every `messaging.retryInterval` seconds (services/messaging).
  * 6. On SIGTERM or SIGINT, drains (`drain`): stops listening, lets the transactions in
  *    progress finish within `shutdownTimeout`, then closes the stack and the store (exit 0).
  *
@@ -36,6 +37,7 @@ import {
   type TimerHandle,
 } from '../base/index.ts';
 import { createDigestServer, type DigestServer } from '../auth/index.ts';
+import { createMessaging, type Messaging } from '../services/messaging/index.ts';
 import { createProxy, type Proxy } from '../services/proxy/index.ts';
 import { createRegistrar, type Registrar } from '../services/registrar/index.ts';
 import { createStack, type Stack } from '../stack/index.ts';
@@ -214,6 +216,8 @@ export interface ServiceContext {
 export interface Services {
   readonly registrar: Registrar;
   readonly proxy: Proxy;
+  /** Store-and-forward of instant messages; `startSweeping` is the caller's (one process). */
+  readonly messaging: Messaging;
   close(): void;
 }
 
@@ -250,6 +254,18 @@ export function buildServices(ctx: ServiceContext): Services {
     }
     return d;
   };
+  const messaging = createMessaging({
+    stack,
+    location: store.location,
+    messages: store.messages,
+    clock,
+    logger: logger.child({ service: 'messaging' }),
+    lifetimeMs: config.messaging.lifetime * 1000,
+    quota: config.messaging.quota,
+    retryIntervalMs: config.messaging.retryInterval * 1000,
+    maxBodyBytes: config.messaging.maxBodyBytes,
+    maxBranches: config.proxy.maxBranches,
+  });
   const registrar = createRegistrar({
     users: store.users,
     domains: store.domains,
@@ -260,6 +276,8 @@ export function buildServices(ctx: ServiceContext): Services {
     minExpires: config.registrar.minExpires,
     maxExpires: config.registrar.maxExpires,
     defaultExpires: config.registrar.defaultExpires,
+    // A user who registers gets what was kept for them (RFC 3428 store-and-forward).
+    onRegistered: (aor) => messaging.deliver(aor),
   });
   // The proxy takes every request from the stack and hands REGISTER to the registrar.
   const proxy = createProxy({
@@ -275,8 +293,17 @@ export function buildServices(ctx: ServiceContext): Services {
     timerC: config.proxy.timerC * 1000,
     recurse: config.proxy.recurse,
     maxBranches: config.proxy.maxBranches,
+    messages: messaging.hooks,
   });
-  return { registrar, proxy, close: () => proxy.close() };
+  return {
+    registrar,
+    proxy,
+    messaging,
+    close: () => {
+      void messaging.close();
+      proxy.close();
+    },
+  };
 }
 
 /**
@@ -459,6 +486,9 @@ export async function runServe(
     // One purger is enough for the one store.
     if (role === undefined || role.index === 0) {
       purging = startPurging(store.location, clock, config.registrar.purgeInterval * 1000, logger);
+      // Likewise one sweep over kept messages (each REGISTER still triggers its own
+      // user's delivery on the worker that takes it; leases keep them from overlapping).
+      services.messaging.startSweeping();
     }
 
     for (const l of stack.transport.listeners) {

@@ -42,6 +42,11 @@ export type EnqueueResult =
 export interface MessageStore {
   /** Keeps a message unless its recipient has `quota` live messages waiting already. */
   enqueue(message: NewMessage, quota: number): Promise<EnqueueResult>;
+  /**
+   * How many live messages wait for `aor` (claimed ones included): a read only, for the
+   * questions asked on every REGISTER and MESSAGE ("anything waiting?").
+   */
+  count(aor: string, nowMs: number): Promise<number>;
   /** The live messages waiting for `aor`, oldest first (claimed ones included). */
   list(aor: string, nowMs: number): Promise<StoredMessage[]>;
   /**

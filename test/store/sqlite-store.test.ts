@@ -579,7 +579,10 @@ describe('openSqliteStore messages (kept instant messages, RFC 3428 store-and-fo
       );
       assert.equal(kept[0]!.contentType, 'text/plain;charset=UTF-8');
       assert.equal(kept[0]!.from, '<sip:alice@example.com>');
-      // carol's expired at 1010: not listed, not pending, purged.
+      assert.equal(await store.messages.count(bob, 2000), 2);
+      // carol's expired at 1010: not listed, not counted, not pending, purged.
+      assert.equal(await store.messages.count('sip:carol@example.com', 1005), 1);
+      assert.equal(await store.messages.count('sip:carol@example.com', 2000), 0);
       assert.deepEqual(await store.messages.list('sip:carol@example.com', 2000), []);
       assert.deepEqual(await store.messages.pendingAors(2000), [bob]);
       assert.equal(await store.messages.purgeExpired(2000), 1);

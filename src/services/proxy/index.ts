@@ -3,9 +3,11 @@ export {
   createProxy,
   DEFAULT_TIMER_C,
   PROXY_ALLOW,
+  type MessageHooks,
   type Proxy,
   type ProxyOptions,
   type ProxyStats,
 } from './proxy.ts';
 export { chooseBest, mergeChallenges } from './best-response.ts';
 export { groupByQ, parseFlow, type Target } from './targets.ts';
+export { reachTarget, type ResolveNextHop } from './reach.ts';

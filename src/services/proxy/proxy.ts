@@ -25,7 +25,6 @@ import {
   RouteHeader,
   ViaHeader,
   createResponse,
-  formatNameAddr,
   formatUri,
   hasParam,
   parseUri,
@@ -51,6 +50,7 @@ import {
 import type { DomainStore, LocationStore, UserStore } from '../../store/index.ts';
 import { chooseBest, mergeChallenges } from './best-response.ts';
 import { hashOfBranch, loopHash, proxyBranch } from './loop.ts';
+import { reachTarget, setRoutes, strictRouteFixed } from './reach.ts';
 import { groupByQ, type Target } from './targets.ts';
 
 /** Methods this server handles or forwards (Allow in answers to OPTIONS and 405). */
@@ -101,6 +101,28 @@ export interface ProxyOptions {
   readonly maxBranches?: number;
   /** Option tags listed in Supported of the answer to OPTIONS. */
   readonly supported?: readonly string[];
+  /**
+   * MESSAGE requests (RFC 3428) from authenticated local users to local users who exist
+   * go through these (the messaging service: size limit, store-and-forward). Without
+   * them such a MESSAGE is forwarded like any other request.
+   */
+  readonly messages?: MessageHooks;
+}
+
+/**
+ * What the proxy asks about a MESSAGE from an authenticated local user to the local
+ * AOR `aor`. Each hook either answers the request itself (with `req.reply`) and returns
+ * true, or returns false and the proxy goes on as it would without it.
+ */
+export interface MessageHooks {
+  /** Before the location lookup and forwarding (e.g. 413 for a body over the limit). */
+  before(req: IncomingRequest, aor: string): Promise<boolean>;
+  /**
+   * The AOR has no binding (`best` undefined: the proxy would answer 480), or every
+   * branch ended without a 2xx and `best` is the response the proxy would send upstream
+   * (RFC 3261 §16.7 step 6).
+   */
+  undeliverable(req: IncomingRequest, aor: string, best: SipResponse | undefined): Promise<boolean>;
 }
 
 export interface ProxyStats {
@@ -160,6 +182,8 @@ interface Context {
   cancelled: boolean;
   /** The To tag of the responses made here, chosen on first use. */
   localTag?: string;
+  /** A MESSAGE for `options.messages`: the request as received and its local AOR. */
+  readonly message?: { readonly req: IncomingRequest; readonly aor: string };
 }
 
 /** The result of checking who sends a request. */
@@ -308,30 +332,6 @@ export function createProxy(options: ProxyOptions): Proxy {
       ours = true;
     }
     return { request: r, ours };
-  }
-
-  /** The request with its Route header fields replaced by `routes` (or none). */
-  function setRoutes(m: SipRequest, routes: readonly NameAddr[]): SipRequest {
-    const without = m.remove('Route');
-    if (routes.length === 0) return without;
-    return without.append('Route', routes.map(formatNameAddr).join(', '));
-  }
-
-  /**
-   * §16.6 step 7: "If the copy contains a Route header field, the proxy MUST inspect the
-   * URI in its first value. If that URI does not contain an lr parameter, the proxy MUST
-   * modify the copy as follows: The proxy MUST place the Request-URI into the Route
-   * header field as the last value. The proxy MUST then place the first Route header
-   * field value into the Request-URI and remove that value from the Route header field."
-   * Returns the request and its next hop: the first Route's URI, else the Request-URI.
-   */
-  function strictRouteFixed(r: SipRequest): { request: SipRequest; next: Uri; routed: boolean } {
-    const routes = r.get(RouteHeader) ?? [];
-    if (routes.length === 0) return { request: r, next: r.uri, routed: false };
-    const first = routes[0]!;
-    if (hasParam(uriParams(first.uri), 'lr')) return { request: r, next: first.uri, routed: true };
-    const rest = [...routes.slice(1), { uri: r.uri, params: [] } as NameAddr];
-    return { request: setRoutes(r.withUri(first.uri), rest), next: first.uri, routed: true };
   }
 
   /** §16.6 step 3: Max-Forwards decremented, or 70 when absent. */
@@ -541,11 +541,28 @@ export function createProxy(options: ProxyOptions): Proxy {
 
     // §16.5: the target set from the location service.
     const aor = `sip:${unescapeUri(target.user!)}@${domain}`;
+    // RFC 3428 store-and-forward applies to local users' messages for local users.
+    const hooks =
+      m.method === 'MESSAGE' && caller.kind === 'local' && options.messages !== undefined
+        ? options.messages
+        : undefined;
+    let exists: boolean | undefined;
+    if (hooks !== undefined) {
+      exists = (await users.get(aor)) !== undefined;
+      if (exists && (await hooks.before(req, aor))) {
+        answered++;
+        return;
+      }
+    }
     const bindings = await location.lookup(aor, clock.wallNow());
     if (bindings.length === 0) {
       // A local caller learns whether the user exists (404) or is not registered (480);
       // anyone else gets 480 either way, so that user names cannot be probed.
-      const exists = (await users.get(aor)) !== undefined;
+      exists ??= (await users.get(aor)) !== undefined;
+      if (hooks !== undefined && exists && (await hooks.undeliverable(req, aor, undefined))) {
+        answered++;
+        return;
+      }
       if (caller.kind === 'local' && !exists) reply(req, 404);
       else reply(req, 480);
       return;
@@ -553,6 +570,7 @@ export function createProxy(options: ProxyOptions): Proxy {
     startContext(req, tx, request, hash, groupByQ(bindings, maxBranches), {
       recordRoute,
       mayRelay,
+      ...(hooks !== undefined && exists === true ? { message: { req, aor } } : {}),
     });
   }
 
@@ -564,7 +582,11 @@ export function createProxy(options: ProxyOptions): Proxy {
     request: SipRequest,
     hash: string,
     groups: Target[][],
-    o: { recordRoute: boolean; mayRelay: boolean },
+    o: {
+      recordRoute: boolean;
+      mayRelay: boolean;
+      message?: { readonly req: IncomingRequest; readonly aor: string };
+    },
   ): void {
     const ctx: Context = {
       server: tx,
@@ -583,6 +605,7 @@ export function createProxy(options: ProxyOptions): Proxy {
       starting: 0,
       finalSent: false,
       cancelled: false,
+      ...(o.message !== undefined ? { message: o.message } : {}),
     };
     contexts.add(ctx);
     forwarded++;
@@ -646,27 +669,11 @@ export function createProxy(options: ProxyOptions): Proxy {
     ctx: Context,
     target: Target,
   ): Promise<{ request: SipRequest; dests: readonly Destination[] } | undefined> {
-    let r = ctx.request;
-    const uri = parseUri(target.uri);
-    if (!uri.ok) return undefined;
-    if (target.uri !== r.uriText) r = r.withUri(uri.value);
     // §16.6 step 3: "If the copy contains a Max-Forwards header field, the proxy MUST
     // decrement its value by one (1). If the copy does not contain a Max-Forwards header
     // field, the proxy MUST add one with a field value, which SHOULD be 70."
-    r = decremented(r, ctx.original);
-    // §16.6 step 6 / RFC 3327 §5.3: the Path of the binding becomes the route.
-    if (target.path.length > 0) {
-      const existing = r.getRawAll('Route');
-      r = r.remove('Route').append('Route', [...target.path, ...existing].join(', '));
-    }
-    const fixed = strictRouteFixed(r);
-    if (fixed.routed) return { request: fixed.request, dests: await stack.resolve(fixed.next) };
-    const byUri = await stack.resolve(r.uri);
-    if (target.flow === undefined) return { request: r, dests: byUri };
-    const flow = target.flow;
-    const same = (d: Destination): boolean =>
-      d.protocol === flow.protocol && d.address === flow.address && d.port === flow.port;
-    return { request: r, dests: [flow, ...byUri.filter((d) => !same(d))] };
+    const r = decremented(ctx.request, ctx.original);
+    return reachTarget(r, target, (uri) => stack.resolve(uri));
   }
 
   /** §16.6 steps 4, 8–10: Record-Route, Via, and the client transaction for dests[i]. */
@@ -924,7 +931,23 @@ export function createProxy(options: ProxyOptions): Proxy {
       best = localResponse(ctx, 500, 'Server Internal Error');
     }
     best = mergeChallenges(best, ctx.responses);
-    void ctx.server.respond(best).catch(() => undefined);
+    const message = ctx.message;
+    if (message !== undefined && options.messages !== undefined) {
+      // RFC 3428 §7 leaves a proxy free to keep a MESSAGE it could not deliver: the
+      // messaging service may answer 202 instead of the failure.
+      const failure = best;
+      void options.messages.undeliverable(message.req, message.aor, failure).then(
+        (answered) => {
+          if (!answered) void ctx.server.respond(failure).catch(() => undefined);
+        },
+        (e: unknown) => {
+          logger.error({ err: e, callId: ctx.original.callId }, 'proxy: undeliverable hook failed');
+          void ctx.server.respond(failure).catch(() => undefined);
+        },
+      );
+    } else {
+      void ctx.server.respond(best).catch(() => undefined);
+    }
     settle(ctx);
   }
 

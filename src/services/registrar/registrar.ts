@@ -47,6 +47,12 @@ export interface RegistrarOptions {
   readonly maxExpires?: number;
   /** When neither the contact's expires nor the Expires header says. Default 3600. */
   readonly defaultExpires?: number;
+  /**
+   * Called after the 200 to a REGISTER that added or refreshed bindings, with the AOR's
+   * bindings as stored (e.g. to deliver messages kept for it, RFC 3428). Not awaited; a
+   * failure of it is logged, never seen by the UA.
+   */
+  readonly onRegistered?: (aor: string, bindings: readonly Binding[]) => unknown;
 }
 
 export interface Registrar {
@@ -55,6 +61,13 @@ export interface Registrar {
 }
 
 type Headers = [string, string][];
+
+/** A registration done: the 200's headers, and the bindings when the REGISTER added some. */
+interface Registered {
+  readonly headers: Headers;
+  readonly aor?: string;
+  readonly bindings?: readonly Binding[];
+}
 
 /** A rejection: status, and extra headers. */
 interface Reject {
@@ -92,7 +105,7 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
     return { domain: u.host.toLowerCase(), user: u.user };
   }
 
-  async function register(req: IncomingRequest): Promise<Reject | Headers> {
+  async function register(req: IncomingRequest): Promise<Reject | Registered> {
     const m = req.message;
     // §10.3 step 1: "The registrar inspects the Request-URI to determine whether it has
     // access to bindings for the domain identified in the Request-URI. If not, ... the
@@ -161,7 +174,7 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
       // checks and removes in one transaction.
       const r = await location.apply({ aor, nowMs: now, callId, cseq, removeAll: true });
       if (!r.ok) return { status: 500, reason: 'Out of Order' };
-      return okHeaders(r.bindings, now);
+      return { headers: okHeaders(r.bindings, now) };
     }
 
     // §10.3 step 7, per contact: the expires parameter, else the Expires header, else
@@ -174,7 +187,7 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
     }
 
     // A query (no Contact, §10.3 step 8 alone) changes nothing.
-    if (changes.length === 0) return okHeaders(await location.lookup(aor, now), now);
+    if (changes.length === 0) return { headers: okHeaders(await location.lookup(aor, now), now) };
 
     const path = m.getRawAll('Path').flatMap((v) => splitList(v));
     const received = `${req.source.protocol}:${formatHostPort(req.source.address, req.source.port)}`;
@@ -218,7 +231,8 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
     if (changes.some((c) => c.regId !== undefined && c.instance !== undefined && c.expires > 0)) {
       headers.push(['Require', 'outbound']);
     }
-    return headers;
+    const added = changes.some((c) => c.expires > 0);
+    return added && r.bindings.length > 0 ? { headers, aor, bindings: r.bindings } : { headers };
   }
 
   function contactChange(c: NameAddr, headerExpires: number | undefined): ContactChange | Reject {
@@ -268,6 +282,19 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
     return headers;
   }
 
+  /** `onRegistered`, after the 200 went out; its failures are logged only. */
+  function registered(aor: string, bindings: readonly Binding[]): void {
+    const hook = options.onRegistered;
+    if (hook === undefined) return;
+    try {
+      void Promise.resolve(hook(aor, bindings)).catch((err: unknown) =>
+        logger.warn({ err, aor }, 'registrar: onRegistered failed'),
+      );
+    } catch (err) {
+      logger.warn({ err, aor }, 'registrar: onRegistered failed');
+    }
+  }
+
   async function handle(req: IncomingRequest): Promise<void> {
     const m = req.message;
     try {
@@ -276,8 +303,12 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
           return; // never answered
         case 'REGISTER': {
           const r = await register(req);
-          if (Array.isArray(r)) await req.reply(200, { headers: r });
-          else await reply(req, r);
+          if ('status' in r) {
+            await reply(req, r);
+            return;
+          }
+          await req.reply(200, { headers: r.headers });
+          if (r.aor !== undefined && r.bindings !== undefined) registered(r.aor, r.bindings);
           return;
         }
         case 'OPTIONS': {

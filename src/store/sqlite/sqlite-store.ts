@@ -672,6 +672,7 @@ function messageStore(db: Database.Database): MessageStore {
   );
   return {
     enqueue: async (m, quota) => enqueueTx.immediate(m, quota),
+    count: async (aor, nowMs) => count.get(aor, nowMs)!,
     list: async (aor, nowMs) => live.all(aor, nowMs).map(toMessage),
     claim: async (aor, nowMs, leaseMs, limit) => claimTx.immediate(aor, nowMs, leaseMs, limit),
     release: async (id) => {
