@@ -17,7 +17,9 @@
  * - §16.7 responses: provisional and 2xx forwarded at once, 6xx and 2xx cancel the other
  *   branches, 3xx recursion, best-response choice with merged challenges, 408 when no
  *   branch answered, Timer C (§16.8);
- * - §16.10 CANCEL to every pending branch; ACKs for 2xx forwarded statelessly by Route.
+ * - §16.10 CANCEL to every pending branch; ACKs for 2xx forwarded statelessly by Route;
+ * - RFC 3428: a MESSAGE from a local user to a local user goes through `messages`
+ *   (MessageHooks), which may answer it itself (413, 202 when it keeps it).
  */
 import {
   ContactHeader,

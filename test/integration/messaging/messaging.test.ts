@@ -12,7 +12,9 @@
  *   original gets its 415 forwarded (not kept);
  * - message/cpim passes unchanged; a body over messaging.maxBodyBytes gets 413; an unknown
  *   user 404; a full quota the proxy's failure (480);
- * - the sweep delivers what `switchboard message send` queued (written to the store).
+ * - a registered contact that never answers: 202 once Timer F fires (T1 = 50 ms here);
+ * - the sweep delivers what `switchboard message send` queued (written to the store);
+ * - kept messages survive closing the server and starting another on the same store.
  */
 import { after, afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -34,6 +36,7 @@ const DOMAIN = 'example.com';
 const USERS = ['alice', 'bob', 'carol', 'dave'];
 
 interface Server {
+  readonly dir: string;
   readonly stack: Stack;
   readonly store: SqliteStore;
   readonly services: Services;
@@ -41,19 +44,30 @@ interface Server {
   close(): Promise<void>;
 }
 
-async function startServer(messaging: Record<string, number> = {}): Promise<Server> {
-  const dir = mkdtempSync(join(tmpdir(), 'sb-messaging-'));
+async function startServer(
+  messaging: Record<string, number> = {},
+  o: { dir?: string; keep?: boolean; T1?: number } = {},
+): Promise<Server> {
+  const dir = o.dir ?? mkdtempSync(join(tmpdir(), 'sb-messaging-'));
   const store = openSqliteStore(dir);
-  await store.domains.add(DOMAIN);
-  for (const u of USERS) {
-    await store.users.add(`sip:${u}@${DOMAIN}`, credentialsFor(u, DOMAIN, `${u}-pw`));
+  if (o.dir === undefined) {
+    await store.domains.add(DOMAIN);
+    for (const u of USERS) {
+      await store.users.add(`sip:${u}@${DOMAIN}`, credentialsFor(u, DOMAIN, `${u}-pw`));
+    }
   }
   const clock = systemClock();
   const random = cryptoRandom();
-  const stack = await createStack({ listen: ['udp:127.0.0.1:0'], clock, random });
+  const stack = await createStack({
+    listen: ['udp:127.0.0.1:0'],
+    clock,
+    random,
+    ...(o.T1 !== undefined ? { timers: { T1: o.T1 } } : {}),
+  });
   const config = resolveConfig({ messaging: { retryInterval: 3600, ...messaging } });
   const services = buildServices({ stack, store, config, clock, random, logger: silentLogger });
   return {
+    dir,
     stack,
     store,
     services,
@@ -62,7 +76,7 @@ async function startServer(messaging: Record<string, number> = {}): Promise<Serv
       services.close();
       await stack.close();
       await store.close();
-      rmSync(dir, { recursive: true, force: true });
+      if (o.keep !== true) rmSync(dir, { recursive: true, force: true });
     },
   };
 }
@@ -263,7 +277,7 @@ describe('messaging: store-and-forward through buildServices (in-process user ag
   });
 });
 
-describe('messaging: the sweep', () => {
+describe('messaging: the sweep, and a contact that never answers', () => {
   it('delivers what was queued in the store (switchboard message send) to a registered user', async () => {
     const server = await startServer({ retryInterval: 0.2 });
     const bob = await phone(server, 'bob');
@@ -294,6 +308,56 @@ describe('messaging: the sweep', () => {
     } finally {
       await bob.close();
       await server.close();
+    }
+  });
+
+  it('a registered contact that never answers: 202 once the transaction times out (Timer F)', async () => {
+    // T1 = 50 ms: Timer F (64*T1, RFC 3261 §17.1.2.2) is 3.2 s on the server's stack.
+    const server = await startServer({}, { T1: 50 });
+    const alice = await phone(server, 'alice');
+    const bob = await phone(server, 'bob');
+    try {
+      await bob.register();
+      await bob.stack.close(); // gone without un-registering: its binding stays
+      const r = await within(
+        alice.ua.message(`sip:bob@${DOMAIN}`, 'into the void'),
+        15_000,
+        'MESSAGE',
+      );
+      assert.equal(r.status, 202);
+      assert.equal(await server.store.messages.count(`sip:bob@${DOMAIN}`, Date.now()), 1);
+    } finally {
+      await bob.close(); // stops its registration's refresh timer (the stack is closed already)
+      await alice.close();
+      await server.close();
+    }
+  });
+});
+
+describe('messaging: a restart', () => {
+  it('kept messages survive the server being closed and started again on the same store', async () => {
+    const first = await startServer({}, { keep: true });
+    const alice = await phone(first, 'alice');
+    const r = await within(
+      alice.ua.message(`sip:bob@${DOMAIN}`, 'before restart'),
+      10_000,
+      'MESSAGE',
+    );
+    assert.equal(r.status, 202);
+    await alice.close();
+    await first.close();
+    const second = await startServer({}, { dir: first.dir });
+    const bob = await phone(second, 'bob');
+    try {
+      await bob.register();
+      assert.ok(
+        await pollUntil(() => bob.received.length >= 1, 10_000),
+        'delivered after the restart',
+      );
+      assert.deepEqual(bob.received.map(text), ['before restart']);
+    } finally {
+      await bob.close();
+      await second.close();
     }
   });
 });
