@@ -60,7 +60,7 @@ describe('openSqliteStore', () => {
   it('creates DATADIR/switchboard.db in WAL mode at the current schema version', async () => {
     assert.equal(store.file, join(dir, 'data', DATABASE_FILE));
     assert.ok(readdirSync(join(dir, 'data')).includes(DATABASE_FILE));
-    assert.equal(SCHEMA_VERSION, 4);
+    assert.equal(SCHEMA_VERSION, 5);
     await reopen(); // migrations are not re-run on an up-to-date database
     assert.deepEqual(await store.domains.list(), []);
   });
@@ -366,14 +366,16 @@ describe('openSqliteStore', () => {
     }
   });
 
-  it('a database at schema version 1 is migrated (2, 3, 4) with its users and bindings', async () => {
+  it('a database at schema version 1 is migrated (2, 3, 4, 5) with its users and bindings', async () => {
     await store.domains.add('example.com');
     await store.users.add('sip:alice@example.com', creds('alice', 'example.com', 'pw'));
     await store.location.upsert(binding());
     await store.close();
-    // Back to version 1 as an older Switchboard left it: no counter, no triggers, no messages.
+    // Back to version 1 as an older Switchboard left it: no counter, no triggers, no messages,
+    // no publications.
     const db = new Database(join(dir, 'data', DATABASE_FILE));
     db.exec(`DROP TABLE accounts_version; DROP TABLE messages;
+      DROP TABLE publications; DROP TABLE publication_versions;
       DROP TRIGGER users_inserted; DROP TRIGGER users_updated; DROP TRIGGER users_deleted;
       DROP TRIGGER domains_inserted; DROP TRIGGER domains_updated; DROP TRIGGER domains_deleted;
       CREATE INDEX bindings_expires ON bindings(expires_at);
@@ -390,6 +392,7 @@ describe('openSqliteStore', () => {
     assert.equal(indexes.includes('bindings_expires'), false); // migration 3
     assert.equal(indexes.includes('messages_aor'), true); // migration 4
     try {
+      assert.equal(await store.presence.version({ aor: 'sip:a@b', event: 'presence' }), 0); // 5
       assert.notEqual(await store.users.get('sip:alice@example.com'), undefined);
       assert.deepEqual(await store.location.lookup('sip:alice@example.com', 0), [binding()]);
       await other.users.remove('sip:alice@example.com');

@@ -1,8 +1,9 @@
 /**
- * The embedded store: users, domains and location bindings in one SQLite database,
- * `DATADIR/switchboard.db` (better-sqlite3, WAL journal so a running server and the
- * `switchboard user ...` commands can share it). Durable across a crash of the process
- * (synchronous = NORMAL, see `openSqliteStore`), not across a power loss.
+ * The embedded store: users, domains, location bindings, kept messages and published
+ * event state in one SQLite database, `DATADIR/switchboard.db` (better-sqlite3, WAL
+ * journal so a running server and the `switchboard user ...` commands can share it).
+ * Durable across a crash of the process (synchronous = NORMAL, see `openSqliteStore`),
+ * not across a power loss.
  *
  * The schema is versioned: `schema_version` holds the applied version and
  * `MIGRATIONS[i]` takes the database from version i to i + 1, each in a transaction.
@@ -24,6 +25,9 @@ import {
   type LocationStore,
   type MessageStore,
   type NewMessage,
+  type PresenceKey,
+  type PresenceStore,
+  type Publication,
   type RemoveDomainResult,
   type StoredMessage,
   type Store,
@@ -98,6 +102,24 @@ const MIGRATIONS: readonly string[] = Object.freeze([
      lease_until INTEGER NOT NULL DEFAULT 0
    );
    CREATE INDEX messages_aor ON messages(aor, id);`,
+  // 5: event state published with PUBLISH (presence.ts, RFC 3903), one row per entity-tag,
+  // and a change counter per (resource, event) pair for notifiers in any process.
+  `CREATE TABLE publications (
+     aor TEXT NOT NULL,
+     event TEXT NOT NULL,
+     etag TEXT NOT NULL,
+     content_type TEXT NOT NULL,
+     body BLOB NOT NULL,
+     published_at INTEGER NOT NULL,
+     expires_at INTEGER NOT NULL,
+     PRIMARY KEY (aor, event, etag)
+   ) WITHOUT ROWID;
+   CREATE TABLE publication_versions (
+     aor TEXT NOT NULL,
+     event TEXT NOT NULL,
+     n INTEGER NOT NULL,
+     PRIMARY KEY (aor, event)
+   ) WITHOUT ROWID;`,
 ]);
 
 /** The current schema version (the number of migrations). */
@@ -116,6 +138,16 @@ interface MessageRow {
   content_type: string;
   body: Buffer;
   received_at: number;
+  expires_at: number;
+}
+
+interface PublicationRow {
+  aor: string;
+  event: string;
+  etag: string;
+  content_type: string;
+  body: Buffer;
+  published_at: number;
   expires_at: number;
 }
 
@@ -196,6 +228,7 @@ export function openSqliteStore(dataDir: string, options: SqliteStoreOptions = {
     domains: wrap(domainStore(db, accounts)),
     location: wrap(locationStore(db, options.nonBlocking === true ? busyTimeoutMs : undefined)),
     messages: wrap(messageStore(db)),
+    presence: wrap(presenceStore(db)),
     close: async () => {
       if (db.open) db.close();
     },
@@ -681,6 +714,133 @@ function messageStore(db: Database.Database): MessageStore {
     remove: async (id) => del.run(id).changes > 0,
     pendingAors: async (nowMs) => aors.all(nowMs, nowMs),
     purgeExpired: async (nowMs) => purge.run(nowMs).changes,
+  };
+}
+
+function toPublication(r: PublicationRow): Publication {
+  return {
+    aor: r.aor,
+    event: r.event,
+    etag: r.etag,
+    contentType: r.content_type,
+    body: new Uint8Array(r.body),
+    publishedAt: r.published_at,
+    expiresAt: r.expires_at,
+  };
+}
+
+/**
+ * Published event state (RFC 3903). Every write runs in one IMMEDIATE transaction with
+ * its check and its version bump, so two processes acting on the same entity-tag cannot
+ * both succeed: the second finds the entity-tag gone (412 for its PUBLISH).
+ */
+function presenceStore(db: Database.Database): PresenceStore {
+  const insert = db.prepare(
+    `INSERT INTO publications (aor, event, etag, content_type, body, published_at, expires_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?)`,
+  );
+  const get = db.prepare<[string, string, string, number], PublicationRow>(
+    'SELECT * FROM publications WHERE aor = ? AND event = ? AND etag = ? AND expires_at > ?',
+  );
+  const live = db.prepare<[string, string, number], PublicationRow>(
+    `SELECT * FROM publications WHERE aor = ? AND event = ? AND expires_at > ?
+     ORDER BY published_at, etag`,
+  );
+  const refresh = db.prepare(
+    'UPDATE publications SET etag = ?, expires_at = ? WHERE aor = ? AND event = ? AND etag = ?',
+  );
+  const modify = db.prepare(
+    `UPDATE publications SET etag = ?, content_type = ?, body = ?, published_at = ?,
+       expires_at = ? WHERE aor = ? AND event = ? AND etag = ?`,
+  );
+  const del = db.prepare('DELETE FROM publications WHERE aor = ? AND event = ? AND etag = ?');
+  const delExpiredOf = db.prepare(
+    'DELETE FROM publications WHERE aor = ? AND event = ? AND expires_at <= ?',
+  );
+  const expiredKeys = db.prepare<[number], PresenceKey>(
+    'SELECT DISTINCT aor, event FROM publications WHERE expires_at <= ? ORDER BY aor, event',
+  );
+  const purge = db.prepare('DELETE FROM publications WHERE expires_at <= ?');
+  const version = db
+    .prepare<[string, string], number>(
+      'SELECT n FROM publication_versions WHERE aor = ? AND event = ?',
+    )
+    .pluck();
+  const bump = db.prepare(
+    `INSERT INTO publication_versions (aor, event, n) VALUES (?, ?, 1)
+     ON CONFLICT (aor, event) DO UPDATE SET n = n + 1`,
+  );
+
+  const insertTx = db.transaction((p: Publication): void => {
+    // The pair's expired publications go first: their state left the composition already.
+    delExpiredOf.run(p.aor, p.event, p.publishedAt);
+    insert.run(
+      p.aor,
+      p.event,
+      p.etag,
+      p.contentType,
+      Buffer.from(p.body),
+      p.publishedAt,
+      p.expiresAt,
+    );
+    bump.run(p.aor, p.event);
+  });
+  const refreshTx = db.transaction(
+    (k: PresenceKey, etag: string, newEtag: string, expiresAt: number, nowMs: number) => {
+      const r = get.get(k.aor, k.event, etag, nowMs);
+      if (r === undefined) return undefined;
+      refresh.run(newEtag, expiresAt, k.aor, k.event, etag);
+      return toPublication({ ...r, etag: newEtag, expires_at: expiresAt });
+    },
+  );
+  const modifyTx = db.transaction(
+    (
+      k: PresenceKey,
+      etag: string,
+      newEtag: string,
+      c: { contentType: string; body: Uint8Array; expiresAt: number },
+      nowMs: number,
+    ) => {
+      if (get.get(k.aor, k.event, etag, nowMs) === undefined) return undefined;
+      const body = Buffer.from(c.body);
+      modify.run(newEtag, c.contentType, body, nowMs, c.expiresAt, k.aor, k.event, etag);
+      bump.run(k.aor, k.event);
+      return toPublication({
+        aor: k.aor,
+        event: k.event,
+        etag: newEtag,
+        content_type: c.contentType,
+        body,
+        published_at: nowMs,
+        expires_at: c.expiresAt,
+      });
+    },
+  );
+  const removeTx = db.transaction((k: PresenceKey, etag: string, nowMs: number): boolean => {
+    if (get.get(k.aor, k.event, etag, nowMs) === undefined) return false;
+    del.run(k.aor, k.event, etag);
+    bump.run(k.aor, k.event);
+    return true;
+  });
+  const purgeTx = db.transaction((nowMs: number): PresenceKey[] => {
+    const keys = expiredKeys.all(nowMs).map((r) => ({ aor: r.aor, event: r.event }));
+    purge.run(nowMs);
+    for (const k of keys) bump.run(k.aor, k.event);
+    return keys;
+  });
+  return {
+    insert: async (p) => insertTx.immediate(p),
+    refresh: async (k, etag, newEtag, expiresAt, nowMs) =>
+      refreshTx.immediate(k, etag, newEtag, expiresAt, nowMs),
+    modify: async (k, etag, newEtag, c, nowMs) => modifyTx.immediate(k, etag, newEtag, c, nowMs),
+    remove: async (k, etag, nowMs) => removeTx.immediate(k, etag, nowMs),
+    get: async (k, etag, nowMs) => {
+      const r = get.get(k.aor, k.event, etag, nowMs);
+      return r === undefined ? undefined : toPublication(r);
+    },
+    list: async (k, nowMs) => live.all(k.aor, k.event, nowMs).map(toPublication),
+    version: async (k) => version.get(k.aor, k.event) ?? 0,
+    purgeExpired: async (nowMs) => purgeTx.immediate(nowMs),
   };
 }
 
