@@ -141,6 +141,12 @@ export const serverConfigSchema = z.strictObject({
       maxBodyBytes: count(0).optional(),
     })
     .optional(),
+  presence: z
+    .strictObject({
+      minExpires: count(1).optional(),
+      maxExpires: count(1).optional(),
+    })
+    .optional(),
   limits: z
     .strictObject({
       maxServerTransactions: count(1).optional(),
@@ -203,6 +209,13 @@ export interface ServerConfig {
     /** Largest MESSAGE body to a local user, octets (larger: 413). */
     readonly maxBodyBytes: number;
   };
+  /** Presence state published by local users (RFC 3903 PUBLISH). */
+  readonly presence: {
+    /** RFC 3903 §6 step 5: shorter non-zero expiries get 423 with Min-Expires, seconds. */
+    readonly minExpires: number;
+    /** Longer expiries are shortened to this, seconds. */
+    readonly maxExpires: number;
+  };
   readonly limits: {
     /** Live server transactions before new requests get 503 (Stack option). */
     readonly maxServerTransactions: number;
@@ -245,6 +258,7 @@ export const CONFIG_DEFAULTS: ServerConfig = Object.freeze({
     retryInterval: 30,
     maxBodyBytes: 16_384,
   }),
+  presence: Object.freeze({ minExpires: 60, maxExpires: 3600 }),
   limits: Object.freeze({
     maxServerTransactions: STACK_MAX_SERVER_TRANSACTIONS,
     // The transport layer's own default (TransportLayerOptions.maxConnectionsPerIp).
@@ -441,6 +455,7 @@ export function resolveConfig(file: ServerConfigFile, flags: ConfigOverrides = {
   }
   const D = CONFIG_DEFAULTS;
   const registrar = { ...D.registrar, ...file.registrar };
+  const presence = { ...D.presence, ...file.presence };
   const config: ServerConfig = {
     dataDir: flags.dataDir ?? file.dataDir ?? D.dataDir,
     domains: (flags.domains ?? file.domains ?? D.domains).map((d) => normalizeDomain(d)!),
@@ -456,6 +471,7 @@ export function resolveConfig(file: ServerConfigFile, flags: ConfigOverrides = {
     auth: { ...D.auth, ...file.auth },
     proxy: { ...D.proxy, ...file.proxy },
     messaging: { ...D.messaging, ...file.messaging },
+    presence,
     limits: { ...D.limits, ...file.limits },
   };
   // RFC 3261 §10.3 step 7: the registrar shortens to maxExpires and refuses below minExpires
@@ -473,6 +489,14 @@ export function resolveConfig(file: ServerConfigFile, flags: ConfigOverrides = {
     throw new ConfigError(
       'registrar.defaultExpires',
       `${registrar.defaultExpires} is outside registrar.minExpires..maxExpires (${registrar.minExpires}..${registrar.maxExpires})`,
+    );
+  }
+  // RFC 3903 §6 step 5 likewise: a PUBLISH without Expires asks for the shorter of an hour
+  // and maxExpires, which must not be below minExpires.
+  if (presence.minExpires > presence.maxExpires) {
+    throw new ConfigError(
+      'presence.minExpires',
+      `${presence.minExpires} is above presence.maxExpires (${presence.maxExpires})`,
     );
   }
   // tls: and wss: listeners serve a certificate (RFC 3261 §26.3.1; RFC 7118 §5).

@@ -38,6 +38,7 @@ import {
 } from '../base/index.ts';
 import { createDigestServer, type DigestServer } from '../auth/index.ts';
 import { createMessaging, type Messaging } from '../services/messaging/index.ts';
+import { createPresence, type Presence } from '../services/presence/index.ts';
 import { createProxy, type Proxy } from '../services/proxy/index.ts';
 import { createRegistrar, type Registrar } from '../services/registrar/index.ts';
 import { createStack, type Stack } from '../stack/index.ts';
@@ -218,6 +219,8 @@ export interface Services {
   readonly proxy: Proxy;
   /** Store-and-forward of instant messages; `startSweeping` is the caller's (one process). */
   readonly messaging: Messaging;
+  /** The event state compositor of local users' presence (RFC 3903 PUBLISH). */
+  readonly presence: Presence;
   close(): void;
 }
 
@@ -266,6 +269,14 @@ export function buildServices(ctx: ServiceContext): Services {
     maxBodyBytes: config.messaging.maxBodyBytes,
     maxBranches: config.proxy.maxBranches,
   });
+  const presence = createPresence({
+    store: store.presence,
+    clock,
+    random,
+    logger: logger.child({ service: 'presence' }),
+    minExpires: config.presence.minExpires,
+    maxExpires: config.presence.maxExpires,
+  });
   const registrar = createRegistrar({
     users: store.users,
     domains: store.domains,
@@ -294,11 +305,14 @@ export function buildServices(ctx: ServiceContext): Services {
     recurse: config.proxy.recurse,
     maxBranches: config.proxy.maxBranches,
     messages: messaging.hooks,
+    // PUBLISH to a local user ends at the server, the user's event state compositor.
+    publish: (req, aor, publisher) => presence.handlePublish(req, aor, publisher),
   });
   return {
     registrar,
     proxy,
     messaging,
+    presence,
     close: () => {
       void messaging.close();
       proxy.close();

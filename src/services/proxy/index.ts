@@ -7,6 +7,7 @@ export {
   type Proxy,
   type ProxyOptions,
   type ProxyStats,
+  type PublishHandler,
 } from './proxy.ts';
 export { chooseBest, mergeChallenges } from './best-response.ts';
 export { groupByQ, parseFlow, type Target } from './targets.ts';

@@ -19,7 +19,9 @@
  *   branch answered, Timer C (§16.8);
  * - §16.10 CANCEL to every pending branch; ACKs for 2xx forwarded statelessly by Route;
  * - RFC 3428: a MESSAGE from a local user to a local user goes through `messages`
- *   (MessageHooks), which may answer it itself (413, 202 when it keeps it).
+ *   (MessageHooks), which may answer it itself (413, 202 when it keeps it);
+ * - RFC 3903: a PUBLISH to a local AOR is not forked to the user's contacts: the server is
+ *   the event state compositor for its users, and `publish` answers it.
  */
 import {
   ContactHeader,
@@ -109,7 +111,23 @@ export interface ProxyOptions {
    * them such a MESSAGE is forwarded like any other request.
    */
   readonly messages?: MessageHooks;
+  /**
+   * PUBLISH requests (RFC 3903) to a local AOR go here instead of being forwarded (the
+   * presence service, the users' event state compositor). Without it they are forwarded
+   * like any other request.
+   */
+  readonly publish?: PublishHandler;
 }
+
+/**
+ * Answers a PUBLISH to the local AOR `aor`. `publisher` is the local AOR the caller
+ * authenticated as (RFC 3261 §22.3), undefined for a caller that is not a local user.
+ */
+export type PublishHandler = (
+  req: IncomingRequest,
+  aor: string,
+  publisher: string | undefined,
+) => Promise<void>;
 
 /**
  * What the proxy asks about a MESSAGE from an authenticated local user to the local
@@ -543,6 +561,13 @@ export function createProxy(options: ProxyOptions): Proxy {
 
     // §16.5: the target set from the location service.
     const aor = `sip:${unescapeUri(target.user!)}@${domain}`;
+    if (m.method === 'PUBLISH' && options.publish !== undefined) {
+      // RFC 3903 §6: the server is the compositor of its users' event state; the PUBLISH
+      // ends here whoever the user's contacts are.
+      answered++;
+      await options.publish(req, aor, caller.kind === 'local' ? caller.aor : undefined);
+      return;
+    }
     // RFC 3428 store-and-forward applies to local users' messages for local users.
     const hooks =
       m.method === 'MESSAGE' && caller.kind === 'local' && options.messages !== undefined
