@@ -34,9 +34,9 @@ export interface PidfDocument {
 }
 
 /** Name = a prefix (optional) and a local part; ASCII only, as PIDF's schemas use. */
-const NAME = /^[A-Za-z_][A-Za-z0-9._-]*(?::[A-Za-z_][A-Za-z0-9._-]*)?/;
+const NAME = /[A-Za-z_][A-Za-z0-9._-]*(?::[A-Za-z_][A-Za-z0-9._-]*)?/;
 const ATTRIBUTE =
-  /^\s+([A-Za-z_][A-Za-z0-9._-]*(?::[A-Za-z_][A-Za-z0-9._-]*)?)\s*=\s*("[^"<]*"|'[^'<]*')/;
+  /\s+([A-Za-z_][A-Za-z0-9._-]*(?::[A-Za-z_][A-Za-z0-9._-]*)?)\s*=\s*("[^"<]*"|'[^'<]*')/;
 /** XML 1.0 §4.1 references: the five predefined entities and character references. */
 const REFERENCE = /&(?!(?:lt|gt|amp|quot|apos|#[0-9]{1,7}|#x[0-9A-Fa-f]{1,6});)/;
 /** XML 1.0 §2.2 Char, less what the decoder made of invalid UTF-8 (U+FFFD is allowed text). */
@@ -87,6 +87,16 @@ export function parsePidf(text: string): Result<PidfDocument, string> {
     if (enc !== null && !/^utf-?8$/i.test(enc[1]!)) return err(`encoding ${enc[1]} (UTF-8 only)`);
     x = x.slice(decl[0].length);
   }
+  // Sticky copies made per call (their lastIndex is state): each matches at one position of
+  // `x` without slicing it.
+  const nameAt = new RegExp(NAME.source, 'y');
+  const attribute = new RegExp(ATTRIBUTE.source, 'y');
+  const endClose = /\s*>/y;
+  const startClose = /\s*(\/?)>/y;
+  const at = (re: RegExp, pos: number): RegExpExecArray | null => {
+    re.lastIndex = pos;
+    return re.exec(x);
+  };
   const stack: OpenElement[] = [];
   let root: OpenElement | undefined;
   let rootClosed = false;
@@ -120,10 +130,10 @@ export function parsePidf(text: string): Result<PidfDocument, string> {
     if (x.startsWith('<!', i)) return err('a DOCTYPE or other declaration');
     if (x.startsWith('<?', i)) return err('a processing instruction');
     if (x.startsWith('</', i)) {
-      const m = NAME.exec(x.slice(i + 2));
+      const m = at(nameAt, i + 2);
       const open = stack.pop();
       if (m === null || open === undefined || m[0] !== open.name) return err('mismatched end tag');
-      const close = /^\s*>/.exec(x.slice(i + 2 + m[0].length));
+      const close = at(endClose, i + 2 + m[0].length);
       if (close === null) return err('malformed end tag');
       i += 2 + m[0].length + close[0].length;
       if (stack.length === 0) rootClosed = true;
@@ -131,14 +141,14 @@ export function parsePidf(text: string): Result<PidfDocument, string> {
       continue;
     }
     // A start tag.
-    const m = NAME.exec(x.slice(i + 1));
+    const m = at(nameAt, i + 1);
     if (m === null) return err('malformed start tag');
     const start = i;
     const name = m[0];
     i += 1 + name.length;
     const attributes: Attribute[] = [];
     for (;;) {
-      const a = ATTRIBUTE.exec(x.slice(i, i + 4096));
+      const a = at(attribute, i);
       if (a === null) break;
       const value = a[2]!.slice(1, -1);
       if (REFERENCE.test(value)) return err('an entity reference other than the predefined ones');
@@ -146,7 +156,7 @@ export function parsePidf(text: string): Result<PidfDocument, string> {
       attributes.push({ name: a[1]!, value, raw: a[0] });
       i += a[0].length;
     }
-    const close = /^\s*(\/?)>/.exec(x.slice(i, i + 4096));
+    const close = at(startClose, i);
     if (close === null) return err(`malformed start tag <${name}>`);
     i += close[0].length;
     if (rootClosed) return err('a second root element');
