@@ -150,6 +150,7 @@ export const serverConfigSchema = z.strictObject({
   limits: z
     .strictObject({
       maxServerTransactions: count(1).optional(),
+      maxServerTransactionsPerSource: count(0).optional(),
       maxConnectionsPerIp: count(1).optional(),
       maxHeaderBytes: count(256).optional(),
       maxBodyBytes: count(0).optional(),
@@ -219,6 +220,8 @@ export interface ServerConfig {
   readonly limits: {
     /** Live server transactions before new requests get 503 (Stack option). */
     readonly maxServerTransactions: number;
+    /** Of those, most for requests from one IP address (0: no limit but the total). */
+    readonly maxServerTransactionsPerSource: number;
     /** Inbound TCP/TLS/WS/WSS connections from one IP address. */
     readonly maxConnectionsPerIp: number;
     /** A message's start line and header fields, octets (a larger message is dropped). */
@@ -261,6 +264,7 @@ export const CONFIG_DEFAULTS: ServerConfig = Object.freeze({
   presence: Object.freeze({ minExpires: 60, maxExpires: 3600 }),
   limits: Object.freeze({
     maxServerTransactions: STACK_MAX_SERVER_TRANSACTIONS,
+    maxServerTransactionsPerSource: 0,
     // The transport layer's own default (TransportLayerOptions.maxConnectionsPerIp).
     maxConnectionsPerIp: 100,
     maxHeaderBytes: defaultLimits.maxHeaderBytes,

@@ -42,7 +42,7 @@ import { createPresence, type Presence } from '../services/presence/index.ts';
 import { createProxy, type Proxy } from '../services/proxy/index.ts';
 import { createRegistrar, type Registrar } from '../services/registrar/index.ts';
 import { createStack, type Stack } from '../stack/index.ts';
-import type { LocationStore, Store } from '../store/index.ts';
+import type { LocationStore, PresenceStore, Store } from '../store/index.ts';
 import { openSqliteStore } from '../store/sqlite/sqlite-store.ts';
 import {
   PeerMesh,
@@ -321,29 +321,39 @@ export function buildServices(ctx: ServiceContext): Services {
 }
 
 /**
- * Deletes expired bindings every `intervalMs` on the clock's timer (lookups already
- * hide them; this keeps the table from growing). The next run is armed only when the
- * previous one has finished, and `stop()` cancels it: nothing keeps the process alive.
+ * Deletes expired bindings, and expired presence publications when given, every
+ * `intervalMs` on the clock's timer (reads already hide them; this keeps the tables from
+ * growing). The next run is armed only when the previous one has finished, and `stop()`
+ * cancels it: nothing keeps the process alive.
  */
 export function startPurging(
   location: LocationStore,
   clock: Clock,
   intervalMs: number,
   logger: Logger,
+  presence?: PresenceStore,
 ): { stop(): Promise<void> } {
   let timer: TimerHandle | undefined;
   let running: Promise<void> = Promise.resolve();
   let stopped = false;
   const run = (): void => {
     timer = undefined;
-    running = location
-      .purgeExpired(clock.wallNow())
-      .then(
+    const now = clock.wallNow();
+    running = Promise.all([
+      location.purgeExpired(now).then(
         (n) => {
           if (n > 0) logger.debug({ purged: n }, 'expired bindings purged');
         },
         (err: unknown) => logger.warn({ err }, 'purging expired bindings failed'),
-      )
+      ),
+      presence?.purgeExpired(now).then(
+        (keys) => {
+          if (keys.length > 0) logger.debug({ purged: keys.length }, 'expired publications purged');
+        },
+        (err: unknown) => logger.warn({ err }, 'purging expired publications failed'),
+      ),
+    ])
+      .then(() => undefined)
       .finally(() => {
         if (!stopped) timer = clock.setTimer(intervalMs, run);
       });
@@ -487,6 +497,9 @@ export async function runServe(
         ? { ids: ownedCallIds(createIdGenerator(random), role.index, role.workers) }
         : {}),
       maxServerTransactions: config.limits.maxServerTransactions,
+      ...(config.limits.maxServerTransactionsPerSource > 0
+        ? { maxServerTransactionsPerSource: config.limits.maxServerTransactionsPerSource }
+        : {}),
     });
     services = buildServices({
       stack,
@@ -499,7 +512,13 @@ export async function runServe(
     });
     // One purger is enough for the one store.
     if (role === undefined || role.index === 0) {
-      purging = startPurging(store.location, clock, config.registrar.purgeInterval * 1000, logger);
+      purging = startPurging(
+        store.location,
+        clock,
+        config.registrar.purgeInterval * 1000,
+        logger,
+        store.presence,
+      );
       // Likewise one sweep over kept messages (each REGISTER still triggers its own
       // user's delivery on the worker that takes it; leases keep them from overlapping).
       services.messaging.startSweeping();
