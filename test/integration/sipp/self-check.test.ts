@@ -159,18 +159,28 @@ describe('sipp harness self-check (sipp against sipp on 127.0.0.1)', { timeout: 
       timeout: TEST_TIMEOUT_MS,
     },
     async (t) => {
-      const run = await callPair(t, {
-        uac: 'uac-call.xml',
-        uas: 'uas-call.xml',
-        transport: 'u1',
-        calls: 5,
-        lost: 10,
-        // Keep finished calls 10 s so that a BYE retransmitted at 0.5/1.5/3.5/7.5 s (its 200 lost)
-        // is still answered; the UAS is stopped at once when the UAC is done.
-        timewaitMs: 10_000,
-        stopNow: true,
-      });
+      const attempt = () =>
+        callPair(t, {
+          uac: 'uac-call.xml',
+          uas: 'uas-call.xml',
+          transport: 'u1',
+          calls: 5,
+          lost: 10,
+          // Keep finished calls 10 s so that a BYE retransmitted at 0.5/1.5/3.5/7.5 s (its 200
+          // lost) is still answered; the UAS is stopped at once when the UAC is done.
+          timewaitMs: 10_000,
+          stopNow: true,
+        });
+      let run = await attempt();
       if (run === undefined) return;
+      // sipp's -lost draws from an unseeded random source: now and then a loss pattern leaves
+      // one call unfinished at the global timeout (seen once in many CI runs, sipp against
+      // sipp, no Switchboard involved). One new draw decides; two failures in a row fail.
+      if (run.uac.exitCode !== 0) {
+        t.diagnostic(`first run failed, repeated once: ${describeRun(run.uac)}`);
+        run = await attempt();
+        if (run === undefined) return;
+      }
       assertAllSucceeded(run.uac, 5, 'UAC with 10 % loss');
       // sipp's own accounting under -lost is loose (a call can end as "current" in its timewait,
       // and a lost-then-retransmitted message is counted oddly): the UAS must just not fail one.
