@@ -1147,8 +1147,9 @@ async function run(opts: SuiteOptions): Promise<void> {
       'wall time (all its processes; 100 = one core). wait%: time the server was runnable but ' +
       'waited for a CPU / wall time. CPUms/op: server CPU time per successful sipp call. drops: ' +
       "datagrams the kernel dropped on the server's socket (receive buffer full) / on every UDP " +
-      "socket of the machine. peak MB: the step's server process, VmHWM (Kamailio: highest " +
-      'summed PSS). log: server log lines (Switchboard at warn, Kamailio at debug=1).',
+      "socket of the machine. peak MB: the step's server, VmHWM of its one process (with " +
+      'workers, and for Kamailio: the highest summed PSS of its processes). log: server log ' +
+      'lines (Switchboard at warn, Kamailio at debug=1).',
   );
 
   const savedTmpDir = process.env.TMPDIR;
@@ -1216,8 +1217,13 @@ async function run(opts: SuiteOptions): Promise<void> {
     'Figures are noisy: sipp (UAC and UAS) and the server share the machine ' +
       `(${cpu.length} CPU(s)) with whatever else runs (wait% shows how much). Compare the ratios ` +
       'of one run, not absolute rates across runs. CPU ms per sipp call is the steadier figure.',
-    'Switchboard is one Node.js process (one core for JavaScript); Kamailio runs ' +
-      `${cpu.length} UDP worker processes (-n = cores) plus its timer processes. sipp is one ` +
+    (switchboardWorkers() === 1
+      ? 'Switchboard is one Node.js process (one core for JavaScript); '
+      : `Switchboard is a supervisor and ${switchboardWorkers()} worker processes (workers:, ` +
+        'each message handled by the worker that owns its Call-ID; the memory phase runs one ' +
+        'process); ') +
+      `Kamailio runs ${cpu.length} UDP worker processes (-n = cores) plus its timer processes. ` +
+      'sipp is one ' +
       "process per side: at Kamailio's rates the load generator may be the limit (then the " +
       'rate ratio overstates Switchboard; the CPU ratio does not).',
     'Open loop: sipp places calls at the target rate whatever the server does; a call fails on ' +
