@@ -256,12 +256,15 @@ function retryingWhenBusy<T extends object>(o: T, timeoutMs: number): T {
     }
     const method = value as (...args: unknown[]) => Promise<unknown>;
     out[name] = async (...args: unknown[]): Promise<unknown> => {
-      const deadline = Date.now() + timeoutMs;
+      // The clock is read only once the database was found busy, not on every call.
+      let deadline: number | undefined;
       for (let attempt = 1; ; attempt++) {
         try {
           return await method.apply(o, args);
         } catch (e) {
-          if (!isBusy(e) || Date.now() >= deadline) throw e;
+          if (!isBusy(e)) throw e;
+          deadline ??= Date.now() + timeoutMs;
+          if (Date.now() >= deadline) throw e;
           // The holder's transaction lasts tens of µs: the next turn usually finds it free.
           if (attempt < 8) await nextTurn();
           else await sleep(Math.min(attempt - 7, 10));
