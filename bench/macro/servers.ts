@@ -243,6 +243,48 @@ async function stopSpawned(s: Spawned, others: () => number[], graceMs: number):
   for (const pid of remembered) tryKill(pid, 'SIGKILL');
 }
 
+/**
+ * A server of several processes (Kamailio, Switchboard with workers), measured as one: CPU
+ * and run-queue time summed, memory as the summed PSS (pages they share counted once), the
+ * peak the highest sum sampled every 250 ms and at each reading, until the process exits.
+ */
+function processGroup(
+  s: Spawned,
+  all: () => number[],
+): {
+  meters: Pick<ServerUnderTest, 'pids' | 'cpuMs' | 'waitMs' | 'memoryKb' | 'peakKb'>;
+  stopSampling: () => void;
+} {
+  let peak = 0;
+  const memoryKb = (): number | undefined => {
+    let sum = 0;
+    for (const pid of all()) {
+      const p = pssKb(pid);
+      if (p === undefined) return undefined;
+      sum += p;
+    }
+    peak = Math.max(peak, sum);
+    return sum;
+  };
+  const sampler = setInterval(memoryKb, 250);
+  sampler.unref();
+  void s.exit.then(() => clearInterval(sampler));
+  memoryKb();
+  return {
+    meters: {
+      pids: all,
+      cpuMs: () => all().reduce((sum, pid) => sum + (cpuMs(pid) ?? 0), 0),
+      waitMs: () => all().reduce((sum, pid) => sum + (runQueueWaitMs(pid) ?? 0), 0),
+      memoryKb,
+      peakKb: () => {
+        memoryKb();
+        return peak === 0 ? undefined : peak;
+      },
+    },
+    stopSampling: () => clearInterval(sampler),
+  };
+}
+
 // ---- Switchboard -------------------------------------------------------------------------
 
 export interface SwitchboardOptions {
@@ -463,41 +505,19 @@ async function clusterUnderTest(
 ): Promise<ServerUnderTest> {
   // The workers are forked before the first one prints; wait until they all have started.
   await pollUntil(() => childPids(s.pid).length >= 2, 10_000, 50);
-  const all = (): number[] => [s.pid, ...childPids(s.pid)];
-  let peak = 0;
-  const memoryKb = (): number | undefined => {
-    let sum = 0;
-    for (const pid of all()) {
-      const p = pssKb(pid);
-      if (p === undefined) return undefined;
-      sum += p;
-    }
-    peak = Math.max(peak, sum);
-    return sum;
-  };
-  const sampler = setInterval(memoryKb, 250);
-  sampler.unref();
-  void s.exit.then(() => clearInterval(sampler));
-  memoryKb();
+  const group = processGroup(s, () => [s.pid, ...childPids(s.pid)]);
   let stopping: Promise<void> | undefined;
   return {
     kind: 'switchboard',
     target: `${LOOPBACK}:${port}`,
-    pids: all,
-    cpuMs: () => all().reduce((sum, pid) => sum + (cpuMs(pid) ?? 0), 0),
-    waitMs: () => all().reduce((sum, pid) => sum + (runQueueWaitMs(pid) ?? 0), 0),
-    memoryKb,
-    peakKb: () => {
-      memoryKb();
-      return peak === 0 ? undefined : peak;
-    },
+    ...group.meters,
     storeBytes: () => sqliteDataBytes(dbFile),
     collect: () => Promise.resolve(undefined),
     takeLog: () => s.log.take(),
     exited: () => s.exitInfo(),
     stop() {
       stopping ??= (async () => {
-        clearInterval(sampler);
+        group.stopSampling();
         const kids = childPids(s.pid);
         await stopSpawned(s, () => kids, 1500);
         rmSync(dataDir, { recursive: true, force: true });
@@ -645,34 +665,13 @@ async function startKamailio(
       250,
     );
     if (!stable) kids = childPids(s.pid);
-    const all = (): number[] => [s.pid, ...kids];
-    let peak = 0;
-    const memoryKb = (): number | undefined => {
-      let sum = 0;
-      for (const pid of all()) {
-        const p = pssKb(pid);
-        if (p === undefined) return undefined;
-        sum += p;
-      }
-      peak = Math.max(peak, sum);
-      return sum;
-    };
-    const sampler = setInterval(memoryKb, 250);
-    sampler.unref();
-    void s.exit.then(() => clearInterval(sampler));
-    memoryKb();
+    const group = processGroup(s, () => [s.pid, ...kids]);
+    const memoryKb = group.meters.memoryKb;
     let stopping: Promise<void> | undefined;
     return {
       kind: 'kamailio',
       target: `${LOOPBACK}:${port}`,
-      pids: all,
-      cpuMs: () => all().reduce((sum, pid) => sum + (cpuMs(pid) ?? 0), 0),
-      waitMs: () => all().reduce((sum, pid) => sum + (runQueueWaitMs(pid) ?? 0), 0),
-      memoryKb,
-      peakKb: () => {
-        memoryKb();
-        return peak === 0 ? undefined : peak;
-      },
+      ...group.meters,
       storeBytes: () => undefined,
       collect: () => {
         const used = shmUsedBytes(o.kamcmd, ctl);
@@ -684,7 +683,7 @@ async function startKamailio(
       exited: () => s.exitInfo(),
       stop() {
         stopping ??= (async () => {
-          clearInterval(sampler);
+          group.stopSampling();
           await stopSpawned(s, () => kids, 5000);
           rmSync(runDir, { recursive: true, force: true });
         })();
