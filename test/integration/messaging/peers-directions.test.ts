@@ -47,6 +47,8 @@ import type { PeersServer } from '../peers/support.ts';
 const TEST_TIMEOUT_MS = 60_000;
 /** A second copy of a message would come within this after the last one arrived. */
 const QUIET_MS = 1_500;
+/** The sender as the receiver shows it: kept messages keep the original From (docs/messaging.md). */
+const ALICE = `sip:alice@${DOMAIN}`;
 const CONFIG = `${MD5_ONLY_YAML}messaging:\n  retryInterval: 2\n`;
 
 type Kind = 'baresip' | 'linphonec';
@@ -59,7 +61,7 @@ interface Phone {
   send(text: string): void;
   /** Statuses of the final responses (not 401/407) to the MESSAGEs it sent, in order. */
   statuses(): number[];
-  /** Texts of the MESSAGEs it printed as received, in order. */
+  /** The MESSAGEs it printed as received, in order: `SENDER-URI TEXT`. */
   received(): string[];
   /**
    * The transport (`UDP`, `TCP`) of each 2xx it answered to a MESSAGE, in order. (Counted on
@@ -138,7 +140,8 @@ describe('instant messages between real phones through switchboard serve: baresi
             .map((m) => ({ firstLine: m.firstLine, cseq: traceHeader(m, 'CSeq') ?? '' })),
         ),
       // baresip 1.0 prints an incoming MESSAGE as `sip:FROM: "TEXT"`.
-      received: () => [...b.output().matchAll(/sip:\S+: "([^"\r\n]*)"/g)].map((m) => m[1]!),
+      received: () =>
+        [...b.output().matchAll(/(sip:\S+): "([^"\r\n]*)"/g)].map((m) => `${m[1]} ${m[2]}`),
       answeredOver: () =>
         trace()
           .filter(
@@ -181,8 +184,8 @@ describe('instant messages between real phones through switchboard serve: baresi
             .map((m) => ({ firstLine: m.firstLine, cseq: linphoneHeader(m, 'CSeq') ?? '' })),
         ),
       received: () =>
-        [...l.output().matchAll(/Message received from \S+: ([^\r\n]*)/g)].map((m) =>
-          m[1]!.trimEnd(),
+        [...l.output().matchAll(/Message received from (\S+): ([^\r\n]*)/g)].map(
+          (m) => `${m[1]} ${m[2]!.trimEnd()}`,
         ),
       answeredOver: () =>
         l
@@ -253,7 +256,7 @@ describe('instant messages between real phones through switchboard serve: baresi
             `bob did not print the message\n${context()}`,
           );
           assert.deepEqual(alice.statuses(), [200], context());
-          assert.deepEqual(bob.received(), [`${tag}-online`], context());
+          assert.deepEqual(bob.received(), [`${ALICE} ${tag}-online`], context());
 
           // Offline: bob un-registers and exits; two messages are kept (202 each).
           await bob.quit();
@@ -281,7 +284,7 @@ describe('instant messages between real phones through switchboard serve: baresi
           await sleep(QUIET_MS);
           assert.deepEqual(
             bob2.received(),
-            [`${tag}-offline-one`, `${tag}-offline-two`],
+            [`${ALICE} ${tag}-offline-one`, `${ALICE} ${tag}-offline-two`],
             context(),
           );
           assert.deepEqual(await waiting('bob'), [], context());
