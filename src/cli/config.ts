@@ -88,6 +88,7 @@ const path = z.string().min(1, 'expected a file path');
 const count = (min: number): z.ZodNumber =>
   z.number().int('expected a whole number').min(min, `must be at least ${min}`);
 const seconds = z.number().positive('expected a number of seconds above 0');
+const policyAction = z.enum(['allow', 'block', 'confirm'], 'expected allow, block or confirm');
 
 /** Most worker processes (`workers`): far more than cores only adds switching. */
 export const MAX_WORKERS = 64; // and at most 256: a worker's index marks its nonces (one octet)
@@ -145,6 +146,14 @@ export const serverConfigSchema = z.strictObject({
     .strictObject({
       minExpires: count(1).optional(),
       maxExpires: count(1).optional(),
+      subscribeMinExpires: count(1).optional(),
+      subscribeMaxExpires: count(1).optional(),
+      subscribeDefaultExpires: count(1).optional(),
+      maxSubscriptionsPerWatcher: count(1).optional(),
+      maxWatchersPerUser: count(1).optional(),
+      sameDomainPolicy: policyAction.optional(),
+      defaultPolicy: policyAction.optional(),
+      pollInterval: seconds.optional(),
     })
     .optional(),
   limits: z
@@ -210,12 +219,28 @@ export interface ServerConfig {
     /** Largest MESSAGE body to a local user, octets (larger: 413). */
     readonly maxBodyBytes: number;
   };
-  /** Presence state published by local users (RFC 3903 PUBLISH). */
+  /** Presence: state published by local users (RFC 3903) and watched (RFC 6665, RFC 3856). */
   readonly presence: {
     /** RFC 3903 §6 step 5: shorter non-zero expiries get 423 with Min-Expires, seconds. */
     readonly minExpires: number;
     /** Longer expiries are shortened to this, seconds. */
     readonly maxExpires: number;
+    /** RFC 6665 §4.2.1.1: a SUBSCRIBE with a shorter non-zero Expires gets 423, seconds. */
+    readonly subscribeMinExpires: number;
+    /** A longer SUBSCRIBE Expires is shortened to this, seconds. */
+    readonly subscribeMaxExpires: number;
+    /** A SUBSCRIBE without Expires gets this (RFC 3856 §6.4: an hour), seconds. */
+    readonly subscribeDefaultExpires: number;
+    /** Most live subscriptions one watcher holds. */
+    readonly maxSubscriptionsPerWatcher: number;
+    /** Most live watchers of one user's presence. */
+    readonly maxWatchersPerUser: number;
+    /** Watchers in the user's own domain without a rule of the user. */
+    readonly sameDomainPolicy: 'allow' | 'block' | 'confirm';
+    /** Every other watcher without a rule. */
+    readonly defaultPolicy: 'allow' | 'block' | 'confirm';
+    /** Seconds between looks for changes made by other workers or commands. */
+    readonly pollInterval: number;
   };
   readonly limits: {
     /** Live server transactions before new requests get 503 (Stack option). */
@@ -261,7 +286,18 @@ export const CONFIG_DEFAULTS: ServerConfig = Object.freeze({
     retryInterval: 30,
     maxBodyBytes: 16_384,
   }),
-  presence: Object.freeze({ minExpires: 60, maxExpires: 3600 }),
+  presence: Object.freeze({
+    minExpires: 60,
+    maxExpires: 3600,
+    subscribeMinExpires: 60,
+    subscribeMaxExpires: 3600,
+    subscribeDefaultExpires: 3600,
+    maxSubscriptionsPerWatcher: 100,
+    maxWatchersPerUser: 100,
+    sameDomainPolicy: 'allow',
+    defaultPolicy: 'confirm',
+    pollInterval: 1,
+  }),
   limits: Object.freeze({
     maxServerTransactions: STACK_MAX_SERVER_TRANSACTIONS,
     maxServerTransactionsPerSource: 0,
@@ -460,6 +496,13 @@ export function resolveConfig(file: ServerConfigFile, flags: ConfigOverrides = {
   const D = CONFIG_DEFAULTS;
   const registrar = { ...D.registrar, ...file.registrar };
   const presence = { ...D.presence, ...file.presence };
+  if (file.presence?.subscribeDefaultExpires === undefined) {
+    // Unset: an hour (RFC 3856 §6.4) within whatever bounds the file set.
+    presence.subscribeDefaultExpires = Math.max(
+      presence.subscribeMinExpires,
+      Math.min(D.presence.subscribeDefaultExpires, presence.subscribeMaxExpires),
+    );
+  }
   const config: ServerConfig = {
     dataDir: flags.dataDir ?? file.dataDir ?? D.dataDir,
     domains: (flags.domains ?? file.domains ?? D.domains).map((d) => normalizeDomain(d)!),
@@ -501,6 +544,21 @@ export function resolveConfig(file: ServerConfigFile, flags: ConfigOverrides = {
     throw new ConfigError(
       'presence.minExpires',
       `${presence.minExpires} is above presence.maxExpires (${presence.maxExpires})`,
+    );
+  }
+  if (presence.subscribeMinExpires > presence.subscribeMaxExpires) {
+    throw new ConfigError(
+      'presence.subscribeMinExpires',
+      `${presence.subscribeMinExpires} is above presence.subscribeMaxExpires (${presence.subscribeMaxExpires})`,
+    );
+  }
+  if (
+    presence.subscribeDefaultExpires < presence.subscribeMinExpires ||
+    presence.subscribeDefaultExpires > presence.subscribeMaxExpires
+  ) {
+    throw new ConfigError(
+      'presence.subscribeDefaultExpires',
+      `${presence.subscribeDefaultExpires} is outside presence.subscribeMinExpires..subscribeMaxExpires (${presence.subscribeMinExpires}..${presence.subscribeMaxExpires})`,
     );
   }
   // tls: and wss: listeners serve a certificate (RFC 3261 §26.3.1; RFC 7118 §5).

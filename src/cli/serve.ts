@@ -9,8 +9,9 @@
  *    and the stack on it, then the services on the stack (`buildServices`).
  * 4. Prints one `listening SPEC` line per bound listener (with the port the system chose
  *    for port 0), `domains ...`, and on a first run what to do next.
- * 5. Purges expired bindings every `registrar.purgeInterval` seconds, and tries to deliver
- *    kept instant messages every `messaging.retryInterval` seconds (services/messaging).
+ * 5. Purges expired bindings every `registrar.purgeInterval` seconds, tries to deliver
+ *    kept instant messages every `messaging.retryInterval` seconds (services/messaging),
+ *    and looks for presence changes to notify every `presence.pollInterval` seconds.
  * 6. On SIGTERM or SIGINT, drains (`drain`): stops listening, lets the transactions in
  *    progress finish within `shutdownTimeout`, then closes the stack and the store (exit 0).
  *
@@ -38,7 +39,12 @@ import {
 } from '../base/index.ts';
 import { createDigestServer, type DigestServer } from '../auth/index.ts';
 import { createMessaging, type Messaging } from '../services/messaging/index.ts';
-import { createPresence, type Presence } from '../services/presence/index.ts';
+import {
+  createNotifier,
+  createPresence,
+  type Notifier,
+  type Presence,
+} from '../services/presence/index.ts';
 import { createProxy, type Proxy } from '../services/proxy/index.ts';
 import { createRegistrar, type Registrar } from '../services/registrar/index.ts';
 import { createStack, type Stack } from '../stack/index.ts';
@@ -48,6 +54,7 @@ import {
   PeerMesh,
   createTransportLayer,
   ownedCallIds,
+  ownerOfCallId,
   type SwitchboardTransportLayer,
   type TlsCredentials,
 } from '../transport/index.ts';
@@ -211,6 +218,11 @@ export interface ServiceContext {
   readonly secret?: Uint8Array;
   /** A worker's index: it marks the nonces it issues (nonce.ts `issuer`). */
   readonly nonceIssuer?: number;
+  /**
+   * Whether this process owns a Call-ID (workers: the steering hash); it sends the NOTIFYs
+   * of the subscriptions whose Call-ID it owns. Default: every one.
+   */
+  readonly ownsCallId?: (callId: string) => boolean;
 }
 
 /** The running services; `close` stops their timers (the stack then ends their transactions). */
@@ -221,6 +233,11 @@ export interface Services {
   readonly messaging: Messaging;
   /** The event state compositor of local users' presence (RFC 3903 PUBLISH). */
   readonly presence: Presence;
+  /**
+   * The presence agent (RFC 6665 SUBSCRIBE/NOTIFY for presence and presence.winfo);
+   * `start` (polling the store for other processes' changes) is the caller's.
+   */
+  readonly notifier: Notifier;
   close(): void;
 }
 
@@ -276,6 +293,29 @@ export function buildServices(ctx: ServiceContext): Services {
     logger: logger.child({ service: 'presence' }),
     minExpires: config.presence.minExpires,
     maxExpires: config.presence.maxExpires,
+    // A user without published state is shown open while registered (RFC 3856 §6.4).
+    location: store.location,
+  });
+  const notifier = createNotifier({
+    stack,
+    presence,
+    subscriptions: store.subscriptions,
+    rules: store.presenceRules,
+    versions: store.presence,
+    users: store.users,
+    clock,
+    logger: logger.child({ service: 'presence' }),
+    minExpires: config.presence.subscribeMinExpires,
+    maxExpires: config.presence.subscribeMaxExpires,
+    defaultExpires: config.presence.subscribeDefaultExpires,
+    maxPerWatcher: config.presence.maxSubscriptionsPerWatcher,
+    maxPerUser: config.presence.maxWatchersPerUser,
+    policy: {
+      sameDomain: config.presence.sameDomainPolicy,
+      otherDomains: config.presence.defaultPolicy,
+    },
+    pollIntervalMs: config.presence.pollInterval * 1000,
+    ...(ctx.ownsCallId !== undefined ? { owns: ctx.ownsCallId } : {}),
   });
   const registrar = createRegistrar({
     users: store.users,
@@ -289,6 +329,8 @@ export function buildServices(ctx: ServiceContext): Services {
     defaultExpires: config.registrar.defaultExpires,
     // A user who registers gets what was kept for them (RFC 3428 store-and-forward).
     onRegistered: (aor) => messaging.deliver(aor),
+    // Watchers of a user see registrations come and go (presence derived from them).
+    onBindingsChanged: (aor) => notifier.bindingsChanged(aor),
   });
   // The proxy takes every request from the stack and hands REGISTER to the registrar.
   const proxy = createProxy({
@@ -307,13 +349,20 @@ export function buildServices(ctx: ServiceContext): Services {
     messages: messaging.hooks,
     // PUBLISH to a local user ends at the server, the user's event state compositor.
     publish: (req, aor, publisher) => presence.handlePublish(req, aor, publisher),
+    // SUBSCRIBE to a local user ends at the server, the users' presence agent.
+    subscribe: {
+      initial: (req, aor, subscriber) => notifier.handleSubscribe(req, aor, subscriber),
+      inDialog: (req) => notifier.handleInDialog(req),
+    },
   });
   return {
     registrar,
     proxy,
     messaging,
     presence,
+    notifier,
     close: () => {
+      void notifier.close();
       void messaging.close();
       proxy.close();
     },
@@ -508,8 +557,16 @@ export async function runServe(
       clock,
       random,
       logger,
-      ...(role !== undefined ? { secret: role.secret, nonceIssuer: role.index } : {}),
+      ...(role !== undefined
+        ? {
+            secret: role.secret,
+            nonceIssuer: role.index,
+            ownsCallId: (id: string) => ownerOfCallId(id, role.workers) === role.index,
+          }
+        : {}),
     });
+    // Every worker notifies the subscriptions it owns (their Call-IDs hash to it).
+    services.notifier.start();
     // One purger is enough for the one store.
     if (role === undefined || role.index === 0) {
       purging = startPurging(

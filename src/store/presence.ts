@@ -83,6 +83,11 @@ export interface PresenceStore {
    * least one with every change of its composed state.
    */
   version(key: PresenceKey): Promise<number>;
+  /**
+   * Bumps the pair's change counter without a publication (the state derived from something
+   * else changed: the user's registrations, RFC 3856 §6.4 composition by the server).
+   */
+  touch(key: PresenceKey): Promise<void>;
   /** Deletes expired publications; returns the pairs whose state so changed (versions bumped). */
   purgeExpired(nowMs: number): Promise<PresenceKey[]>;
 }

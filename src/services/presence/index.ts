@@ -1,9 +1,13 @@
-/** The presence event state compositor (RFC 3903 PUBLISH, RFC 3863 PIDF): public API. */
+/**
+ * Presence: the event state compositor (RFC 3903 PUBLISH, RFC 3863 PIDF) and the presence
+ * agent (RFC 6665 SUBSCRIBE/NOTIFY, RFC 3856 presence, RFC 3857 presence.winfo): public API.
+ */
 export {
   createPresence,
   DEFAULT_PRESENCE_MAX_EXPIRES,
   DEFAULT_PRESENCE_MIN_EXPIRES,
   PRESENCE_EVENT,
+  registrationTupleId,
   type ComposedPresence,
   type Presence,
   type PresenceOptions,
@@ -17,3 +21,23 @@ export {
   type PidfDocument,
   type PidfTuple,
 } from './pidf.ts';
+export {
+  createNotifier,
+  DEFAULT_MAX_SUBSCRIPTIONS_PER_WATCHER,
+  DEFAULT_MAX_WATCHERS_PER_USER,
+  DEFAULT_POLL_INTERVAL_MS,
+  DEFAULT_SUBSCRIBE_EXPIRES,
+  DEFAULT_SUBSCRIBE_MAX_EXPIRES,
+  DEFAULT_SUBSCRIBE_MIN_EXPIRES,
+  NOTIFIER_EVENTS,
+  WINFO_EVENT,
+  type Notifier,
+  type NotifierOptions,
+} from './notifier.ts';
+export { aorDomain, decideWatcher, type PresencePolicyDefaults } from './policy.ts';
+export {
+  composeWatcherinfo,
+  WATCHERINFO_CONTENT_TYPE,
+  WATCHERINFO_NS,
+  type WatcherEntry,
+} from './winfo.ts';

@@ -23,8 +23,14 @@
 import { silentLogger, type Clock, type Logger, type RandomSource } from '../../base/index.ts';
 import { ContentTypeHeader, EventHeader, ExpiresHeader } from '../../sip/index.ts';
 import type { IncomingRequest } from '../../stack/index.ts';
-import type { PresenceKey, PresenceStore, Publication } from '../../store/index.ts';
-import { composePidf, parsePidf, PIDF_CONTENT_TYPE, type PidfTuple } from './pidf.ts';
+import type { LocationStore, PresenceKey, PresenceStore, Publication } from '../../store/index.ts';
+import {
+  composePidf,
+  escapeXmlAttribute,
+  parsePidf,
+  PIDF_CONTENT_TYPE,
+  type PidfTuple,
+} from './pidf.ts';
 
 /** The one event package this compositor takes (RFC 3856 §4). */
 export const PRESENCE_EVENT = 'presence';
@@ -43,6 +49,11 @@ export interface PresenceOptions {
   readonly minExpires?: number;
   /** Longer Expires is shortened to this (seconds, default 3600). */
   readonly maxExpires?: number;
+  /**
+   * Registrations: a user with no live publication is `open` while registered and `closed`
+   * otherwise (one generated tuple). Without it such a user's document has no tuple.
+   */
+  readonly location?: LocationStore;
 }
 
 /** The composed state of one AOR. */
@@ -54,6 +65,11 @@ export interface ComposedPresence {
   readonly publications: number;
   /** The store's change counter read before composing (a later change has a higher one). */
   readonly version: number;
+  /**
+   * Epoch ms when the document may change with no write to the store: the first live
+   * publication expiring, or the last binding of a user shown by registration (Infinity: never).
+   */
+  readonly changesAt: number;
 }
 
 export interface Presence {
@@ -246,11 +262,24 @@ export function createPresence(options: PresenceOptions): Presence {
         byId.set(t.id, t);
       }
     }
+    let changesAt = Infinity;
+    for (const p of live) changesAt = Math.min(changesAt, p.expiresAt);
+    if (live.length === 0 && options.location !== undefined) {
+      // RFC 3856 §6.4 leaves composition to the server: without published state, a user
+      // is available while some device of theirs is registered (RFC 3863 §4.1.4 basic).
+      const bindings = await options.location.lookup(aor, clock.wallNow());
+      let last = 0;
+      for (const b of bindings) last = Math.max(last, b.expiresAt);
+      if (bindings.length > 0) changesAt = last;
+      const id = registrationTupleId(aor);
+      byId.set(id, { id, xml: registrationTuple(id, aor, bindings.length > 0) });
+    }
     return {
       aor,
       document: composePidf(aor, [...byId.values()]),
       publications: live.length,
       version,
+      changesAt,
     };
   }
 
@@ -262,4 +291,25 @@ export function createPresence(options: PresenceOptions): Presence {
       return () => listeners.delete(listener);
     },
   };
+}
+
+/**
+ * The id of the tuple generated from registrations: fixed per AOR, so that a watcher sees one
+ * tuple change between open and closed (RFC 3863 §4.1.2: an id "MUST be unique" in the
+ * document and an XML ID, so it starts with a letter).
+ */
+export function registrationTupleId(aor: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < aor.length; i++) {
+    h ^= aor.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return `reg-${(h >>> 0).toString(16).padStart(8, '0')}`;
+}
+
+function registrationTuple(id: string, aor: string, open: boolean): string {
+  return (
+    `  <tuple id="${id}"><status><basic>${open ? 'open' : 'closed'}</basic></status>` +
+    `<contact>${escapeXmlAttribute(aor)}</contact></tuple>`
+  );
 }

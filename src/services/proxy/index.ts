@@ -8,6 +8,7 @@ export {
   type ProxyOptions,
   type ProxyStats,
   type PublishHandler,
+  type SubscribeHandler,
 } from './proxy.ts';
 export { chooseBest, mergeChallenges } from './best-response.ts';
 export { groupByQ, parseFlow, type Target } from './targets.ts';

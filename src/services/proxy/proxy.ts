@@ -21,7 +21,9 @@
  * - RFC 3428: a MESSAGE from a local user to a local user goes through `messages`
  *   (MessageHooks), which may answer it itself (413, 202 when it keeps it);
  * - RFC 3903: a PUBLISH to a local AOR is not forked to the user's contacts: the server is
- *   the event state compositor for its users, and `publish` answers it.
+ *   the event state compositor for its users, and `publish` answers it;
+ * - RFC 6665 / RFC 3856: a SUBSCRIBE to a local AOR is answered by the server, the users'
+ *   presence agent (`subscribe`), and so are the refreshes in the dialogs it created.
  */
 import {
   ContactHeader,
@@ -117,6 +119,23 @@ export interface ProxyOptions {
    * like any other request.
    */
   readonly publish?: PublishHandler;
+  /**
+   * SUBSCRIBE requests (RFC 6665) to a local AOR, and in-dialog SUBSCRIBEs of the
+   * subscriptions it holds, go here instead of being forwarded (the presence agent).
+   * Without it they are forwarded like any other request.
+   */
+  readonly subscribe?: SubscribeHandler;
+}
+
+/** The server's notifier (RFC 6665 §4.2): what the proxy hands SUBSCRIBE requests to. */
+export interface SubscribeHandler {
+  /**
+   * Answers an initial SUBSCRIBE to the local AOR `aor`; `subscriber` is the local AOR the
+   * caller authenticated as (RFC 3261 §22.3), undefined for a caller that is not a local user.
+   */
+  initial(req: IncomingRequest, aor: string, subscriber: string | undefined): Promise<void>;
+  /** Answers an in-dialog SUBSCRIBE when it belongs to one of its subscriptions (true). */
+  inDialog(req: IncomingRequest): Promise<boolean>;
 }
 
 /**
@@ -513,6 +532,14 @@ export function createProxy(options: ProxyOptions): Proxy {
       return;
     }
     if (inDialog) {
+      // RFC 6665 §4.1.2.2: a refresh or unsubscribe of a subscription the server notifies
+      // is for the server itself (its dialog, not one it relays).
+      if (m.method === 'SUBSCRIBE' && options.subscribe !== undefined) {
+        if (await options.subscribe.inDialog(req)) {
+          answered++;
+          return;
+        }
+      }
       // §16.12: an in-dialog request follows the route set; one that did not come
       // through our Record-Route is not ours to relay.
       if (!pre.ours) {
@@ -566,6 +593,13 @@ export function createProxy(options: ProxyOptions): Proxy {
       // ends here whoever the user's contacts are.
       answered++;
       await options.publish(req, aor, caller.kind === 'local' ? caller.aor : undefined);
+      return;
+    }
+    if (m.method === 'SUBSCRIBE' && options.subscribe !== undefined) {
+      // RFC 3856 §5: the server is its users' presence agent; a SUBSCRIBE to a local user
+      // is answered here, never forked to the user's phones.
+      answered++;
+      await options.subscribe.initial(req, aor, caller.kind === 'local' ? caller.aor : undefined);
       return;
     }
     // RFC 3428 store-and-forward applies to local users' messages for local users.

@@ -53,6 +53,12 @@ export interface RegistrarOptions {
    * failure of it is logged, never seen by the UA.
    */
   readonly onRegistered?: (aor: string, bindings: readonly Binding[]) => unknown;
+  /**
+   * Called after the 200 to every REGISTER that wrote bindings (added, refreshed or
+   * removed some), with the AOR: the presence agent derives a user's state from them.
+   * Not awaited; a failure is logged.
+   */
+  readonly onBindingsChanged?: (aor: string) => unknown;
 }
 
 export interface Registrar {
@@ -65,6 +71,8 @@ type Headers = [string, string][];
 /** A registration done: the 200's headers, and the bindings when the REGISTER added some. */
 interface Registered {
   readonly headers: Headers;
+  /** The AOR whose bindings were written. */
+  readonly changed?: string;
   readonly aor?: string;
   readonly bindings?: readonly Binding[];
 }
@@ -174,7 +182,7 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
       // checks and removes in one transaction.
       const r = await location.apply({ aor, nowMs: now, callId, cseq, removeAll: true });
       if (!r.ok) return { status: 500, reason: 'Out of Order' };
-      return { headers: okHeaders(r.bindings, now) };
+      return { headers: okHeaders(r.bindings, now), changed: aor };
     }
 
     // §10.3 step 7, per contact: the expires parameter, else the Expires header, else
@@ -232,7 +240,9 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
       headers.push(['Require', 'outbound']);
     }
     const added = changes.some((c) => c.expires > 0);
-    return added && r.bindings.length > 0 ? { headers, aor, bindings: r.bindings } : { headers };
+    return added && r.bindings.length > 0
+      ? { headers, aor, bindings: r.bindings, changed: aor }
+      : { headers, changed: aor };
   }
 
   function contactChange(c: NameAddr, headerExpires: number | undefined): ContactChange | Reject {
@@ -295,6 +305,19 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
     }
   }
 
+  /** `onBindingsChanged`, after the 200; its failures are logged only. */
+  function bindingsChanged(aor: string): void {
+    const hook = options.onBindingsChanged;
+    if (hook === undefined) return;
+    try {
+      void Promise.resolve(hook(aor)).catch((err: unknown) =>
+        logger.warn({ err, aor }, 'registrar: onBindingsChanged failed'),
+      );
+    } catch (err) {
+      logger.warn({ err, aor }, 'registrar: onBindingsChanged failed');
+    }
+  }
+
   async function handle(req: IncomingRequest): Promise<void> {
     const m = req.message;
     try {
@@ -309,6 +332,7 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
           }
           await req.reply(200, { headers: r.headers });
           if (r.aor !== undefined && r.bindings !== undefined) registered(r.aor, r.bindings);
+          if (r.changed !== undefined) bindingsChanged(r.changed);
           return;
         }
         case 'OPTIONS': {

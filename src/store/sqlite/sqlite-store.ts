@@ -1,6 +1,6 @@
 /**
- * The embedded store: users, domains, location bindings, kept messages and published
- * event state in one SQLite database, `DATADIR/switchboard.db` (better-sqlite3, WAL
+ * The embedded store: users, domains, location bindings, kept messages, published event
+ * state, subscriptions and watcher rules in one SQLite database, `DATADIR/switchboard.db` (better-sqlite3, WAL
  * journal so a running server and the `switchboard user ...` commands can share it).
  * Durable across a crash of the process (synchronous = NORMAL, see `openSqliteStore`),
  * not across a power loss.
@@ -25,8 +25,18 @@ import {
   type LocationStore,
   type MessageStore,
   type NewMessage,
+  type CreateSubscriptionResult,
   type PresenceKey,
+  type PresenceRule,
+  type PresenceRuleAction,
+  type PresenceRuleStore,
   type PresenceStore,
+  type StoredSubscription,
+  type SubscriptionChange,
+  type SubscriptionDialogId,
+  type SubscriptionLimits,
+  type SubscriptionStatus,
+  type SubscriptionStore,
   type Publication,
   type RemoveDomainResult,
   type StoredMessage,
@@ -120,6 +130,49 @@ const MIGRATIONS: readonly string[] = Object.freeze([
      n INTEGER NOT NULL,
      PRIMARY KEY (aor, event)
    ) WITHOUT ROWID;`,
+  // 6: subscriptions the server notifies (subscriptions.ts, RFC 6665: one dialog each) and
+  // users' rules for their watchers (RFC 3856 §5.1). A user removed bumps the user's presence
+  // counter, so that the workers notifying its watchers look again (RFC 6665 §4.1.3
+  // noresource). `subscriptions_watcher` counts a watcher's subscriptions for the limit.
+  `CREATE TABLE subscriptions (
+     call_id TEXT NOT NULL,
+     local_tag TEXT NOT NULL,
+     remote_tag TEXT NOT NULL,
+     aor TEXT NOT NULL,
+     event TEXT NOT NULL,
+     watcher TEXT NOT NULL,
+     watcher_name TEXT,
+     local_uri TEXT NOT NULL,
+     remote_uri TEXT NOT NULL,
+     remote_target TEXT NOT NULL,
+     route_set TEXT NOT NULL,
+     flow TEXT,
+     content_type TEXT NOT NULL,
+     status TEXT NOT NULL,
+     reason TEXT,
+     local_seq INTEGER NOT NULL,
+     remote_seq INTEGER NOT NULL,
+     created_at INTEGER NOT NULL,
+     expires_at INTEGER NOT NULL,
+     notified_version INTEGER NOT NULL,
+     notified_hash TEXT NOT NULL,
+     notify_count INTEGER NOT NULL,
+     recheck_at INTEGER NOT NULL,
+     PRIMARY KEY (call_id, local_tag, remote_tag)
+   ) WITHOUT ROWID;
+   CREATE INDEX subscriptions_aor ON subscriptions(aor, event);
+   CREATE INDEX subscriptions_watcher ON subscriptions(watcher);
+   CREATE TABLE presence_rules (
+     aor TEXT NOT NULL,
+     watcher TEXT NOT NULL,
+     action TEXT NOT NULL,
+     PRIMARY KEY (aor, watcher)
+   ) WITHOUT ROWID;
+   CREATE TRIGGER users_deleted_presence AFTER DELETE ON users
+     BEGIN
+       INSERT INTO publication_versions (aor, event, n) VALUES (old.aor, 'presence', 1)
+         ON CONFLICT (aor, event) DO UPDATE SET n = n + 1;
+     END;`,
 ]);
 
 /** The current schema version (the number of migrations). */
@@ -229,6 +282,8 @@ export function openSqliteStore(dataDir: string, options: SqliteStoreOptions = {
     location: wrap(locationStore(db, options.nonBlocking === true ? busyTimeoutMs : undefined)),
     messages: wrap(messageStore(db)),
     presence: wrap(presenceStore(db)),
+    subscriptions: wrap(subscriptionStore(db)),
+    presenceRules: wrap(presenceRuleStore(db)),
     close: async () => {
       if (db.open) db.close();
     },
@@ -843,7 +898,245 @@ function presenceStore(db: Database.Database): PresenceStore {
     },
     list: async (k, nowMs) => live.all(k.aor, k.event, nowMs).map(toPublication),
     version: async (k) => version.get(k.aor, k.event) ?? 0,
+    touch: async (k) => {
+      bump.run(k.aor, k.event);
+    },
     purgeExpired: async (nowMs) => purgeTx.immediate(nowMs),
+  };
+}
+
+interface SubscriptionRow {
+  call_id: string;
+  local_tag: string;
+  remote_tag: string;
+  aor: string;
+  event: string;
+  watcher: string;
+  watcher_name: string | null;
+  local_uri: string;
+  remote_uri: string;
+  remote_target: string;
+  route_set: string;
+  flow: string | null;
+  content_type: string;
+  status: string;
+  reason: string | null;
+  local_seq: number;
+  remote_seq: number;
+  created_at: number;
+  expires_at: number;
+  notified_version: number;
+  notified_hash: string;
+  notify_count: number;
+  recheck_at: number;
+}
+
+function toSubscription(r: SubscriptionRow): StoredSubscription {
+  return {
+    callId: r.call_id,
+    localTag: r.local_tag,
+    remoteTag: r.remote_tag,
+    aor: r.aor,
+    event: r.event,
+    watcher: r.watcher,
+    ...(r.watcher_name !== null && { watcherName: r.watcher_name }),
+    localUri: r.local_uri,
+    remoteUri: r.remote_uri,
+    remoteTarget: r.remote_target,
+    routeSet: JSON.parse(r.route_set) as string[],
+    ...(r.flow !== null && { flow: r.flow }),
+    contentType: r.content_type,
+    status: r.status as SubscriptionStatus,
+    ...(r.reason !== null && { reason: r.reason }),
+    localSeq: r.local_seq,
+    remoteSeq: r.remote_seq,
+    createdAt: r.created_at,
+    expiresAt: r.expires_at,
+    notifiedVersion: r.notified_version,
+    notifiedHash: r.notified_hash,
+    notifyCount: r.notify_count,
+    recheckAt: r.recheck_at,
+  };
+}
+
+/** The `presence.winfo` counter of a resource moves with its presence subscriptions. */
+const WINFO_EVENT = 'presence.winfo';
+
+/**
+ * Subscriptions (RFC 6665). Writes that change what a resource's watcher list shows bump
+ * its winfo counter in the same transaction, so winfo NOTIFYs follow from any process.
+ */
+function subscriptionStore(db: Database.Database): SubscriptionStore {
+  const insert = db.prepare(
+    `INSERT INTO subscriptions (call_id, local_tag, remote_tag, aor, event, watcher,
+       watcher_name, local_uri, remote_uri, remote_target, route_set, flow, content_type, status,
+       reason, local_seq, remote_seq, created_at, expires_at, notified_version, notified_hash,
+       notify_count, recheck_at)
+     VALUES (@callId, @localTag, @remoteTag, @aor, @event, @watcher, @watcherName, @localUri,
+       @remoteUri, @remoteTarget, @routeSet, @flow, @contentType, @status, @reason, @localSeq,
+       @remoteSeq, @createdAt, @expiresAt, @notifiedVersion, @notifiedHash, @notifyCount,
+       @recheckAt)`,
+  );
+  const get = db.prepare<[string, string, string], SubscriptionRow>(
+    'SELECT * FROM subscriptions WHERE call_id = ? AND local_tag = ? AND remote_tag = ?',
+  );
+  const del = db.prepare(
+    'DELETE FROM subscriptions WHERE call_id = ? AND local_tag = ? AND remote_tag = ?',
+  );
+  const listFor = db.prepare<[string, string], SubscriptionRow>(
+    'SELECT * FROM subscriptions WHERE aor = ? AND event = ? ORDER BY created_at, call_id',
+  );
+  const countFor = db
+    .prepare<[string], number>(
+      "SELECT count(*) FROM subscriptions WHERE aor = ? AND status != 'terminated'",
+    )
+    .pluck();
+  const countResource = db
+    .prepare<[string, string, number], number>(
+      `SELECT count(*) FROM subscriptions WHERE aor = ? AND event = ? AND status != 'terminated'
+         AND expires_at > ?`,
+    )
+    .pluck();
+  const countWatcher = db
+    .prepare<[string, number], number>(
+      `SELECT count(*) FROM subscriptions WHERE watcher = ? AND status != 'terminated'
+         AND expires_at > ?`,
+    )
+    .pluck();
+  // One pass over the live subscriptions, each joined by primary key to its counter.
+  const dirty = db.prepare<[number, number], SubscriptionRow>(
+    `SELECT s.* FROM subscriptions s
+       LEFT JOIN publication_versions v ON v.aor = s.aor AND v.event = s.event
+     WHERE s.status != 'terminated'
+       AND (coalesce(v.n, 0) != s.notified_version OR s.expires_at <= ? OR s.recheck_at <= ?)`,
+  );
+  const purge = db.prepare(
+    "DELETE FROM subscriptions WHERE status = 'terminated' AND expires_at <= ?",
+  );
+  const bump = db.prepare(
+    `INSERT INTO publication_versions (aor, event, n) VALUES (?, ?, 1)
+     ON CONFLICT (aor, event) DO UPDATE SET n = n + 1`,
+  );
+  const winfoChanged = (s: { aor: string; event: string }): void => {
+    if (s.event === 'presence') bump.run(s.aor, WINFO_EVENT);
+  };
+
+  const createTx = db.transaction(
+    (
+      s: StoredSubscription,
+      limits: SubscriptionLimits,
+      nowMs: number,
+    ): CreateSubscriptionResult => {
+      if (countWatcher.get(s.watcher, nowMs)! >= limits.perWatcher) {
+        return { ok: false, reason: 'watcher-limit' };
+      }
+      if (countResource.get(s.aor, s.event, nowMs)! >= limits.perResource) {
+        return { ok: false, reason: 'resource-limit' };
+      }
+      insert.run({
+        ...s,
+        watcherName: s.watcherName ?? null,
+        routeSet: JSON.stringify(s.routeSet),
+        flow: s.flow ?? null,
+        reason: s.reason ?? null,
+      });
+      winfoChanged(s);
+      return { ok: true };
+    },
+  );
+  const COLUMNS: Record<keyof SubscriptionChange, string> = {
+    expiresAt: 'expires_at',
+    remoteSeq: 'remote_seq',
+    remoteTarget: 'remote_target',
+    flow: 'flow',
+    status: 'status',
+    reason: 'reason',
+    localSeq: 'local_seq',
+    notifiedVersion: 'notified_version',
+    notifiedHash: 'notified_hash',
+    notifyCount: 'notify_count',
+    recheckAt: 'recheck_at',
+  };
+  /** One statement per set of changed columns, made on first use. */
+  const updates = new Map<string, Database.Statement>();
+  const updateTx = db.transaction((id: SubscriptionDialogId, c: SubscriptionChange): boolean => {
+    const row = get.get(id.callId, id.localTag, id.remoteTag);
+    if (row === undefined) return false;
+    const keys = (Object.keys(c) as (keyof SubscriptionChange)[]).filter((k) => c[k] !== undefined);
+    if (keys.length === 0) return true;
+    const sql = keys.map((k) => `${COLUMNS[k]} = ?`).join(', ');
+    let stmt = updates.get(sql);
+    if (stmt === undefined) {
+      stmt = db.prepare(
+        `UPDATE subscriptions SET ${sql} WHERE call_id = ? AND local_tag = ? AND remote_tag = ?`,
+      );
+      updates.set(sql, stmt);
+    }
+    stmt.run(...keys.map((k) => c[k]), id.callId, id.localTag, id.remoteTag);
+    if (c.status !== undefined && c.status !== row.status) winfoChanged(row);
+    return true;
+  });
+  const removeTx = db.transaction((id: SubscriptionDialogId): boolean => {
+    const row = get.get(id.callId, id.localTag, id.remoteTag);
+    if (row === undefined) return false;
+    del.run(id.callId, id.localTag, id.remoteTag);
+    if (row.status !== 'terminated') winfoChanged(row);
+    return true;
+  });
+  return {
+    create: async (s, limits, nowMs) => createTx.immediate(s, limits, nowMs),
+    get: async (id) => {
+      const r = get.get(id.callId, id.localTag, id.remoteTag);
+      return r === undefined ? undefined : toSubscription(r);
+    },
+    update: async (id, c) => updateTx.immediate(id, c),
+    remove: async (id) => removeTx.immediate(id),
+    listFor: async (aor, event) => listFor.all(aor, event).map(toSubscription),
+    countFor: async (aor) => countFor.get(aor)!,
+    dirty: async (nowMs) => dirty.all(nowMs, nowMs).map(toSubscription),
+    purgeTerminated: async (beforeMs) => purge.run(beforeMs).changes,
+  };
+}
+
+/** Watcher rules (RFC 3856 §5.1); a change bumps the user's presence counter. */
+function presenceRuleStore(db: Database.Database): PresenceRuleStore {
+  const upsert = db.prepare(
+    `INSERT INTO presence_rules (aor, watcher, action) VALUES (?, ?, ?)
+     ON CONFLICT (aor, watcher) DO UPDATE SET action = excluded.action`,
+  );
+  const del = db.prepare('DELETE FROM presence_rules WHERE aor = ? AND watcher = ?');
+  const get = db.prepare<[string, string], PresenceRule>(
+    'SELECT aor, watcher, action FROM presence_rules WHERE aor = ? AND watcher = ?',
+  );
+  const list = db.prepare<[string], PresenceRule>(
+    'SELECT aor, watcher, action FROM presence_rules WHERE aor = ? ORDER BY watcher',
+  );
+  const bump = db.prepare(
+    `INSERT INTO publication_versions (aor, event, n) VALUES (?, 'presence', 1)
+     ON CONFLICT (aor, event) DO UPDATE SET n = n + 1`,
+  );
+  const setTx = db.transaction((r: PresenceRule) => {
+    upsert.run(r.aor, r.watcher, r.action);
+    bump.run(r.aor);
+  });
+  const removeTx = db.transaction((aor: string, watcher: string): boolean => {
+    if (del.run(aor, watcher).changes === 0) return false;
+    bump.run(aor);
+    return true;
+  });
+  const toRule = (r: PresenceRule): PresenceRule => ({
+    aor: r.aor,
+    watcher: r.watcher,
+    action: r.action as PresenceRuleAction,
+  });
+  return {
+    set: async (r) => setTx.immediate(r),
+    remove: async (aor, watcher) => removeTx.immediate(aor, watcher),
+    get: async (aor, watcher) => {
+      const r = get.get(aor, watcher);
+      return r === undefined ? undefined : toRule(r);
+    },
+    list: async (aor) => list.all(aor).map(toRule),
   };
 }
 

@@ -132,7 +132,8 @@ describe('presence configuration', () => {
       () => resolveConfig({ presence: { minExpires: 600, maxExpires: 300 } }),
       /presence\.minExpires/,
     );
-    assert.deepEqual(resolveConfig({}).presence, { minExpires: 60, maxExpires: 3600 });
+    const p = resolveConfig({}).presence;
+    assert.deepEqual([p.minExpires, p.maxExpires], [60, 3600]);
   });
 });
 
