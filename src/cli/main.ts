@@ -10,6 +10,7 @@
  *   switchboard domain add|list|remove ...               domains in the store (user.ts)
  *   switchboard registrations [--json] [--aor AOR]       live bindings (registrations.ts)
  *   switchboard message send|list ...                    kept instant messages (message.ts)
+ *   switchboard presence policy|watchers ...             watcher rules, watchers (presence.ts)
  *   switchboard help | --help
  *
  * `run(argv, io)` does the work with injected streams and returns the exit code, so
@@ -32,6 +33,7 @@ import {
 } from '../sip/index.ts';
 import { EXIT_OK, EXIT_REJECTED, EXIT_USAGE, readErrorReason, type CliIo } from './io.ts';
 import { runMessage } from './message.ts';
+import { runPresence } from './presence.ts';
 import { runRegistrations } from './registrations.ts';
 import { runServe } from './serve.ts';
 import { runDomain, runUser } from './user.ts';
@@ -80,6 +82,17 @@ Commands:
   message list AOR [--json]      The messages waiting for a user (kept while the user
                                  could not take them), oldest first.
 
+  presence policy AOR --watcher W --allow|--block|--confirm|--remove
+                                 The user's rule for watcher W (RFC 3856 §5.1): allow
+                                 (sees the presence), block (refused; a subscription
+                                 ends with reason=rejected), confirm (pending until
+                                 allowed), remove (back to the configured default).
+                                 Takes effect on a running server within
+                                 presence.pollInterval.
+  presence policy AOR [--json]   The user's rules.
+  presence watchers AOR [--json] Who watches the user's presence: watcher, status
+                                 (active, pending, terminated), seconds to expiry, rule.
+
   An AOR is a sip: URI with a user part; "alice@example.com" means
   "sip:alice@example.com". Passwords are stored only as digest HA1 values
   (MD5 and SHA-256, realm = the AOR's domain).
@@ -88,12 +101,12 @@ Options:
   --stream       parse: frame the input as a stream transport does (RFC 3261 §18.3: the
                  body is Content-Length octets, 0 without one). The default is datagram
                  framing (the body is the rest of the input without Content-Length).
-  --data-dir DIR serve, user, domain, registrations, message: the data directory
+  --data-dir DIR serve, user, domain, registrations, message, presence: the data directory
                  holding switchboard.db (default ./data, created when missing).
   -h, --help     Show this help.
 
 Exit status: 0 done; 1 usage or invalid input (nothing changed); 2 parse: the message
-would be rejected, user/domain/message: no such user or domain.
+would be rejected, user/domain/message/presence: no such user or domain (or rule).
 `;
 
 /** Runs the command line `argv` (without node and script) and returns the exit code. */
@@ -109,10 +122,15 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
             ? runRegistrations
             : argv[0] === 'message'
               ? runMessage
-              : undefined;
+              : argv[0] === 'presence'
+                ? runPresence
+                : undefined;
   if (storeCommand !== undefined) {
     if (
-      (argv[0] === 'serve' || argv[0] === 'registrations' || argv[0] === 'message') &&
+      (argv[0] === 'serve' ||
+        argv[0] === 'registrations' ||
+        argv[0] === 'message' ||
+        argv[0] === 'presence') &&
       argv.includes('--stream')
     ) {
       return usageError(io, `--stream applies to "parse" only`);

@@ -504,7 +504,10 @@ export function createNotifier(options: NotifierOptions): Notifier {
     }
   }
 
-  async function notifyNow(sub: StoredSubscription, force: boolean): Promise<void> {
+  async function notifyNow(seen: StoredSubscription, force: boolean): Promise<void> {
+    // Read again: the copy may predate a NOTIFY that finished meanwhile (its CSeq, its hash).
+    const sub = await subscriptions.get(seen);
+    if (sub === undefined || sub.status === 'terminated') return;
     const now = clock.wallNow();
     const st = await stateOf(sub, now);
     // The hash leaves out the winfo version (it changes with every document).
