@@ -1,0 +1,204 @@
+/**
+ * The SQLite adapter's SubscriptionStore and PresenceRuleStore (RFC 6665 subscriptions the
+ * server notifies, RFC 3856 §5.1 watcher rules): create within the limits, get, update,
+ * remove; the winfo counter moving with presence subscriptions; `dirty` (counter moved,
+ * expired, recheck due); purging terminated rows; rules bumping the presence counter; two
+ * connections on one database (workers).
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import type { StoredSubscription } from '../../src/store/index.ts';
+import { openSqliteStore, type SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
+
+const ALICE = 'sip:alice@example.com';
+const LIMITS = { perWatcher: 2, perResource: 3 };
+const NOW = 1_000_000;
+
+function subscription(over: Partial<StoredSubscription> = {}): StoredSubscription {
+  return {
+    callId: 'c1',
+    localTag: 'l1',
+    remoteTag: 'r1',
+    aor: ALICE,
+    event: 'presence',
+    watcher: 'sip:bob@example.com',
+    localUri: `<${ALICE}>`,
+    remoteUri: '<sip:bob@example.com>',
+    remoteTarget: 'sip:bob@192.0.2.1:5060',
+    routeSet: [],
+    flow: 'udp:192.0.2.1:5060',
+    contentType: 'application/pidf+xml',
+    status: 'active',
+    localSeq: 0,
+    remoteSeq: 1,
+    createdAt: NOW,
+    expiresAt: NOW + 600_000,
+    notifiedVersion: 0,
+    notifiedHash: '',
+    notifyCount: 0,
+    recheckAt: Number.MAX_SAFE_INTEGER,
+    ...over,
+  };
+}
+
+describe('openSqliteStore subscriptions and presence rules', () => {
+  let dir: string;
+  let store: SqliteStore;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'sb-subscriptions-store-'));
+    store = openSqliteStore(dir);
+  });
+  afterEach(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const winfo = () => store.presence.version({ aor: ALICE, event: 'presence.winfo' });
+
+  it('create, get, update, remove; the winfo counter moves with presence subscriptions', async () => {
+    const s = subscription({ watcherName: 'Bob', routeSet: ['<sip:p1;lr>'] });
+    assert.deepEqual(await store.subscriptions.create(s, LIMITS, NOW), { ok: true });
+    assert.deepEqual(await store.subscriptions.get(s), s);
+    assert.equal(await winfo(), 1);
+    assert.equal(
+      await store.subscriptions.update(s, { localSeq: 1, notifyCount: 1, flow: null }),
+      true,
+    );
+    const got = await store.subscriptions.get(s);
+    assert.equal(got?.localSeq, 1);
+    assert.equal(got?.flow, undefined);
+    assert.equal(await winfo(), 1, 'no status change, no winfo change');
+    await store.subscriptions.update(s, { status: 'terminated', reason: 'timeout' });
+    assert.equal(await winfo(), 2);
+    assert.equal((await store.subscriptions.get(s))?.reason, 'timeout');
+    assert.equal(await store.subscriptions.remove(s), true);
+    assert.equal(await store.subscriptions.remove(s), false);
+    assert.equal(await store.subscriptions.update(s, { localSeq: 2 }), false);
+    assert.equal(await winfo(), 2, 'a terminated one leaving changes no list');
+    // A winfo subscription is not itself a watcher of presence.
+    await store.subscriptions.create(
+      subscription({ callId: 'w', event: 'presence.winfo', watcher: ALICE }),
+      LIMITS,
+      NOW,
+    );
+    assert.equal(await winfo(), 2);
+  });
+
+  it('limits per watcher and per resource count live subscriptions only', async () => {
+    const mk = (i: number, over: Partial<StoredSubscription> = {}) =>
+      store.subscriptions.create(subscription({ callId: `c${i}`, ...over }), LIMITS, NOW);
+    assert.equal((await mk(1)).ok, true);
+    assert.equal((await mk(2)).ok, true);
+    assert.deepEqual(await mk(3), { ok: false, reason: 'watcher-limit' });
+    assert.equal((await mk(4, { watcher: 'sip:carol@example.com' })).ok, true);
+    assert.deepEqual(await mk(5, { watcher: 'sip:dave@example.com' }), {
+      ok: false,
+      reason: 'resource-limit',
+    });
+    await store.subscriptions.update(
+      { callId: 'c1', localTag: 'l1', remoteTag: 'r1' },
+      { status: 'terminated' },
+    );
+    assert.equal((await mk(6, { watcher: 'sip:dave@example.com' })).ok, true);
+    // An expired one no longer counts either.
+    assert.equal(
+      (await mk(7, { watcher: 'sip:erin@example.com', aor: 'sip:x@example.com', expiresAt: NOW }))
+        .ok,
+      true,
+    );
+    assert.equal(
+      (await mk(8, { watcher: 'sip:erin@example.com', aor: 'sip:x@example.com', expiresAt: NOW }))
+        .ok,
+      true,
+    );
+    assert.equal(
+      (await mk(9, { watcher: 'sip:erin@example.com', aor: 'sip:x@example.com' })).ok,
+      true,
+    );
+    assert.equal(await store.subscriptions.countFor(ALICE), 3, 'c1 is terminated');
+    assert.deepEqual(
+      (await store.subscriptions.listFor(ALICE, 'presence')).map((s) => s.callId),
+      ['c1', 'c2', 'c4', 'c6'],
+    );
+  });
+
+  it('dirty: a counter past notifiedVersion, an expiry, a recheck due; never terminated ones', async () => {
+    const key = { aor: ALICE, event: 'presence' };
+    await store.subscriptions.create(subscription({ callId: 'fresh' }), LIMITS, NOW);
+    await store.subscriptions.create(
+      subscription({ callId: 'exp', watcher: 'sip:c@example.com', expiresAt: NOW }),
+      LIMITS,
+      NOW - 1,
+    );
+    await store.subscriptions.create(
+      subscription({ callId: 'rc', watcher: 'sip:d@example.com', recheckAt: NOW }),
+      LIMITS,
+      NOW,
+    );
+    await store.subscriptions.create(
+      subscription({
+        callId: 'done',
+        watcher: 'sip:e@example.com',
+        status: 'terminated',
+        expiresAt: NOW - 1,
+      }),
+      { perWatcher: 9, perResource: 9 },
+      NOW,
+    );
+    const ids = async () => (await store.subscriptions.dirty(NOW)).map((s) => s.callId).sort();
+    assert.deepEqual(await ids(), ['exp', 'rc']);
+    await store.presence.touch(key);
+    assert.deepEqual(await ids(), ['exp', 'fresh', 'rc']);
+    await store.subscriptions.update(
+      { callId: 'fresh', localTag: 'l1', remoteTag: 'r1' },
+      { notifiedVersion: await store.presence.version(key) },
+    );
+    assert.deepEqual(await ids(), ['exp', 'rc']);
+    assert.equal(await store.subscriptions.purgeTerminated(NOW), 1);
+    assert.equal(
+      await store.subscriptions.get({ callId: 'done', localTag: 'l1', remoteTag: 'r1' }),
+      undefined,
+    );
+  });
+
+  it('rules: set, replace, get, list, remove; each change bumps the user’s presence counter', async () => {
+    const key = { aor: ALICE, event: 'presence' };
+    const other = openSqliteStore(dir);
+    try {
+      await store.presenceRules.set({
+        aor: ALICE,
+        watcher: 'sip:zed@elsewhere.test',
+        action: 'confirm',
+      });
+      assert.equal(await other.presence.version(key), 1);
+      await store.presenceRules.set({
+        aor: ALICE,
+        watcher: 'sip:zed@elsewhere.test',
+        action: 'allow',
+      });
+      await store.presenceRules.set({
+        aor: ALICE,
+        watcher: 'sip:bob@example.com',
+        action: 'block',
+      });
+      assert.deepEqual(await other.presenceRules.get(ALICE, 'sip:zed@elsewhere.test'), {
+        aor: ALICE,
+        watcher: 'sip:zed@elsewhere.test',
+        action: 'allow',
+      });
+      assert.deepEqual(
+        (await other.presenceRules.list(ALICE)).map((r) => `${r.watcher} ${r.action}`),
+        ['sip:bob@example.com block', 'sip:zed@elsewhere.test allow'],
+      );
+      assert.equal(await other.presence.version(key), 3);
+      assert.equal(await store.presenceRules.remove(ALICE, 'sip:bob@example.com'), true);
+      assert.equal(await store.presenceRules.remove(ALICE, 'sip:bob@example.com'), false);
+      assert.equal(await other.presence.version(key), 4);
+    } finally {
+      await other.close();
+    }
+  });
+});
