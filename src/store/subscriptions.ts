@@ -9,7 +9,9 @@
  * Several processes (workers) serve the same users: the one whose Call-ID it is sends the
  * NOTIFYs of a subscription, and learns of changes made elsewhere from the store's change
  * counters (`PresenceStore.version`): each subscription remembers the counter value its last
- * NOTIFY reflected (`notifiedVersion`), and `dirty` lists those behind.
+ * NOTIFY reflected (`notifiedVersion`), and `dirty` lists those behind. Every bump of a counter
+ * also stamps its pair with the next value of one change sequence, so that a poller asks only
+ * about pairs changed since its last look.
  *
  * Every change to a `presence` subscription (created, its status changed, removed) bumps the
  * `presence.winfo` counter of its resource in the same transaction (RFC 3857: the watcher
@@ -100,6 +102,12 @@ export type CreateSubscriptionResult =
   | { readonly ok: true }
   | { readonly ok: false; readonly reason: 'watcher-limit' | 'resource-limit' };
 
+export interface DirtySubscriptions {
+  readonly due: StoredSubscription[];
+  /** The change sequence value read with them. */
+  readonly seq: number;
+}
+
 export interface SubscriptionStore {
   /** Keeps a new subscription unless a limit is reached (counted over live ones). */
   create(
@@ -118,10 +126,12 @@ export interface SubscriptionStore {
   /** How many live (not terminated) subscriptions `aor` has, of any event. */
   countFor(aor: string): Promise<number>;
   /**
-   * Live subscriptions whose NOTIFY is due: their resource's change counter moved past
-   * `notifiedVersion`, they expired (`expiresAt` ≤ now), or `recheckAt` ≤ now.
+   * Live subscriptions whose NOTIFY is due: their resource's change counter moved (after
+   * the change sequence value `since`) and differs from `notifiedVersion`, they expired
+   * (`expiresAt` ≤ now), or `recheckAt` ≤ now. `seq` is the change sequence value the
+   * answer covers: the next call passes it as `since` (0 the first time: every pair).
    */
-  dirty(nowMs: number): Promise<StoredSubscription[]>;
+  dirty(nowMs: number, since: number): Promise<DirtySubscriptions>;
   /** Deletes terminated rows older than `beforeMs` (their `expiresAt`); returns how many. */
   purgeTerminated(beforeMs: number): Promise<number>;
 }

@@ -148,15 +148,34 @@ describe('openSqliteStore subscriptions and presence rules', () => {
       { perWatcher: 9, perResource: 9 },
       NOW,
     );
-    const ids = async () => (await store.subscriptions.dirty(NOW)).map((s) => s.callId).sort();
-    assert.deepEqual(await ids(), ['exp', 'rc']);
+    const ids = async (since = 0) => {
+      const d = await store.subscriptions.dirty(NOW, since);
+      return { ids: d.due.map((s) => s.callId).sort(), seq: d.seq };
+    };
+    const first = await ids();
+    assert.deepEqual(first.ids, ['exp', 'rc']);
     await store.presence.touch(key);
-    assert.deepEqual(await ids(), ['exp', 'fresh', 'rc']);
+    const second = await ids(first.seq);
+    assert.deepEqual(second.ids, ['exp', 'fresh', 'rc']);
+    assert.ok(second.seq > first.seq, 'the touch stamped the pair with the next sequence value');
+    // A pair stamped before `since` is not asked about again.
+    assert.deepEqual((await ids(second.seq)).ids, ['exp', 'rc']);
+    // Another connection's bump is seen by the next poll (the sequence is in the database).
+    const other = openSqliteStore(dir);
+    try {
+      await other.presence.touch(key);
+      await other.presenceRules.set({ aor: ALICE, watcher: 'sip:z@x.test', action: 'block' });
+    } finally {
+      await other.close();
+    }
+    const third = await ids(second.seq);
+    assert.deepEqual(third.ids, ['exp', 'fresh', 'rc']);
+    assert.equal(third.seq, second.seq + 2);
     await store.subscriptions.update(
       { callId: 'fresh', localTag: 'l1', remoteTag: 'r1' },
       { notifiedVersion: await store.presence.version(key) },
     );
-    assert.deepEqual(await ids(), ['exp', 'rc']);
+    assert.deepEqual((await ids()).ids, ['exp', 'rc'], 'notified: no longer due');
     assert.equal(await store.subscriptions.purgeTerminated(NOW), 1);
     assert.equal(
       await store.subscriptions.get({ callId: 'done', localTag: 'l1', remoteTag: 'r1' }),

@@ -77,6 +77,8 @@ export const DEFAULT_POLL_INTERVAL_MS = 1000;
 const TERMINATED_KEPT_MS = 60_000;
 /** `recheckAt` for "never" (SQLite INTEGER has no Infinity). */
 const NEVER = Number.MAX_SAFE_INTEGER;
+/** When a NOTIFY could not be built or sent, a poll tries again after this, ms. */
+const RETRY_MS = 5000;
 /** How often a poll also deletes terminated rows, in polls. */
 const PURGE_EVERY = 30;
 
@@ -186,6 +188,8 @@ export function createNotifier(options: NotifierOptions): Notifier {
   let rerun = false;
   let polls = 0;
   let stopped = false;
+  /** The store's change sequence value covered by the last poll. */
+  let seenSeq = 0;
 
   // ---- answering -------------------------------------------------------------
 
@@ -336,7 +340,8 @@ export function createNotifier(options: NotifierOptions): Notifier {
       notifiedVersion: -1,
       notifiedHash: '',
       notifyCount: 0,
-      recheckAt: NEVER,
+      // Looked at again by a poll should the first NOTIFY below never happen (a crash).
+      recheckAt: now + RETRY_MS,
     };
     const created = await subscriptions.create(sub, limits, now);
     if (!created.ok) {
@@ -498,10 +503,15 @@ export function createNotifier(options: NotifierOptions): Notifier {
       await notifyNow(sub, force);
     } catch (err) {
       logger.warn({ err, aor: sub.aor, watcher: sub.watcher }, 'presence: NOTIFY failed');
+      // A poll tries again (the change that led here is behind the poll's sequence).
+      await subscriptions
+        .update(sub, { recheckAt: clock.wallNow() + RETRY_MS })
+        .catch(() => undefined);
     } finally {
       inFlight.delete(key);
-      if (entry.again && !stopped) soon();
     }
+    // A change while this one was outstanding: the state now (polls have seen its stamp).
+    if (entry.again && !stopped) await notify(sub, false);
   }
 
   async function notifyNow(seen: StoredSubscription, force: boolean): Promise<void> {
@@ -630,7 +640,8 @@ export function createNotifier(options: NotifierOptions): Notifier {
 
   async function runTick(): Promise<void> {
     const now = clock.wallNow();
-    const due = await subscriptions.dirty(now);
+    const { due, seq } = await subscriptions.dirty(now, seenSeq);
+    seenSeq = seq;
     const sends: Promise<void>[] = [];
     for (const s of due) {
       if (!owns(s.callId)) continue;

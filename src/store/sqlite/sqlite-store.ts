@@ -173,6 +173,27 @@ const MIGRATIONS: readonly string[] = Object.freeze([
        INSERT INTO publication_versions (aor, event, n) VALUES (old.aor, 'presence', 1)
          ON CONFLICT (aor, event) DO UPDATE SET n = n + 1;
      END;`,
+  // 7: what a notifier's poll reads is indexed, so that it costs per change, not per
+  // subscription: every bump of a counter also stamps the pair with the next value of one
+  // sequence over all pairs (`seq`, by triggers: whoever bumps, in the same transaction), and
+  // a poll asks for the pairs stamped after the last one it saw; expiries and rechecks are
+  // found through their own indexes.
+  `ALTER TABLE publication_versions ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+   CREATE INDEX publication_versions_seq ON publication_versions(seq);
+   CREATE TRIGGER publication_versions_inserted AFTER INSERT ON publication_versions
+     BEGIN
+       UPDATE publication_versions
+         SET seq = (SELECT coalesce(max(seq), 0) + 1 FROM publication_versions)
+         WHERE aor = new.aor AND event = new.event;
+     END;
+   CREATE TRIGGER publication_versions_bumped AFTER UPDATE OF n ON publication_versions
+     BEGIN
+       UPDATE publication_versions
+         SET seq = (SELECT coalesce(max(seq), 0) + 1 FROM publication_versions)
+         WHERE aor = new.aor AND event = new.event;
+     END;
+   CREATE INDEX subscriptions_expires ON subscriptions(expires_at);
+   CREATE INDEX subscriptions_recheck ON subscriptions(recheck_at);`,
 ]);
 
 /** The current schema version (the number of migrations). */
@@ -1003,13 +1024,25 @@ function subscriptionStore(db: Database.Database): SubscriptionStore {
          AND expires_at > ?`,
     )
     .pluck();
-  // One pass over the live subscriptions, each joined by primary key to its counter.
-  const dirty = db.prepare<[number, number], SubscriptionRow>(
-    `SELECT s.* FROM subscriptions s
-       LEFT JOIN publication_versions v ON v.aor = s.aor AND v.event = s.event
-     WHERE s.status != 'terminated'
-       AND (coalesce(v.n, 0) != s.notified_version OR s.expires_at <= ? OR s.recheck_at <= ?)`,
+  // Through the indexes of migration 7: the pairs stamped since the last poll, then their
+  // subscriptions (by resource); the expired ones; those whose recheck is due.
+  const lastSeq = db
+    .prepare<[], number>('SELECT coalesce(max(seq), 0) FROM publication_versions')
+    .pluck();
+  const dirty = db.prepare<[number, number, number], SubscriptionRow>(
+    `SELECT s.* FROM publication_versions v
+       JOIN subscriptions s ON s.aor = v.aor AND s.event = v.event
+     WHERE v.seq > ? AND s.status != 'terminated' AND s.notified_version != v.n
+     UNION
+     SELECT * FROM subscriptions WHERE expires_at <= ? AND status != 'terminated'
+     UNION
+     SELECT * FROM subscriptions WHERE recheck_at <= ? AND status != 'terminated'`,
   );
+  // One snapshot for both reads: the sequence value returned covers every row returned.
+  const dirtyTx = db.transaction((nowMs: number, since: number) => {
+    const seq = lastSeq.get()!;
+    return { due: dirty.all(since, nowMs, nowMs).map(toSubscription), seq };
+  });
   const purge = db.prepare(
     "DELETE FROM subscriptions WHERE status = 'terminated' AND expires_at <= ?",
   );
@@ -1093,7 +1126,7 @@ function subscriptionStore(db: Database.Database): SubscriptionStore {
     remove: async (id) => removeTx.immediate(id),
     listFor: async (aor, event) => listFor.all(aor, event).map(toSubscription),
     countFor: async (aor) => countFor.get(aor)!,
-    dirty: async (nowMs) => dirty.all(nowMs, nowMs).map(toSubscription),
+    dirty: async (nowMs, since) => dirtyTx(nowMs, since),
     purgeTerminated: async (beforeMs) => purge.run(beforeMs).changes,
   };
 }
