@@ -1029,19 +1029,30 @@ function subscriptionStore(db: Database.Database): SubscriptionStore {
   const lastSeq = db
     .prepare<[], number>('SELECT coalesce(max(seq), 0) FROM publication_versions')
     .pluck();
-  const dirty = db.prepare<[number, number, number], SubscriptionRow>(
+  // Three statements, not one UNION: SQLite would merge a UNION by scanning every table in
+  // key order rather than search the indexes.
+  const changed = db.prepare<[number], SubscriptionRow>(
     `SELECT s.* FROM publication_versions v
        JOIN subscriptions s ON s.aor = v.aor AND s.event = v.event
-     WHERE v.seq > ? AND s.status != 'terminated' AND s.notified_version != v.n
-     UNION
-     SELECT * FROM subscriptions WHERE expires_at <= ? AND status != 'terminated'
-     UNION
-     SELECT * FROM subscriptions WHERE recheck_at <= ? AND status != 'terminated'`,
+     WHERE v.seq > ? AND s.status != 'terminated' AND s.notified_version != v.n`,
   );
-  // One snapshot for both reads: the sequence value returned covers every row returned.
+  const expired = db.prepare<[number], SubscriptionRow>(
+    "SELECT * FROM subscriptions WHERE expires_at <= ? AND status != 'terminated'",
+  );
+  const recheck = db.prepare<[number], SubscriptionRow>(
+    "SELECT * FROM subscriptions WHERE recheck_at <= ? AND status != 'terminated'",
+  );
+  // One snapshot for all reads: the sequence value returned covers every row returned.
   const dirtyTx = db.transaction((nowMs: number, since: number) => {
     const seq = lastSeq.get()!;
-    return { due: dirty.all(since, nowMs, nowMs).map(toSubscription), seq };
+    const rows = new Map<string, SubscriptionRow>();
+    const add = (r: SubscriptionRow): void => {
+      rows.set(`${r.call_id}\u0000${r.local_tag}\u0000${r.remote_tag}`, r);
+    };
+    for (const r of changed.iterate(since)) add(r);
+    for (const r of expired.iterate(nowMs)) add(r);
+    for (const r of recheck.iterate(nowMs)) add(r);
+    return { due: [...rows.values()].map(toSubscription), seq };
   });
   const purge = db.prepare(
     "DELETE FROM subscriptions WHERE status = 'terminated' AND expires_at <= ?",
