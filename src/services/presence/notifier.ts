@@ -408,10 +408,9 @@ export function createNotifier(options: NotifierOptions): Notifier {
       ['Expires', String(granted)],
       ['Contact', ourContact(req)],
     ]);
-    logger.info(
-      { aor: sub.aor, watcher: sub.watcher, event: sub.event, expires: granted },
-      granted === 0 ? 'presence: unsubscribed' : 'presence: subscription refreshed',
-    );
+    const fields = { aor: sub.aor, watcher: sub.watcher, event: sub.event, expires: granted };
+    if (granted === 0) logger.info(fields, 'presence: unsubscribed');
+    else logger.debug(fields, 'presence: subscription refreshed');
     const updated = await subscriptions.get(id);
     // §4.2.1.2 (refresh) and §4.2.1.4 (unsubscribe: Expires 0, a final NOTIFY "terminated").
     if (updated !== undefined) void notify(updated, true);
@@ -474,7 +473,12 @@ export function createNotifier(options: NotifierOptions): Notifier {
         uri: w.watcher,
         ...(w.watcherName !== undefined ? { displayName: w.watcherName } : {}),
         status: w.status,
-        event: w.status === 'terminated' ? (w.reason ?? 'timeout') : 'subscribe',
+        event:
+          w.status === 'terminated'
+            ? (w.reason ?? 'timeout')
+            : w.status === 'active' && w.reason === 'approved'
+              ? 'approved'
+              : 'subscribe',
         durationSubscribed: (now - w.createdAt) / 1000,
         ...(w.status !== 'terminated' ? { expiration: (w.expiresAt - now) / 1000 } : {}),
       }));
@@ -546,6 +550,8 @@ export function createNotifier(options: NotifierOptions): Notifier {
       ...(terminated
         ? { reason: st.reason ?? 'timeout', expiresAt: now + TERMINATED_KEPT_MS }
         : {}),
+      // RFC 3858 §4.2.3 event "approved": the user allowed a pending watcher.
+      ...(sub.status === 'pending' && st.status === 'active' ? { reason: 'approved' } : {}),
     });
     if (!stored) return;
     if (terminated) {
@@ -672,7 +678,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
     return running;
   }
 
-  presence.onChange(() => soon());
+  const offChange = presence.onChange(() => soon());
 
   return {
     handleSubscribe,
@@ -696,6 +702,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
     tick,
     close: async () => {
       stopped = true;
+      offChange();
       pollTimer?.cancel();
       soonTimer?.cancel();
       await running;

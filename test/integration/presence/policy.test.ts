@@ -211,6 +211,22 @@ describe('presence: watcher policy and presence.winfo (RFC 3856 §5.1, RFC 3857)
     assert.equal(alice.of(winfo).length, 3);
     await alice.refresh(winfo, 0);
   });
+
+  it('presence.winfo: a pending watcher, then approved when the user allows it', async () => {
+    const winfo = await alice.subscribe({ to: ALICE, event: 'presence.winfo', expires: 600 });
+    await alice.waitNotify(winfo, 1);
+    assert.equal((await policy('bob@example.com', 'confirm')).code, 0);
+    const sub = await bob.subscribe({ to: ALICE, expires: 600 });
+    await bob.waitNotify(sub, 1);
+    const pending = await alice.waitNotify(winfo, 2);
+    assert.match(bodyOf(pending), /status="pending" event="subscribe"[^>]*>sip:bob@example\.com</);
+    assert.equal((await policy('bob@example.com', 'allow')).code, 0);
+    const approved = await alice.waitNotify(winfo, 3);
+    assert.match(bodyOf(approved), /status="active" event="approved"[^>]*>sip:bob@example\.com</);
+    await bob.refresh(sub, 0);
+    await alice.refresh(winfo, 0);
+    await policy('bob@example.com', 'remove');
+  });
 });
 
 describe('presence: two servers on one store (workers), NOTIFYs sent once by the owner', () => {
