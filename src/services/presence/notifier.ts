@@ -270,7 +270,10 @@ export function createNotifier(options: NotifierOptions): Notifier {
       return;
     }
     if ((await users.get(aor)) === undefined) {
-      await answer(req, 404, 'Not Found');
+      // As the proxy does: a local user learns that nobody has this name (404), anyone else
+      // gets 480 either way, so that user names cannot be probed.
+      if (subscriber !== undefined) await answer(req, 404, 'Not Found');
+      else await answer(req, 480, 'Temporarily Unavailable');
       return;
     }
     const granted = expiresOf(m);
@@ -421,16 +424,13 @@ export function createNotifier(options: NotifierOptions): Notifier {
 
   /** The state a NOTIFY of `sub` carries now. */
   async function stateOf(sub: StoredSubscription, now: number): Promise<NotifyState> {
-    const key = { aor: sub.aor, event: sub.event };
+    // The counter is read before anything it covers (the user, the rules, the state): a
+    // change committed meanwhile leaves the subscription behind, and it is looked at again.
+    const version = await versions.version({ aor: sub.aor, event: sub.event });
     if ((await users.get(sub.aor)) === undefined) {
       // RFC 6665 §4.1.3 noresource: "the resource state which was being monitored no
       // longer exists".
-      return {
-        status: 'terminated',
-        reason: 'noresource',
-        version: await versions.version(key),
-        recheckAt: NEVER,
-      };
+      return { status: 'terminated', reason: 'noresource', version, recheckAt: NEVER };
     }
     let status: 'active' | 'pending' = sub.status === 'terminated' ? 'active' : sub.status;
     if (sub.event === PRESENCE_EVENT) {
@@ -439,12 +439,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
       if (decision === 'block') {
         // §4.1.3 rejected: "The subscription has been terminated due to change in
         // authorization policy".
-        return {
-          status: 'terminated',
-          reason: 'rejected',
-          version: await versions.version(key),
-          recheckAt: NEVER,
-        };
+        return { status: 'terminated', reason: 'rejected', version, recheckAt: NEVER };
       }
       status = decision === 'confirm' ? 'pending' : 'active';
     }
@@ -452,21 +447,17 @@ export function createNotifier(options: NotifierOptions): Notifier {
     if (status === 'pending') {
       // RFC 3856 §6.6.1 / RFC 6665 §4.2.2: a pending subscription learns nothing of the
       // state: its NOTIFYs carry no body.
-      const version = await versions.version(key);
       return expired
         ? { status: 'terminated', reason: 'timeout', version, recheckAt: NEVER }
         : { status, version, recheckAt: NEVER };
     }
     let body: string;
-    let version: number;
     let recheckAt = NEVER;
     if (sub.event === PRESENCE_EVENT) {
       const composed = await presence.compose(sub.aor);
       body = composed.document;
-      version = composed.version;
       if (Number.isFinite(composed.changesAt)) recheckAt = Math.min(NEVER, composed.changesAt);
     } else {
-      version = await versions.version(key);
       const list = await subscriptions.listFor(sub.aor, PRESENCE_EVENT);
       const watchers: WatcherEntry[] = list.map((w) => ({
         id: digest(dialogKeyOf(w)).replace(/[^0-9a-z]/g, ''),

@@ -60,7 +60,7 @@ describe('presence: SUBSCRIBE/NOTIFY through buildServices (RFC 6665, RFC 3856)'
     assert.match(r.response.getRaw('Allow-Events') ?? '', /presence\.winfo/);
   });
 
-  it('423 with Min-Expires; 406 with Accept; 404 for no such user; 403 for another user’s winfo', async () => {
+  it('423 with Min-Expires; 406 with Accept; 404 (480 to a stranger) for no such user; 403 for another user’s winfo', async () => {
     const local = await startPresenceServer(dir, { subscribeMinExpires: 60 }, { start: false });
     const w = await Watcher.create(() => local.udp, 'bob');
     try {
@@ -76,6 +76,12 @@ describe('presence: SUBSCRIBE/NOTIFY through buildServices (RFC 6665, RFC 3856)'
     assert.equal(na.response.getRaw('Accept'), 'application/pidf+xml');
     const nobody = await bob.subscribe({ to: `sip:nobody@${DOMAIN}` });
     assert.equal(nobody.response.status, 404);
+    // Someone who is not a local user cannot tell a missing user from an absent one.
+    const probe = await bob.subscribe({
+      to: `sip:nobody@${DOMAIN}`,
+      from: '<sip:probe@elsewhere.test>',
+    });
+    assert.equal(probe.response.status, 480);
     const winfo = await bob.subscribe({ to: ALICE, event: 'presence.winfo' });
     assert.equal(winfo.response.status, 403);
   });
