@@ -193,6 +193,28 @@ describe('presence: SUBSCRIBE/NOTIFY through buildServices (RFC 6665, RFC 3856)'
     }
   });
 
+  it('a NOTIFY never answered (Timer F, 408) ends the subscription', async () => {
+    const quick = await startPresenceServer(dir, {}, { t1: 10 });
+    const w = await Watcher.create(() => quick.udp, 'dave');
+    try {
+      const sub = await w.subscribe({ to: ALICE, expires: 600 });
+      await w.waitNotify(sub, 1);
+      w.notifyStatus = 0;
+      assert.equal((await alice.publish(pidf(ALICE, 'gone', 'open'))).status, 200);
+      // The NOTIFY goes unanswered until Timer F (64·T1 = 640 ms), which ends the transaction.
+      await w.waitNotify(sub, 2, 3000);
+      const id = { callId: sub.callId, localTag: sub.toTag!, remoteTag: sub.fromTag };
+      const deadline = Date.now() + 5000;
+      while ((await quick.store.subscriptions.get(id))?.status !== 'terminated') {
+        assert.ok(Date.now() < deadline, 'the subscription still lives after Timer F');
+        await sleep(100);
+      }
+    } finally {
+      await w.close();
+      await quick.close();
+    }
+  });
+
   it('limits: a watcher past presence.maxSubscriptionsPerWatcher gets 403', async () => {
     const subs = [];
     for (let i = 0; i < 3; i++) {

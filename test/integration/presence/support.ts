@@ -43,12 +43,23 @@ export async function seed(dir: string, users: readonly string[]): Promise<void>
 export async function startPresenceServer(
   dir: string,
   presence: NonNullable<ServerConfigFile['presence']> = {},
-  o: { ownsCallId?: (id: string) => boolean; start?: boolean; port?: number } = {},
+  o: {
+    ownsCallId?: (id: string) => boolean;
+    start?: boolean;
+    port?: number;
+    /** RFC 3261 T1 of the server's stack, ms (Timer F = 64·T1). */
+    t1?: number;
+  } = {},
 ): Promise<PresenceServer> {
   const store = openSqliteStore(dir, { nonBlocking: true });
   const clock = systemClock();
   const random = cryptoRandom();
-  const stack = await createStack({ listen: [`udp:127.0.0.1:${o.port ?? 0}`], clock, random });
+  const stack = await createStack({
+    listen: [`udp:127.0.0.1:${o.port ?? 0}`],
+    clock,
+    random,
+    ...(o.t1 !== undefined ? { timers: { T1: o.t1, T2: Math.max(o.t1, 40), T4: o.t1 * 10 } } : {}),
+  });
   const config = resolveConfig({
     presence: { subscribeMinExpires: 1, pollInterval: 0.2, ...presence },
   });
@@ -117,6 +128,7 @@ export interface SubscribeOptions {
  */
 export class Watcher {
   readonly notifies: SipRequest[] = [];
+  /** The status NOTIFYs are answered with; 0: none (the watcher is gone). */
   notifyStatus = 200;
   private waiters: (() => void)[] = [];
 
@@ -132,7 +144,7 @@ export class Watcher {
     }): boolean => {
       if (req.message.method !== 'NOTIFY') return false;
       this.notifies.push(req.message);
-      void req.reply(this.notifyStatus).catch(() => undefined);
+      if (this.notifyStatus !== 0) void req.reply(this.notifyStatus).catch(() => undefined);
       for (const w of this.waiters.splice(0)) w();
       return true;
     };
