@@ -537,6 +537,83 @@ describe('openSqliteStore nonBlocking: location.apply commits a turn’s updates
   });
 });
 
+describe('openSqliteStore location.apply: the bindings it returns', () => {
+  it('are what lookup reads afterwards, in its order (q descending, then contact as UTF-8)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sb-store-apply-'));
+    const store = openSqliteStore(dir, { nonBlocking: true });
+    try {
+      const aor = 'sip:multi@example.com';
+      // Contacts whose UTF-16 and UTF-8 orders differ (U+FF5E sorts before U+1F600 in
+      // UTF-16, after it in UTF-8) besides plain ones; q values tie and differ.
+      const contacts = [
+        'sip:b@192.0.2.1',
+        'sip:a@192.0.2.1',
+        'sip:A@192.0.2.1',
+        'sip:\u{1F600}@192.0.2.1',
+        'sip:\uFF5E@192.0.2.1',
+        'sip:c@192.0.2.1;transport=tcp',
+      ];
+      const qs = [1, 0.5, 1, 0.5, 0.7, 0];
+      let cseq = 0;
+      // Deterministic steps: add, refresh with another q, remove (expires 0), remove all.
+      for (let step = 0; step < 40; step++) {
+        const pick = (k: number): string => contacts[(step * 7 + k * 3) % contacts.length]!;
+        const changes: (Binding | string)[] = [];
+        for (let k = 0; k < 1 + (step % 3); k++) {
+          const contact = pick(k);
+          if (changes.some((c) => (typeof c === 'string' ? c : c.contact) === contact)) continue;
+          changes.push(
+            (step + k) % 5 === 4
+              ? contact
+              : binding({
+                  aor,
+                  contact,
+                  q: qs[(step + k) % qs.length]!,
+                  callId: 'cm',
+                  cseq: cseq + 1,
+                }),
+          );
+        }
+        cseq++;
+        const r = await store.location.apply(
+          step % 13 === 12
+            ? { aor, nowMs: 0, callId: 'cm', cseq, removeAll: true }
+            : { aor, nowMs: 0, callId: 'cm', cseq, changes },
+        );
+        assert.equal(r.ok, true, `step ${step}`);
+        assert.deepEqual(r.ok && r.bindings, await store.location.lookup(aor, 0), `step ${step}`);
+      }
+      // The two whose orders differ, at the same q: SQLite's order, not JavaScript's.
+      const both = await store.location.apply({
+        aor,
+        nowMs: 0,
+        callId: 'cm',
+        cseq: ++cseq,
+        removeAll: false,
+        changes: [
+          binding({ aor, contact: contacts[3]!, q: 0.9, callId: 'cm', cseq }),
+          binding({ aor, contact: contacts[4]!, q: 0.9, callId: 'cm', cseq }),
+        ],
+      });
+      const order = (await store.location.lookup(aor, 0)).map((b) => b.contact);
+      assert.ok(order.indexOf(contacts[4]!) < order.indexOf(contacts[3]!));
+      assert.deepEqual(both.ok && both.bindings.map((b) => b.contact), order);
+      // An expired binding is neither returned nor checked.
+      const gone = await store.location.apply({
+        aor,
+        nowMs: 20_000,
+        callId: 'cm',
+        cseq: 1,
+        changes: [binding({ aor, contact: 'sip:late@192.0.2.1', expiresAt: 30_000, callId: 'cm' })],
+      });
+      assert.deepEqual(gone.ok && gone.bindings.map((b) => b.contact), ['sip:late@192.0.2.1']);
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('openSqliteStore accountsCheckIntervalMs', () => {
   it('looks for other connections’ changes at most that often', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sb-store-interval-'));

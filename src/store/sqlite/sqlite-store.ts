@@ -582,8 +582,8 @@ function bindingParams(b: Binding): Record<string, string | number | null> {
 
 /**
  * `groupCommitMs` set (a server): `apply` calls made in the same turn of the event loop are
- * committed together, in one transaction run on the next turn (one savepoint each, so one
- * failing rolls back only itself), and each resolves once that transaction has committed: a
+ * committed together, in one transaction run on the next turn (when one fails, each is run
+ * again on its own, so that it fails only itself), and each resolves once that transaction has committed: a
  * REGISTER is still answered only after its bindings are stored, but a busy registrar pays
  * one commit (WAL append, locks) per batch instead of one per REGISTER, and holds the write
  * lock that other workers wait for less often. A batch that finds the lock taken is tried
@@ -605,34 +605,55 @@ function locationStore(db: Database.Database, groupCommitMs?: number): LocationS
   const lookup = db.prepare<[string, number], BindingRow>(
     'SELECT * FROM bindings WHERE aor = ? AND expires_at > ? ORDER BY q DESC, contact',
   );
-  /** What `apply` checks: the Call-ID and CSeq of each live binding. */
-  const sequence = db.prepare<[string, number], { contact: string; call_id: string; cseq: number }>(
-    'SELECT contact, call_id, cseq FROM bindings WHERE aor = ? AND expires_at > ?',
-  );
   const listAll = db.prepare<[number], BindingRow>(
     'SELECT * FROM bindings WHERE expires_at > ? ORDER BY aor, q DESC, contact',
   );
   const purge = db.prepare('DELETE FROM bindings WHERE expires_at <= ?');
 
-  const applyTx = db.transaction((u: BindingUpdate): BindingUpdateResult => {
+  /**
+   * One update, inside a transaction the caller holds. Two statements on the usual path (the
+   * live bindings, then the upsert): the bindings the 200 lists are the ones read, with this
+   * request's changes applied in memory, not read again.
+   */
+  const applyIn = (u: BindingUpdate): BindingUpdateResult => {
     const changes = u.changes ?? [];
-    const live = sequence.all(u.aor, u.nowMs);
-    if (live.length > 0) {
+    const live = lookup.all(u.aor, u.nowMs);
+    for (const r of live) {
       // RFC 3261 §10.3 steps 6 and 7: the same Call-ID with a CSeq not higher aborts.
-      const touched = u.removeAll === true ? undefined : new Set(changes.map(contactOf));
-      for (const r of live) {
-        if (r.call_id === u.callId && u.cseq <= r.cseq && (touched?.has(r.contact) ?? true)) {
-          return { ok: false, reason: 'out-of-order' };
-        }
+      if (
+        r.call_id === u.callId &&
+        u.cseq <= r.cseq &&
+        (u.removeAll === true || changes.some((c) => contactOf(c) === r.contact))
+      ) {
+        return { ok: false, reason: 'out-of-order' };
       }
     }
-    if (u.removeAll === true) delAll.run(u.aor);
-    for (const c of changes) {
-      if (typeof c === 'string') del.run(u.aor, c);
-      else upsert.run(bindingParams(c));
+    if (u.removeAll === true) {
+      delAll.run(u.aor);
+      live.length = 0;
     }
-    return { ok: true, bindings: lookup.all(u.aor, u.nowMs).map(toBinding) };
-  });
+    const after: Binding[] = live.map(toBinding);
+    for (const c of changes) {
+      const contact = contactOf(c);
+      const at = after.findIndex((b) => b.contact === contact);
+      if (at >= 0) after.splice(at, 1);
+      if (typeof c === 'string') del.run(u.aor, c);
+      else {
+        upsert.run(bindingParams(c));
+        if (c.expiresAt > u.nowMs) after.push(c);
+      }
+    }
+    if (changes.length === 0) return { ok: true, bindings: after };
+    // The order `lookup` gives (q descending, then contact): SQLite compares TEXT as UTF-8
+    // octets, which is code point order; UTF-16 order is the same below U+D800, so a contact
+    // with anything above that is left to SQLite.
+    if (after.some((b) => !BELOW_SURROGATES.test(b.contact))) {
+      return { ok: true, bindings: lookup.all(u.aor, u.nowMs).map(toBinding) };
+    }
+    after.sort((a, b) => b.q - a.q || (a.contact < b.contact ? -1 : a.contact > b.contact ? 1 : 0));
+    return { ok: true, bindings: after };
+  };
+  const applyTx = db.transaction(applyIn);
 
   interface Pending {
     readonly update: BindingUpdate;
@@ -640,16 +661,12 @@ function locationStore(db: Database.Database, groupCommitMs?: number): LocationS
     readonly resolve: (r: BindingUpdateResult) => void;
     readonly reject: (e: unknown) => void;
   }
-  type Outcome = { ok: true; result: BindingUpdateResult } | { ok: false; error: unknown };
-  // Nested: a savepoint per update inside the batch's transaction.
-  const batchTx = db.transaction((updates: readonly BindingUpdate[]): Outcome[] =>
-    updates.map((u) => {
-      try {
-        return { ok: true, result: applyTx(u) };
-      } catch (error) {
-        return { ok: false, error };
-      }
-    }),
+  // No savepoint per update: an update that throws (a full disk, a corrupt page) rolls back
+  // the whole batch, and `flush` then runs each update in a transaction of its own, so that
+  // one failure still fails only its own REGISTER. Savepoints would cost two statements per
+  // update on every batch, for what almost never happens.
+  const batchTx = db.transaction((updates: readonly BindingUpdate[]): BindingUpdateResult[] =>
+    updates.map(applyIn),
   );
   let queue: Pending[] = [];
   let scheduled = false;
@@ -664,29 +681,38 @@ function locationStore(db: Database.Database, groupCommitMs?: number): LocationS
     scheduled = false;
     const batch = queue;
     queue = [];
-    let outcomes: Outcome[];
+    let results: BindingUpdateResult[];
     try {
-      outcomes = batchTx.immediate(batch.map((p) => p.update));
+      results = batchTx.immediate(batch.map((p) => p.update));
     } catch (e) {
-      const now = Date.now();
-      const keep = isBusy(e) ? batch.filter((p) => p.deadline > now) : [];
-      for (const p of batch) if (!keep.includes(p)) p.reject(e);
-      if (keep.length > 0) {
-        attempt++;
-        queue = [...keep, ...queue];
-        schedule();
-      } else if (queue.length > 0) {
+      if (isBusy(e)) {
+        const now = Date.now();
+        const keep = batch.filter((p) => p.deadline > now);
+        for (const p of batch) if (!keep.includes(p)) p.reject(e);
+        if (keep.length > 0) {
+          attempt++;
+          queue = [...keep, ...queue];
+          schedule();
+          return;
+        }
+      } else {
+        // Rolled back as a whole: each again on its own, to fail only the one at fault.
+        for (const p of batch) {
+          try {
+            p.resolve(applyTx.immediate(p.update));
+          } catch (error) {
+            p.reject(error);
+          }
+        }
+      }
+      if (queue.length > 0) {
         attempt = 0;
         schedule();
       }
       return;
     }
     attempt = 0;
-    for (let i = 0; i < batch.length; i++) {
-      const o = outcomes[i]!;
-      if (o.ok) batch[i]!.resolve(o.result);
-      else batch[i]!.reject(o.error);
-    }
+    for (let i = 0; i < batch.length; i++) batch[i]!.resolve(results[i]!);
     if (queue.length > 0 && !scheduled) schedule();
   }
 
@@ -1183,6 +1209,9 @@ function presenceRuleStore(db: Database.Database): PresenceRuleStore {
     list: async (aor) => list.all(aor).map(toRule),
   };
 }
+
+/** Strings whose UTF-16 order is their code point order (see `applyIn`). */
+const BELOW_SURROGATES = /^[^\ud800-\uffff]*$/;
 
 function contactOf(c: Binding | string): string {
   return typeof c === 'string' ? c : c.contact;
