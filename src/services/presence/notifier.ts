@@ -58,7 +58,7 @@ import type {
 import { parseFlow } from '../proxy/index.ts';
 import { PIDF_CONTENT_TYPE } from './pidf.ts';
 import { decideWatcher, type PresencePolicyDefaults } from './policy.ts';
-import { PRESENCE_EVENT, type Presence } from './presence.ts';
+import { PRESENCE_EVENT, type ComposedPresence, type Presence } from './presence.ts';
 import { composeWatcherinfo, WATCHERINFO_CONTENT_TYPE, type WatcherEntry } from './winfo.ts';
 
 /** RFC 3857 §3: the watcher information template package applied to presence. */
@@ -129,6 +129,9 @@ export interface Notifier {
 }
 
 type Header = readonly [string, string];
+
+/** Compositions made during one tick, by AOR. */
+type ComposeCache = Map<string, Promise<ComposedPresence>>;
 
 /** What one NOTIFY says (RFC 6665 §4.1.3 Subscription-State and the body). */
 interface NotifyState {
@@ -422,8 +425,31 @@ export function createNotifier(options: NotifierOptions): Notifier {
 
   // ---- notifying -------------------------------------------------------------------
 
+  /**
+   * `aor`'s composed presence as of counter value `version` or later: from `cache` when it
+   * holds one that recent (composed for another watcher in the same tick), else composed now.
+   */
+  async function composeFor(
+    aor: string,
+    version: number,
+    cache: ComposeCache | undefined,
+  ): Promise<ComposedPresence> {
+    const cached = cache?.get(aor);
+    if (cached !== undefined) {
+      const c = await cached;
+      if (c.version >= version) return c;
+    }
+    const fresh = presence.compose(aor);
+    cache?.set(aor, fresh);
+    return fresh;
+  }
+
   /** The state a NOTIFY of `sub` carries now. */
-  async function stateOf(sub: StoredSubscription, now: number): Promise<NotifyState> {
+  async function stateOf(
+    sub: StoredSubscription,
+    now: number,
+    composed: ComposeCache | undefined,
+  ): Promise<NotifyState> {
     // The counter is read before anything it covers (the user, the rules, the state): a
     // change committed meanwhile leaves the subscription behind, and it is looked at again.
     const version = await versions.version({ aor: sub.aor, event: sub.event });
@@ -454,9 +480,9 @@ export function createNotifier(options: NotifierOptions): Notifier {
     let body: string;
     let recheckAt = NEVER;
     if (sub.event === PRESENCE_EVENT) {
-      const composed = await presence.compose(sub.aor);
-      body = composed.document;
-      if (Number.isFinite(composed.changesAt)) recheckAt = Math.min(NEVER, composed.changesAt);
+      const doc = await composeFor(sub.aor, version, composed);
+      body = doc.document;
+      if (Number.isFinite(doc.changesAt)) recheckAt = Math.min(NEVER, doc.changesAt);
     } else {
       const list = await subscriptions.listFor(sub.aor, PRESENCE_EVENT);
       const watchers: WatcherEntry[] = list.map((w) => ({
@@ -485,7 +511,11 @@ export function createNotifier(options: NotifierOptions): Notifier {
    * (`force`: always, after a SUBSCRIBE). One NOTIFY per dialog at a time: a change while
    * one is outstanding is sent after it.
    */
-  async function notify(sub: StoredSubscription, force: boolean): Promise<void> {
+  async function notify(
+    sub: StoredSubscription,
+    force: boolean,
+    composed?: ComposeCache,
+  ): Promise<void> {
     const key = dialogKeyOf(sub);
     const flying = inFlight.get(key);
     if (flying !== undefined) {
@@ -495,7 +525,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
     const entry = { again: false };
     inFlight.set(key, entry);
     try {
-      await notifyNow(sub, force);
+      await notifyNow(sub, force, composed);
     } catch (err) {
       logger.warn({ err, aor: sub.aor, watcher: sub.watcher }, 'presence: NOTIFY failed');
       // A poll tries again (the change that led here is behind the poll's sequence).
@@ -509,12 +539,16 @@ export function createNotifier(options: NotifierOptions): Notifier {
     if (entry.again && !stopped) await notify(sub, false);
   }
 
-  async function notifyNow(seen: StoredSubscription, force: boolean): Promise<void> {
+  async function notifyNow(
+    seen: StoredSubscription,
+    force: boolean,
+    composed: ComposeCache | undefined,
+  ): Promise<void> {
     // Read again: the copy may predate a NOTIFY that finished meanwhile (its CSeq, its hash).
     const sub = await subscriptions.get(seen);
     if (sub === undefined || sub.status === 'terminated') return;
     const now = clock.wallNow();
-    const st = await stateOf(sub, now);
+    const st = await stateOf(sub, now, composed);
     // The hash leaves out the winfo version (it changes with every document).
     const said = `${st.status};${st.reason ?? ''}\n${(st.body ?? '').replace(/ version="\d+"/, '')}`;
     const hash = digest(said);
@@ -638,11 +672,13 @@ export function createNotifier(options: NotifierOptions): Notifier {
   async function runTick(): Promise<void> {
     const now = clock.wallNow();
     const { due, seq } = await subscriptions.dirty(now, seenSeq);
+    // The watchers of one user notified in this tick share one composition of their state.
+    const composed: ComposeCache = new Map();
     seenSeq = seq;
     const sends: Promise<void>[] = [];
     for (const s of due) {
       if (!owns(s.callId)) continue;
-      sends.push(notify(s, false));
+      sends.push(notify(s, false, composed));
     }
     if (++polls % PURGE_EVERY === 0) await subscriptions.purgeTerminated(now);
     await Promise.all(sends);
