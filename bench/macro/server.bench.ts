@@ -1067,12 +1067,28 @@ function printMachineLines(sb: ServerResult, kam: ServerResult | undefined): voi
 
 // ---- the suite --------------------------------------------------------------------------------
 
+/** `npm run build`: the server runs compiled (dist/), not through tsx. */
+function buildCompiled(repoRoot: string): void {
+  const r = spawnSync(
+    process.execPath,
+    [join(repoRoot, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'],
+    { cwd: repoRoot, encoding: 'utf8', timeout: 120_000 },
+  );
+  if (r.status !== 0) {
+    throw new Error(`npm run build failed (${String(r.status)}): ${r.stdout}${r.stderr}`);
+  }
+}
+
 /** TMPDIR as the benchmark found it: run() points it elsewhere for sipp's files. */
 const ORIGINAL_TMPDIR = process.env.TMPDIR;
 
-/** The environment of `switchboard` processes: ours, with the original TMPDIR (tsx's cache). */
+/**
+ * The environment of `switchboard` processes: ours, with the original TMPDIR, and
+ * SWITCHBOARD_RUN=compiled: bin/switchboard.js runs dist/ (built by `buildCompiled`), as a
+ * deployed server would, or refuses to start.
+ */
 function switchboardEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env };
+  const env: NodeJS.ProcessEnv = { ...process.env, SWITCHBOARD_RUN: 'compiled' };
   if (ORIGINAL_TMPDIR === undefined) delete env.TMPDIR;
   else env.TMPDIR = ORIGINAL_TMPDIR;
   return env;
@@ -1152,6 +1168,7 @@ async function run(opts: SuiteOptions): Promise<void> {
       'lines (Switchboard at warn, Kamailio at debug=1).',
   );
 
+  buildCompiled(repoRoot);
   const savedTmpDir = process.env.TMPDIR;
   const runDir = mkdtempSync(join(tmpdir(), 'sb-bench-server-'));
   process.env.TMPDIR = join(runDir, 'tmp');

@@ -395,7 +395,7 @@ export function prepareSwitchboard(o: SwitchboardOptions): ServerFactory {
   return {
     kind: 'switchboard',
     description:
-      `node ${args('DATADIR').join(' ')}: ` +
+      `node ${args('DATADIR').join(' ')} (compiled: dist/ from npm run build): ` +
       (workers === 1
         ? 'one process'
         : `a supervisor and ${workers} worker processes sharing the socket (the memory phase: ` +

@@ -15,8 +15,9 @@
  *
  * `run(argv, io)` does the work with injected streams and returns the exit code, so
  * tests call it directly; the module runs it only when it is the entry point
- * (`node --import tsx src/cli/main.ts ...`, which `npm start` uses), and
- * bin/switchboard.js calls `main()` after registering tsx.
+ * (`node --import tsx src/cli/main.ts ...`), and bin/switchboard.js calls `main()` from
+ * dist/ (compiled by `npm run build`, which `npm start` runs first) or, when that is older
+ * than the sources, after registering tsx.
  */
 import { realpathSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';

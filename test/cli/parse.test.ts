@@ -234,7 +234,7 @@ describe('switchboard parse (the real command)', { concurrency: availableParalle
     assert.match(r.stdout, /serve \[--config FILE\] \[--data-dir DIR\]/);
   });
 
-  it('npm start (node --import tsx src/cli/main.ts serve) serves until SIGTERM, then exits 0', async () => {
+  it('serve from the sources (node --import tsx src/cli/main.ts serve) serves until SIGTERM, then exits 0', async () => {
     // Loopback and port 0 instead of the defaults (0.0.0.0:5060), and a temporary data dir.
     const dir = mkdtempSync(join(tmpdir(), 'sb-start-'));
     const child = spawn(

@@ -84,7 +84,9 @@ describe('switchboard serve: the first run', { timeout: 60_000 }, () => {
     const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as {
       scripts: Record<string, string>;
     };
-    assert.equal(pkg.scripts.start, 'node --import tsx src/cli/main.ts serve');
+    // Compiled first (dist/, which bin/switchboard.js then runs), then `switchboard serve`.
+    assert.equal(pkg.scripts.start, 'npm run build --silent && node bin/switchboard.js serve');
+    assert.equal(pkg.scripts.build, 'tsc -p tsconfig.build.json');
     assert.match(readFileSync('README.md', 'utf8'), /^npm install && npm start +# /m);
   });
 });
