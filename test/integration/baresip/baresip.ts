@@ -371,6 +371,33 @@ export async function waitForCall(
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* Presence (presence.so)                                                                      */
+/* ------------------------------------------------------------------------------------------ */
+
+/** A change of a contact's presence that baresip printed: `<URI> changed status from A to B`. */
+export interface BaresipPresenceChange {
+  uri: string;
+  from: string;
+  to: string;
+}
+
+const PRESENCE_CHANGE = /<([^>]+)> changed status from (\w+) to (\w+)/;
+
+/**
+ * The presence changes of contacts (`;presence=p2p` entries, presence.so) in baresip's output,
+ * in order. baresip prints one only when the status it shows changes (`Online`, `Offline`, ...;
+ * a contact starts as `Offline`), not one per NOTIFY; `/contacts` lists the current ones.
+ */
+export function presenceChanges(output: string): BaresipPresenceChange[] {
+  const changes: BaresipPresenceChange[] = [];
+  for (const line of output.split(ESC).join('').split(/\r?\n/)) {
+    const m = PRESENCE_CHANGE.exec(line.replace(/\[[\d;]*m/g, ''));
+    if (m !== null) changes.push({ uri: m[1]!, from: m[2]!, to: m[3]! });
+  }
+  return changes;
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* The SIP trace (-s)                                                                          */
 /* ------------------------------------------------------------------------------------------ */
 
@@ -383,6 +410,8 @@ export interface TracedMessage {
   firstLine: string;
   /** Header lines as printed. */
   headers: string[];
+  /** The body as printed (lines after the blank line; trailing blank lines dropped), or ''. */
+  body: string;
 }
 
 const ESC = String.fromCharCode(27);
@@ -400,17 +429,18 @@ export function sipTrace(output: string): TracedMessage[] {
     const at = lines.findIndex((line) => TRACE_ADDRESSES.test(line));
     if (at < 0 || at + 1 >= lines.length) continue;
     const [, protocol, from, to] = TRACE_ADDRESSES.exec(lines[at]!)!;
-    const headers: string[] = [];
-    for (const line of lines.slice(at + 2)) {
-      if (line === '') break;
-      headers.push(line);
-    }
+    const rest = lines.slice(at + 2);
+    const blank = rest.indexOf('');
+    const headers = blank < 0 ? rest : rest.slice(0, blank);
+    const body = blank < 0 ? [] : rest.slice(blank + 1);
+    while (body.length > 0 && body.at(-1) === '') body.pop();
     messages.push({
       protocol: protocol!,
       from: from!,
       to: to!,
       firstLine: lines[at + 1]!,
       headers,
+      body: body.join('\n'),
     });
   }
   return messages;
