@@ -36,6 +36,8 @@ export interface StoredSubscription extends SubscriptionDialogId {
   readonly aor: string;
   /** RFC 6665 §8.2.1 event-type: `presence` or `presence.winfo`. */
   readonly event: string;
+  /** The Event header's `id` parameter, when the SUBSCRIBE had one (its NOTIFYs repeat it). */
+  readonly eventId?: string;
   /** The subscriber's canonical AOR (its From URI, authenticated when local). */
   readonly watcher: string;
   /** The subscriber's display name, when its From had one. */

@@ -60,7 +60,7 @@ describe('openSqliteStore', () => {
   it('creates DATADIR/switchboard.db in WAL mode at the current schema version', async () => {
     assert.equal(store.file, join(dir, 'data', DATABASE_FILE));
     assert.ok(readdirSync(join(dir, 'data')).includes(DATABASE_FILE));
-    assert.equal(SCHEMA_VERSION, 7);
+    assert.equal(SCHEMA_VERSION, 8);
     await reopen(); // migrations are not re-run on an up-to-date database
     assert.deepEqual(await store.domains.list(), []);
   });
@@ -366,7 +366,7 @@ describe('openSqliteStore', () => {
     }
   });
 
-  it('a database at schema version 1 is migrated (2, 3, 4, 5, 6, 7) with its users and bindings', async () => {
+  it('a database at schema version 1 is migrated (2, 3, 4, 5, 6, 7, 8) with its users and bindings', async () => {
     await store.domains.add('example.com');
     await store.users.add('sip:alice@example.com', creds('alice', 'example.com', 'pw'));
     await store.location.upsert(binding());

@@ -59,7 +59,7 @@ describe('openSqliteStore subscriptions and presence rules', () => {
   const winfo = () => store.presence.version({ aor: ALICE, event: 'presence.winfo' });
 
   it('create, get, update, remove; the winfo counter moves with presence subscriptions', async () => {
-    const s = subscription({ watcherName: 'Bob', routeSet: ['<sip:p1;lr>'] });
+    const s = subscription({ watcherName: 'Bob', routeSet: ['<sip:p1;lr>'], eventId: '7' });
     assert.deepEqual(await store.subscriptions.create(s, LIMITS, NOW), { ok: true });
     assert.deepEqual(await store.subscriptions.get(s), s);
     assert.equal(await winfo(), 1);

@@ -122,7 +122,7 @@ export interface Notifier {
   bindingsChanged(aor: string): Promise<void>;
   /** Starts polling the store for changes (every `pollIntervalMs`). */
   start(): void;
-  /** Sends whatever NOTIFYs are due now; resolves when they have been answered. */
+  /** Starts the NOTIFYs due now; resolves once the store was read (not when they are answered). */
   tick(): Promise<void>;
   /** Stops polling; NOTIFYs in flight end with the stack. */
   close(): Promise<void>;
@@ -256,6 +256,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
     // it responds with 489 (Bad Event)", listing the packages it has in Allow-Events.
     const ev = m.decode(EventHeader);
     const event = ev?.ok === true ? ev.value.type : undefined;
+    const eventId = ev?.ok === true ? ev.value.id : undefined;
     if (event !== PRESENCE_EVENT && event !== WINFO_EVENT) {
       await answer(req, 489, 'Bad Event', [['Allow-Events', NOTIFIER_EVENTS.join(', ')]]);
       return;
@@ -330,6 +331,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
       remoteTag: dialog.id.remoteTag,
       aor,
       event,
+      ...(eventId !== undefined ? { eventId } : {}),
       watcher,
       ...(m.from.displayName !== undefined ? { watcherName: m.from.displayName } : {}),
       localUri: dialog.localUri,
@@ -388,9 +390,10 @@ export function createNotifier(options: NotifierOptions): Notifier {
       await answer(req, 500, 'Out of Order');
       return true;
     }
-    // RFC 6665 §4.1.2.2: a refresh is for the subscription's own event package.
+    // RFC 6665 §4.1.2.2: a refresh is for the subscription's own event package (and id,
+    // §8.2.1: "the same subscription" has the same Event type and id).
     const ev = m.decode(EventHeader);
-    if (ev === undefined || !ev.ok || ev.value.type !== sub.event) {
+    if (ev === undefined || !ev.ok || ev.value.type !== sub.event || ev.value.id !== sub.eventId) {
       await answer(req, 489, 'Bad Event', [['Allow-Events', sub.event]]);
       return true;
     }
@@ -607,7 +610,9 @@ export function createNotifier(options: NotifierOptions): Notifier {
       return;
     }
     const headers: [string, string][] = [
-      ['Event', sub.event],
+      // RFC 6665 §8.2.1: "If the "id" parameter was present in the SUBSCRIBE ..., the NOTIFY
+      // ... MUST contain [the] same "id" parameter".
+      ['Event', sub.eventId !== undefined ? `${sub.event};id=${sub.eventId}` : sub.event],
       ['Subscription-State', state],
     ];
     const request = dialog.createRequest('NOTIFY', {
@@ -675,13 +680,12 @@ export function createNotifier(options: NotifierOptions): Notifier {
     // The watchers of one user notified in this tick share one composition of their state.
     const composed: ComposeCache = new Map();
     seenSeq = seq;
-    const sends: Promise<void>[] = [];
     for (const s of due) {
-      if (!owns(s.callId)) continue;
-      sends.push(notify(s, false, composed));
+      // Not awaited: a watcher that never answers holds its own subscription for Timer F
+      // (32 s), not the next tick and everyone else's NOTIFYs.
+      if (owns(s.callId)) void notify(s, false, composed);
     }
     if (++polls % PURGE_EVERY === 0) await subscriptions.purgeTerminated(now);
-    await Promise.all(sends);
   }
 
   /** One tick at a time; a tick asked for meanwhile runs after it. */

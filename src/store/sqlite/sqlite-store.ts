@@ -194,6 +194,9 @@ const MIGRATIONS: readonly string[] = Object.freeze([
      END;
    CREATE INDEX subscriptions_expires ON subscriptions(expires_at);
    CREATE INDEX subscriptions_recheck ON subscriptions(recheck_at);`,
+  // 8: the Event header's id parameter of a subscription (RFC 6665 §8.2.1), which its
+  // NOTIFYs repeat.
+  `ALTER TABLE subscriptions ADD COLUMN event_id TEXT;`,
 ]);
 
 /** The current schema version (the number of migrations). */
@@ -958,6 +961,7 @@ interface SubscriptionRow {
   remote_tag: string;
   aor: string;
   event: string;
+  event_id: string | null;
   watcher: string;
   watcher_name: string | null;
   local_uri: string;
@@ -985,6 +989,7 @@ function toSubscription(r: SubscriptionRow): StoredSubscription {
     remoteTag: r.remote_tag,
     aor: r.aor,
     event: r.event,
+    ...(r.event_id !== null && { eventId: r.event_id }),
     watcher: r.watcher,
     ...(r.watcher_name !== null && { watcherName: r.watcher_name }),
     localUri: r.local_uri,
@@ -1015,11 +1020,11 @@ const WINFO_EVENT = 'presence.winfo';
  */
 function subscriptionStore(db: Database.Database): SubscriptionStore {
   const insert = db.prepare(
-    `INSERT INTO subscriptions (call_id, local_tag, remote_tag, aor, event, watcher,
+    `INSERT INTO subscriptions (call_id, local_tag, remote_tag, aor, event, event_id, watcher,
        watcher_name, local_uri, remote_uri, remote_target, route_set, flow, content_type, status,
        reason, local_seq, remote_seq, created_at, expires_at, notified_version, notified_hash,
        notify_count, recheck_at)
-     VALUES (@callId, @localTag, @remoteTag, @aor, @event, @watcher, @watcherName, @localUri,
+     VALUES (@callId, @localTag, @remoteTag, @aor, @event, @eventId, @watcher, @watcherName, @localUri,
        @remoteUri, @remoteTarget, @routeSet, @flow, @contentType, @status, @reason, @localSeq,
        @remoteSeq, @createdAt, @expiresAt, @notifiedVersion, @notifiedHash, @notifyCount,
        @recheckAt)`,
@@ -1105,6 +1110,7 @@ function subscriptionStore(db: Database.Database): SubscriptionStore {
       }
       insert.run({
         ...s,
+        eventId: s.eventId ?? null,
         watcherName: s.watcherName ?? null,
         routeSet: JSON.stringify(s.routeSet),
         flow: s.flow ?? null,

@@ -133,6 +133,19 @@ describe('presence: SUBSCRIBE/NOTIFY through buildServices (RFC 6665, RFC 3856)'
     await bob.refresh(sub, 0);
   });
 
+  it('an Event id parameter is repeated in every NOTIFY (RFC 6665 §8.2.1)', async () => {
+    const sub = await bob.subscribe({ to: ALICE, event: 'presence;id=7', expires: 600 });
+    assert.equal(sub.response.status, 200);
+    assert.equal((await bob.waitNotify(sub, 1)).getRaw('Event'), 'presence;id=7');
+    assert.equal((await bob.refresh(sub, 300)).status, 200);
+    assert.equal((await bob.waitNotify(sub, 2)).getRaw('Event'), 'presence;id=7');
+    assert.equal((await bob.refresh(sub, 300, 'presence')).status, 489, 'another subscription');
+    assert.equal((await bob.refresh(sub, 0)).status, 200);
+    const last = await bob.waitNotify(sub, 3);
+    assert.equal(last.getRaw('Event'), 'presence;id=7');
+    assert.equal(stateOf(last).state, 'terminated');
+  });
+
   it('refresh: 200 and a NOTIFY with the full state; unsubscribe: terminated', async () => {
     const sub = await bob.subscribe({ to: ALICE, expires: 600 });
     await bob.waitNotify(sub, 1);
@@ -194,13 +207,17 @@ describe('presence: SUBSCRIBE/NOTIFY through buildServices (RFC 6665, RFC 3856)'
   });
 
   it('a NOTIFY never answered (Timer F, 408) ends the subscription', async () => {
-    const quick = await startPresenceServer(dir, {}, { t1: 10 });
+    // A store of its own: the suite's server would notify the subscription too.
+    const own = mkdtempSync(join(tmpdir(), 'sb-subscribe-timer-f-'));
+    await seed(own, ['alice', 'dave']);
+    const quick = await startPresenceServer(own, {}, { t1: 10 });
     const w = await Watcher.create(() => quick.udp, 'dave');
+    const publisher = await Watcher.create(() => quick.udp, 'alice');
     try {
       const sub = await w.subscribe({ to: ALICE, expires: 600 });
       await w.waitNotify(sub, 1);
       w.notifyStatus = 0;
-      assert.equal((await alice.publish(pidf(ALICE, 'gone', 'open'))).status, 200);
+      assert.equal((await publisher.publish(pidf(ALICE, 'gone', 'open'))).status, 200);
       // The NOTIFY goes unanswered until Timer F (64·T1 = 640 ms), which ends the transaction.
       await w.waitNotify(sub, 2, 3000);
       const id = { callId: sub.callId, localTag: sub.toTag!, remoteTag: sub.fromTag };
@@ -211,7 +228,30 @@ describe('presence: SUBSCRIBE/NOTIFY through buildServices (RFC 6665, RFC 3856)'
       }
     } finally {
       await w.close();
+      await publisher.close();
       await quick.close();
+      rmSync(own, { recursive: true, force: true });
+    }
+  });
+
+  it('a watcher that does not answer holds back nobody else’s NOTIFYs', async () => {
+    const mute = await Watcher.create(() => server.udp, 'dave');
+    try {
+      const silent = await mute.subscribe({ to: ALICE, expires: 600 });
+      await mute.waitNotify(silent, 1);
+      mute.notifyStatus = 0; // its next NOTIFY waits for Timer F (32 s)
+      const sub = await bob.subscribe({ to: ALICE, expires: 600 });
+      await bob.waitNotify(sub, 1);
+      const p1 = await alice.publish(pidf(ALICE, 'one', 'open'));
+      await bob.waitNotify(sub, 2, 2000);
+      await mute.waitNotify(silent, 2, 2000);
+      const p2 = await alice.publish('', { ifMatch: p1.getRaw('SIP-ETag')!, expires: 0 });
+      assert.equal(p2.status, 200);
+      const n = await bob.waitNotify(sub, 3, 2000);
+      assert.doesNotMatch(bodyOf(n), /id="one"/);
+      assert.equal((await bob.refresh(sub, 0)).status, 200);
+    } finally {
+      await mute.close();
     }
   });
 
