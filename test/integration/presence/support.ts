@@ -266,7 +266,7 @@ export class Watcher {
   /** PUBLISH of the watcher's own presence (it is a user too). */
   async publish(
     body: string,
-    o: { ifMatch?: string; expires?: number } = {},
+    o: { ifMatch?: string; expires?: number; callId?: string } = {},
   ): Promise<SipResponse> {
     const headers: [string, string][] = [['Event', 'presence']];
     if (o.ifMatch !== undefined) headers.push(['SIP-If-Match', o.ifMatch]);
@@ -276,7 +276,7 @@ export class Watcher {
       uri: this.aor,
       from: `<${this.aor}>;tag=${this.stack.ids.tag()}`,
       to: `<${this.aor}>`,
-      callId: this.stack.ids.callId(),
+      callId: o.callId ?? this.stack.ids.callId(),
       cseq: 1,
       headers,
       ...(body !== '' ? { body, contentType: 'application/pidf+xml' } : {}),
