@@ -7,9 +7,9 @@
  *   authenticated (407): 489 with Allow-Events for another package; 403 for someone else's
  *   `presence.winfo`; 404 for no such user; 423 with Min-Expires; 406 when Accept names none
  *   of our formats; the user's policy (policy.ts): `block` 403, `confirm` a pending
- *   subscription, `allow` an active one. Answered 200 with Expires and Contact (RFC 6665
- *   §8.3.1 deprecates 202, pending or not), then at once a NOTIFY with the current state
- *   (§4.2.1.2). Expires 0 is a fetch: one NOTIFY, terminated.
+ *   subscription, `allow` an active one. Answered 200 with Expires and Contact, pending or
+ *   not (RFC 6665 §4.2.1.1; the 202 of RFC 3265 is no longer used), then at once a NOTIFY
+ *   with the current state (§4.2.1.2). Expires 0 is a fetch: one NOTIFY, terminated.
  * - **Refresh and unsubscribe** (§4.2.1.2, §4.2.1.4): an in-dialog SUBSCRIBE sets a new
  *   expiry and is answered 200 and a NOTIFY with the full state; Expires 0 ends the
  *   subscription with a NOTIFY `terminated;reason=timeout`.
