@@ -84,6 +84,51 @@ describe('stampVia (RFC 3261 §18.2.1, RFC 3581 §4)', () => {
   });
 });
 
+describe('stampVia: where the stamped Via goes', () => {
+  it('rewrites a top Via field of its own in place; the other fields keep their values', () => {
+    const out = stampVia(request('SIP/2.0/UDP 192.0.2.1:5060;rport;branch=z9hG4bK1'), {
+      address: '192.0.2.9',
+      port: 5080,
+    });
+    assert.deepEqual(
+      out.fields.map((f) => f.name),
+      ['Via', 'Via', 'From', 'To', 'Call-ID', 'CSeq', 'Max-Forwards', 'Content-Length'],
+    );
+    assert.equal(
+      out.fields[0]!.value,
+      'SIP/2.0/UDP 192.0.2.1:5060;rport=5080;branch=z9hG4bK1;received=192.0.2.9',
+    );
+    assert.equal(out.fields[1]!.value, 'SIP/2.0/UDP second.example.com;branch=z9hG4bK2');
+    assert.equal(out.from.tag, '1');
+    assert.equal(out.to.uri.host, 'example.com');
+    assert.equal(out.callId, 'abc');
+    assert.deepEqual(out.cseq, { seq: 1, method: 'OPTIONS' });
+    assert.deepEqual(
+      out.via.map((v) => v.branch),
+      ['z9hG4bK1', 'z9hG4bK2'],
+    );
+  });
+
+  it('splits the top Via off a field holding several (RFC 3261 §7.3.1)', () => {
+    const out = stampVia(
+      request(
+        'SIP/2.0/UDP 192.0.2.1:5060;rport;branch=z9hG4bK1, SIP/2.0/UDP mid.example.com;branch=z9hG4bK3',
+      ),
+      { address: '192.0.2.9', port: 5080 },
+    );
+    assert.deepEqual(
+      out.via.map((v) => [v.branch, v.received]),
+      [
+        ['z9hG4bK1', '192.0.2.9'],
+        ['z9hG4bK3', undefined],
+        ['z9hG4bK2', undefined],
+      ],
+    );
+    assert.equal(out.fields[0]!.value.includes(','), false);
+    assert.equal(out.fields[1]!.value, 'SIP/2.0/UDP mid.example.com;branch=z9hG4bK3');
+  });
+});
+
 describe('fields of requests that fail to parse', () => {
   const limits = defaultLimits;
   const options = { framing: 'datagram' as const, limits };

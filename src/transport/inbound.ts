@@ -51,6 +51,11 @@ export function stampVia(req: SipRequest, remote: Endpoint): SipRequest {
   let params = withParam(via.params, 'received', normalizeAddress(remote.address));
   if (wantsRport) params = withParam(params, 'rport', String(remote.port));
   const stamped: Via = { ...via, params };
+  // Usually the top Via is a field of its own: only that field changes, and what the
+  // others decoded to is kept. Otherwise it is split off its field.
+  const k = req.firstAt(ViaHeader.key);
+  const first = req.decodeField(k, ViaHeader);
+  if (first !== undefined && first.length === 1) return req.replaceAt(k, formatVia(stamped));
   return req.removeFirst(ViaHeader).prepend('Via', formatVia(stamped));
 }
 

@@ -552,6 +552,41 @@ export abstract class SipMessage {
   }
 
   /**
+   * @internal A copy with the value of field `k` replaced (same name, same place). What the
+   * other fields decoded to is carried over, so that a message changed in one field (the
+   * top Via a transport stamps, RFC 3261 §18.2.1) does not decode From, To, CSeq ... again.
+   */
+  replaceAt(k: number, value: string): this {
+    const fields = [...this.fields];
+    fields[k] = makeField(fields[k]!.name, value);
+    const m = this.with(fields);
+    const slots: (DecodedSlot | undefined)[] = new Array<DecodedSlot | undefined>(fields.length);
+    const p = this.parsed;
+    for (let i = 0; i < fields.length; i++) {
+      if (i === k) continue;
+      if (p !== undefined) {
+        const codec = resultCodec(p, i);
+        if (codec !== undefined) slots[i] = { codec, result: p.results[i]! };
+      } else slots[i] = this.slots?.[i];
+    }
+    m.slots = slots;
+    return m;
+  }
+
+  /** @internal Field `k` decoded with `codec`; undefined when there is none or it is malformed. */
+  decodeField<T>(k: number, codec: HeaderCodec<T>): T | undefined {
+    if (k < 0 || k >= this.size) return undefined;
+    const r = this.decodeAt(k, codec);
+    return r.ok ? r.value : undefined;
+  }
+
+  /** @internal The position of the first field with this key, or -1. */
+  firstAt(key: string): number {
+    const pos = this.positions(key);
+    return pos.length === 0 ? -1 : pos[0]!;
+  }
+
+  /**
    * Removes the first element of a list header: the topmost Via (§16.7 step 3)
    * or the first Route (§16.4). The rest of that field is re-formatted.
    */
