@@ -18,7 +18,14 @@
  *    entity-tag, answered 200 with SIP-ETag and Expires. Expires 0 removes it.
  *
  * `compose` gives the current PIDF document of an AOR from all its live publications, and
- * the store's version says when it changed: what a SUBSCRIBE/NOTIFY service sends.
+ * the store's version says when it changed: what a SUBSCRIBE/NOTIFY service sends. How state
+ * is composed is the compositor's policy (RFC 3903 does not define it); this one
+ * (docs/presence.md):
+ *
+ * - tuples and `<dm:device>`s by id, the most recently published one winning an id;
+ * - the `<dm:person>` element(s) of the most recent publication that has any (RFC 4479
+ *   §3.2: a presentity is one person, so persons are not merged across devices);
+ * - the root-level `<note>`s of the most recent publication that has any.
  */
 import { silentLogger, type Clock, type Logger, type RandomSource } from '../../base/index.ts';
 import { ContentTypeHeader, EventHeader, ExpiresHeader } from '../../sip/index.ts';
@@ -29,6 +36,8 @@ import {
   escapeXmlAttribute,
   parsePidf,
   PIDF_CONTENT_TYPE,
+  type PidfElement,
+  type PidfIdElement,
   type PidfTuple,
 } from './pidf.ts';
 
@@ -253,14 +262,23 @@ export function createPresence(options: PresenceOptions): Presence {
     const live: Publication[] = await store.list(key, clock.wallNow());
     // RFC 3863 §4.1.2: tuple ids are unique in a document. Two publishers using one id
     // (the same device publishing twice, say) leave the most recent publication's tuple.
+    // Devices (RFC 4479 §3.4) are kept by id the same way. `live` is oldest first, so the
+    // last publication with persons or notes is the most recent one.
     const byId = new Map<string, PidfTuple>();
+    const devices = new Map<string, PidfIdElement>();
+    let persons: readonly PidfIdElement[] = [];
+    let notes: readonly PidfElement[] = [];
+    const put = <T extends PidfIdElement>(m: Map<string, T>, e: T): void => {
+      m.delete(e.id);
+      m.set(e.id, e);
+    };
     for (const p of live) {
       const doc = parsePidf(new TextDecoder().decode(p.body));
       if (!doc.ok) continue; // checked when published; kept only if a later check is stricter
-      for (const t of doc.value.tuples) {
-        byId.delete(t.id);
-        byId.set(t.id, t);
-      }
+      for (const t of doc.value.tuples) put(byId, t);
+      for (const d of doc.value.devices) put(devices, d);
+      if (doc.value.persons.length > 0) persons = doc.value.persons;
+      if (doc.value.notes.length > 0) notes = doc.value.notes;
     }
     let changesAt = Infinity;
     for (const p of live) changesAt = Math.min(changesAt, p.expiresAt);
@@ -276,7 +294,11 @@ export function createPresence(options: PresenceOptions): Presence {
     }
     return {
       aor,
-      document: composePidf(aor, [...byId.values()]),
+      document: composePidf(aor, [...byId.values()], {
+        notes,
+        persons,
+        devices: [...devices.values()],
+      }),
       publications: live.length,
       version,
       changesAt,
