@@ -154,6 +154,8 @@ export const serverConfigSchema = z.strictObject({
       sameDomainPolicy: policyAction.optional(),
       defaultPolicy: policyAction.optional(),
       pollInterval: seconds.optional(),
+      maxCallDuration: count(1).optional(),
+      maxTrackedCalls: count(1).optional(),
     })
     .optional(),
   limits: z
@@ -241,6 +243,13 @@ export interface ServerConfig {
     readonly defaultPolicy: 'allow' | 'block' | 'confirm';
     /** Seconds between looks for changes made by other workers or commands. */
     readonly pollInterval: number;
+    /**
+     * Seconds after which a confirmed call whose BYE was not seen is shown ended to `dialog`
+     * watchers (calls with session timers end at their interval instead, RFC 4028).
+     */
+    readonly maxCallDuration: number;
+    /** Most calls one worker tracks for the dialog package at once. */
+    readonly maxTrackedCalls: number;
   };
   readonly limits: {
     /** Live server transactions before new requests get 503 (Stack option). */
@@ -297,6 +306,8 @@ export const CONFIG_DEFAULTS: ServerConfig = Object.freeze({
     sameDomainPolicy: 'allow',
     defaultPolicy: 'confirm',
     pollInterval: 1,
+    maxCallDuration: 14_400,
+    maxTrackedCalls: 10_000,
   }),
   limits: Object.freeze({
     maxServerTransactions: STACK_MAX_SERVER_TRANSACTIONS,

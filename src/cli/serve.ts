@@ -40,8 +40,10 @@ import {
 import { createDigestServer, type DigestServer } from '../auth/index.ts';
 import { createMessaging, type Messaging } from '../services/messaging/index.ts';
 import {
+  createDialogTracker,
   createNotifier,
   createPresence,
+  type DialogTracker,
   type Notifier,
   type Presence,
 } from '../services/presence/index.ts';
@@ -238,6 +240,11 @@ export interface Services {
    * `start` (polling the store for other processes' changes) is the caller's.
    */
   readonly notifier: Notifier;
+  /**
+   * Local users' call states for the dialog package (RFC 4235), fed by the proxy; `start`
+   * (its sweep for calls whose end was never seen) is the caller's, in every worker.
+   */
+  readonly dialogs: DialogTracker;
   close(): void;
 }
 
@@ -316,6 +323,17 @@ export function buildServices(ctx: ServiceContext): Services {
     },
     pollIntervalMs: config.presence.pollInterval * 1000,
     ...(ctx.ownsCallId !== undefined ? { owns: ctx.ownsCallId } : {}),
+    dialogs: store.dialogs,
+  });
+  const dialogs = createDialogTracker({
+    dialogs: store.dialogs,
+    subscriptions: store.subscriptions,
+    clock,
+    logger: logger.child({ service: 'presence' }),
+    maxDialogs: config.presence.maxTrackedCalls,
+    maxCallMs: config.presence.maxCallDuration * 1000,
+    // A state written here is notified at once to the watchers this process owns.
+    onChange: () => notifier.changed(),
   });
   const registrar = createRegistrar({
     users: store.users,
@@ -354,6 +372,8 @@ export function buildServices(ctx: ServiceContext): Services {
       initial: (req, aor, subscriber) => notifier.handleSubscribe(req, aor, subscriber),
       inDialog: (req) => notifier.handleInDialog(req),
     },
+    // Busy lamps: the state of local users' calls, for the dialog package.
+    calls: dialogs,
   });
   return {
     registrar,
@@ -361,7 +381,9 @@ export function buildServices(ctx: ServiceContext): Services {
     messaging,
     presence,
     notifier,
+    dialogs,
     close: () => {
+      void dialogs.close();
       void notifier.close();
       void messaging.close();
       proxy.close();
@@ -567,6 +589,8 @@ export async function runServe(
     });
     // Every worker notifies the subscriptions it owns (their Call-IDs hash to it).
     services.notifier.start();
+    // Every worker ends the calls it forwarded whose end it never saw.
+    services.dialogs.start();
     // One purger is enough for the one store.
     if (role === undefined || role.index === 0) {
       purging = startPurging(

@@ -1,6 +1,7 @@
 /**
  * Store interfaces (STYLE.md layer `store`): users, domains, location bindings, kept
- * instant messages, published event state (presence), subscriptions and watcher rules.
+ * instant messages, published event state (presence), subscriptions and watcher rules, and the
+ * state of users' calls (the dialog event package).
  * Adapters live in subfolders (`sqlite/`); services depend on these interfaces only.
  */
 export * from './users.ts';
@@ -9,7 +10,9 @@ export * from './location.ts';
 export * from './messages.ts';
 export * from './presence.ts';
 export * from './subscriptions.ts';
+export * from './dialogs.ts';
 
+import type { DialogStateStore } from './dialogs.ts';
 import type { DomainStore } from './domains.ts';
 import type { LocationStore } from './location.ts';
 import type { MessageStore } from './messages.ts';
@@ -28,5 +31,7 @@ export interface Store {
   readonly subscriptions: SubscriptionStore;
   /** Users' rules for their watchers (RFC 3856 §5.1). */
   readonly presenceRules: PresenceRuleStore;
+  /** INVITE dialogs of local users seen by the proxy (RFC 4235 dialog event package). */
+  readonly dialogs: DialogStateStore;
   close(): Promise<void>;
 }

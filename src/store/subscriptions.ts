@@ -125,8 +125,8 @@ export interface SubscriptionStore {
   remove(id: SubscriptionDialogId): Promise<boolean>;
   /** The subscriptions to a resource and event, terminated ones included, oldest first. */
   listFor(aor: string, event: string): Promise<StoredSubscription[]>;
-  /** How many live (not terminated) subscriptions `aor` has, of any event. */
-  countFor(aor: string): Promise<number>;
+  /** How many live (not terminated) subscriptions `aor` has, of `event` or of any event. */
+  countFor(aor: string, event?: string): Promise<number>;
   /**
    * Live subscriptions whose NOTIFY is due: their resource's change counter moved (after
    * the change sequence value `since`) and differs from `notifiedVersion`, they expired

@@ -60,7 +60,7 @@ describe('openSqliteStore', () => {
   it('creates DATADIR/switchboard.db in WAL mode at the current schema version', async () => {
     assert.equal(store.file, join(dir, 'data', DATABASE_FILE));
     assert.ok(readdirSync(join(dir, 'data')).includes(DATABASE_FILE));
-    assert.equal(SCHEMA_VERSION, 8);
+    assert.equal(SCHEMA_VERSION, 9);
     await reopen(); // migrations are not re-run on an up-to-date database
     assert.deepEqual(await store.domains.list(), []);
   });
@@ -366,7 +366,7 @@ describe('openSqliteStore', () => {
     }
   });
 
-  it('a database at schema version 1 is migrated (2, 3, 4, 5, 6, 7, 8) with its users and bindings', async () => {
+  it('a database at schema version 1 is migrated (2, 3, 4, 5, 6, 7, 8, 9) with its users and bindings', async () => {
     await store.domains.add('example.com');
     await store.users.add('sip:alice@example.com', creds('alice', 'example.com', 'pw'));
     await store.location.upsert(binding());
@@ -377,6 +377,7 @@ describe('openSqliteStore', () => {
     db.exec(`DROP TABLE accounts_version; DROP TABLE messages;
       DROP TABLE publications; DROP TABLE publication_versions;
       DROP TABLE subscriptions; DROP TABLE presence_rules; DROP TRIGGER users_deleted_presence;
+      DROP TABLE dialog_states;
       DROP TRIGGER users_inserted; DROP TRIGGER users_updated; DROP TRIGGER users_deleted;
       DROP TRIGGER domains_inserted; DROP TRIGGER domains_updated; DROP TRIGGER domains_deleted;
       CREATE INDEX bindings_expires ON bindings(expires_at);
@@ -396,6 +397,7 @@ describe('openSqliteStore', () => {
       assert.equal(await store.presence.version({ aor: 'sip:a@b', event: 'presence' }), 0); // 5
       assert.deepEqual(await store.subscriptions.listFor('sip:a@b', 'presence'), []); // 6
       assert.deepEqual(await store.presenceRules.list('sip:a@b'), []); // 6
+      assert.deepEqual(await store.dialogs.list('sip:a@b', 0), []); // 9
       assert.notEqual(await store.users.get('sip:alice@example.com'), undefined);
       assert.deepEqual(await store.location.lookup('sip:alice@example.com', 0), [binding()]);
       await other.users.remove('sip:alice@example.com');

@@ -1,6 +1,7 @@
 /**
  * Presence: the event state compositor (RFC 3903 PUBLISH, RFC 3863 PIDF) and the presence
- * agent (RFC 6665 SUBSCRIBE/NOTIFY, RFC 3856 presence, RFC 3857 presence.winfo): public API.
+ * agent (RFC 6665 SUBSCRIBE/NOTIFY, RFC 3856 presence, RFC 3857 presence.winfo, RFC 4235
+ * dialog with the call states the proxy reports): public API.
  */
 export {
   createPresence,
@@ -34,6 +35,23 @@ export {
   type Notifier,
   type NotifierOptions,
 } from './notifier.ts';
+export {
+  composeDialogInfo,
+  DIALOG_EVENT,
+  DIALOG_INFO_CONTENT_TYPE,
+  DIALOG_INFO_NS,
+  escapeXml,
+} from './dialog-info.ts';
+export {
+  createDialogTracker,
+  DEFAULT_MAX_CALL_MS,
+  DEFAULT_MAX_DIALOGS,
+  DEFAULT_MAX_EARLY_MS,
+  TERMINATED_KEPT_MS,
+  type DialogTracker,
+  type DialogTrackerOptions,
+  type DialogTrackerStats,
+} from './dialog-tracker.ts';
 export { aorDomain, decideWatcher, type PresencePolicyDefaults } from './policy.ts';
 export {
   composeWatcherinfo,

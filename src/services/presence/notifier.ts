@@ -47,6 +47,7 @@ import {
 import { Dialog, type IncomingRequest, type Stack } from '../../stack/index.ts';
 import { formatHostPort, type Destination } from '../../transport/index.ts';
 import type {
+  DialogStateStore,
   PresenceRuleStore,
   PresenceStore,
   StoredSubscription,
@@ -56,6 +57,7 @@ import type {
   UserStore,
 } from '../../store/index.ts';
 import { parseFlow } from '../proxy/index.ts';
+import { composeDialogInfo, DIALOG_EVENT, DIALOG_INFO_CONTENT_TYPE } from './dialog-info.ts';
 import { PIDF_CONTENT_TYPE } from './pidf.ts';
 import { decideWatcher, type PresencePolicyDefaults } from './policy.ts';
 import { PRESENCE_EVENT, type ComposedPresence, type Presence } from './presence.ts';
@@ -108,6 +110,11 @@ export interface NotifierOptions {
   readonly pollIntervalMs?: number;
   /** Whether this process sends the NOTIFYs of a Call-ID (workers); default: all. */
   readonly owns?: (callId: string) => boolean;
+  /**
+   * Users' call states (RFC 4235): with it the `dialog` package is served too, to the
+   * watchers the presence policy allows.
+   */
+  readonly dialogs?: DialogStateStore;
 }
 
 export interface Notifier {
@@ -120,6 +127,8 @@ export interface Notifier {
   handleInDialog(req: IncomingRequest): Promise<boolean>;
   /** The user's bindings changed (a REGISTER): their derived presence may have. */
   bindingsChanged(aor: string): Promise<void>;
+  /** A change counter was bumped in this process (a call's state): looks soon. */
+  changed(): void;
   /** Starts polling the store for changes (every `pollIntervalMs`). */
   start(): void;
   /** Starts the NOTIFYs due now; resolves once the store was read (not when they are answered). */
@@ -183,6 +192,10 @@ export function createNotifier(options: NotifierOptions): Notifier {
   };
   const pollIntervalMs = options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS;
   const owns = options.owns ?? (() => true);
+  const dialogs = options.dialogs;
+  const events = dialogs !== undefined ? [...NOTIFIER_EVENTS, DIALOG_EVENT] : NOTIFIER_EVENTS;
+  /** Packages whose watchers the user's presence rules authorize (RFC 4235 §3.6 like RFC 3856 §5.1). */
+  const byPolicy = (event: string): boolean => event === PRESENCE_EVENT || event === DIALOG_EVENT;
   /** Dialogs with a NOTIFY outstanding, and whether another is wanted after it. */
   const inFlight = new Map<string, { again: boolean }>();
   let pollTimer: TimerHandle | undefined;
@@ -257,8 +270,8 @@ export function createNotifier(options: NotifierOptions): Notifier {
     const ev = m.decode(EventHeader);
     const event = ev?.ok === true ? ev.value.type : undefined;
     const eventId = ev?.ok === true ? ev.value.id : undefined;
-    if (event !== PRESENCE_EVENT && event !== WINFO_EVENT) {
-      await answer(req, 489, 'Bad Event', [['Allow-Events', NOTIFIER_EVENTS.join(', ')]]);
+    if (event === undefined || !events.includes(event)) {
+      await answer(req, 489, 'Bad Event', [['Allow-Events', events.join(', ')]]);
       return;
     }
     const from = m.from.uri;
@@ -285,7 +298,13 @@ export function createNotifier(options: NotifierOptions): Notifier {
       await answer(req, granted.status, undefined, granted.headers);
       return;
     }
-    const type = event === PRESENCE_EVENT ? PIDF_CONTENT_TYPE : WATCHERINFO_CONTENT_TYPE;
+    // RFC 4235 §3.5: dialog NOTIFYs carry application/dialog-info+xml.
+    const type =
+      event === PRESENCE_EVENT
+        ? PIDF_CONTENT_TYPE
+        : event === DIALOG_EVENT
+          ? DIALOG_INFO_CONTENT_TYPE
+          : WATCHERINFO_CONTENT_TYPE;
     const contentType = negotiate(m, type);
     if (contentType === 'bad') {
       await answer(req, 400, 'Bad Accept');
@@ -308,7 +327,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
       return;
     }
     let status: 'active' | 'pending' = 'active';
-    if (event === PRESENCE_EVENT) {
+    if (byPolicy(event)) {
       const rule = (await rules.get(aor, watcher))?.action;
       const decision = decideWatcher(aor, watcher, rule, policy);
       if (decision === 'block') {
@@ -462,7 +481,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
       return { status: 'terminated', reason: 'noresource', version, recheckAt: NEVER };
     }
     let status: 'active' | 'pending' = sub.status === 'terminated' ? 'active' : sub.status;
-    if (sub.event === PRESENCE_EVENT) {
+    if (byPolicy(sub.event)) {
       const rule = (await rules.get(sub.aor, sub.watcher))?.action;
       const decision = decideWatcher(sub.aor, sub.watcher, rule, policy);
       if (decision === 'block') {
@@ -486,6 +505,14 @@ export function createNotifier(options: NotifierOptions): Notifier {
       const doc = await composeFor(sub.aor, version, composed);
       body = doc.document;
       if (Number.isFinite(doc.changesAt)) recheckAt = Math.min(NEVER, doc.changesAt);
+    } else if (sub.event === DIALOG_EVENT && dialogs !== undefined) {
+      // RFC 4235 §4.1: the full state, version counting this subscription's documents.
+      const list = await dialogs.list(sub.aor, now);
+      body = composeDialogInfo(sub.aor, sub.notifyCount, list);
+      // A call whose end was never stored (its worker died) leaves at its row's expiry.
+      for (const d of list) {
+        if (d.state !== 'terminated') recheckAt = Math.min(recheckAt, d.expiresAt);
+      }
     } else {
       const list = await subscriptions.listFor(sub.aor, PRESENCE_EVENT);
       const watchers: WatcherEntry[] = list.map((w) => ({
@@ -721,6 +748,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
       await versions.touch({ aor, event: PRESENCE_EVENT });
       soon();
     },
+    changed: () => soon(),
     start: () => {
       const poll = (): void => {
         pollTimer = undefined;

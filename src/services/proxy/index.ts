@@ -1,6 +1,7 @@
 /** The stateful proxy service (RFC 3261 §16): public API. */
 export {
   createProxy,
+  type CallObserver,
   DEFAULT_TIMER_C,
   PROXY_ALLOW,
   type MessageHooks,

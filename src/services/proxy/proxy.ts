@@ -23,7 +23,9 @@
  * - RFC 3903: a PUBLISH to a local AOR is not forked to the user's contacts: the server is
  *   the event state compositor for its users, and `publish` answers it;
  * - RFC 6665 / RFC 3856: a SUBSCRIBE to a local AOR is answered by the server, the users'
- *   presence agent (`subscribe`), and so are the refreshes in the dialogs it created.
+ *   presence agent (`subscribe`), and so are the refreshes in the dialogs it created;
+ * - RFC 4235: INVITEs to and from local users, the responses sent upstream for them and the
+ *   in-dialog requests relayed on our Record-Route are told to `calls` (busy lamps).
  */
 import {
   ContactHeader,
@@ -125,6 +127,25 @@ export interface ProxyOptions {
    * Without it they are forwarded like any other request.
    */
   readonly subscribe?: SubscribeHandler;
+  /** Told about INVITE dialogs of local users (the dialog event package, RFC 4235). */
+  readonly calls?: CallObserver;
+}
+
+/**
+ * What the proxy tells about the INVITE dialogs of local users it forwards (RFC 4235 §3.7.1:
+ * their state follows the INVITE, its responses and the BYE). Calls are synchronous and must
+ * not throw: the proxy does not wait for them.
+ */
+export interface CallObserver {
+  /**
+   * An initial INVITE about to be forwarded: `callee` is the local AOR of the Request-URI,
+   * `caller` the local AOR the caller authenticated as (RFC 3261 §22.3); at least one is set.
+   */
+  invite(request: SipRequest, parties: { callee?: string; caller?: string }): void;
+  /** A response to such an INVITE as it goes upstream (provisional, each 2xx, the final one). */
+  response(request: SipRequest, response: SipResponse): void;
+  /** An in-dialog request about to be relayed on our Record-Route (BYE, re-INVITE, ...). */
+  inDialog(request: SipRequest): void;
 }
 
 /** The server's notifier (RFC 6665 §4.2): what the proxy hands SUBSCRIBE requests to. */
@@ -223,6 +244,8 @@ interface Context {
   localTag?: string;
   /** A MESSAGE for `options.messages`: the request as received and its local AOR. */
   readonly message?: { readonly req: IncomingRequest; readonly aor: string };
+  /** An INVITE told to `options.calls`: its responses are told too. */
+  readonly observed?: boolean;
 }
 
 /** The result of checking who sends a request. */
@@ -546,6 +569,7 @@ export function createProxy(options: ProxyOptions): Proxy {
         reply(req, 481, 'Call/Transaction Does Not Exist');
         return;
       }
+      options.calls?.inDialog(m);
       startContext(req, tx, pre.request, hash, [[{ uri: formatUri(target), path: [], q: 1 }]], {
         recordRoute: false,
         mayRelay: false,
@@ -572,6 +596,7 @@ export function createProxy(options: ProxyOptions): Proxy {
     }
     const mayRelay = relay && caller.kind === 'local';
     const recordRoute = DIALOG_CREATING.has(m.method);
+    const calls = m.method === 'INVITE' ? options.calls : undefined;
 
     if (domain === undefined) {
       // A preloaded route elsewhere, or a domain we do not serve: relaying.
@@ -579,9 +604,12 @@ export function createProxy(options: ProxyOptions): Proxy {
         reply(req, 403, 'Relaying Denied');
         return;
       }
+      // A local user calling out: their dialog is observed (the callee is not ours).
+      if (caller.kind === 'local') calls?.invite(m, { caller: caller.aor });
       startContext(req, tx, request, hash, [[{ uri: formatUri(target), path: [], q: 1 }]], {
         recordRoute,
         mayRelay,
+        observed: calls !== undefined && caller.kind === 'local',
       });
       return;
     }
@@ -628,9 +656,12 @@ export function createProxy(options: ProxyOptions): Proxy {
       else reply(req, 480);
       return;
     }
+    // RFC 4235: the callee is the AOR of the Request-URI before the lookup.
+    calls?.invite(m, { callee: aor, ...(caller.kind === 'local' ? { caller: caller.aor } : {}) });
     startContext(req, tx, request, hash, groupByQ(bindings, maxBranches), {
       recordRoute,
       mayRelay,
+      observed: calls !== undefined,
       ...(hooks !== undefined && exists === true ? { message: { req, aor } } : {}),
     });
   }
@@ -647,6 +678,7 @@ export function createProxy(options: ProxyOptions): Proxy {
       recordRoute: boolean;
       mayRelay: boolean;
       message?: { readonly req: IncomingRequest; readonly aor: string };
+      observed?: boolean;
     },
   ): void {
     const ctx: Context = {
@@ -667,6 +699,7 @@ export function createProxy(options: ProxyOptions): Proxy {
       finalSent: false,
       cancelled: false,
       ...(o.message !== undefined ? { message: o.message } : {}),
+      ...(o.observed === true ? { observed: true } : {}),
     };
     contexts.add(ctx);
     forwarded++;
@@ -840,7 +873,10 @@ export function createProxy(options: ProxyOptions): Proxy {
       if (status === 100 || branch.done) return;
       branch.provisional = true;
       if (branch.timerC !== undefined) armTimerC(ctx, branch);
-      if (!ctx.finalSent) void ctx.server.respond(res).catch(() => undefined);
+      if (!ctx.finalSent) {
+        if (ctx.observed === true) options.calls?.response(ctx.original, res);
+        void ctx.server.respond(res).catch(() => undefined);
+      }
       return;
     }
     if (status < 300) {
@@ -928,6 +964,7 @@ export function createProxy(options: ProxyOptions): Proxy {
   }
 
   function forward2xx(ctx: Context, res: SipResponse): void {
+    if (ctx.observed === true) options.calls?.response(ctx.original, res);
     if (!ctx.finalSent) {
       ctx.finalSent = true;
       void ctx.server.respond(res).catch(() => undefined);
@@ -1007,6 +1044,7 @@ export function createProxy(options: ProxyOptions): Proxy {
         },
       );
     } else {
+      if (ctx.observed === true) options.calls?.response(ctx.original, best);
       void ctx.server.respond(best).catch(() => undefined);
     }
     settle(ctx);

@@ -26,11 +26,14 @@ import {
   type MessageStore,
   type NewMessage,
   type CreateSubscriptionResult,
+  type DialogStateStore,
+  type DialogStateValue,
   type PresenceKey,
   type PresenceRule,
   type PresenceRuleAction,
   type PresenceRuleStore,
   type PresenceStore,
+  type StoredDialogState,
   type StoredSubscription,
   type SubscriptionChange,
   type SubscriptionDialogId,
@@ -197,6 +200,28 @@ const MIGRATIONS: readonly string[] = Object.freeze([
   // 8: the Event header's id parameter of a subscription (RFC 6665 §8.2.1), which its
   // NOTIFYs repeat.
   `ALTER TABLE subscriptions ADD COLUMN event_id TEXT;`,
+  // 9: the state of local users' INVITE dialogs as the proxy saw them (dialogs.ts, RFC 4235
+  // dialog event package), one row per (user, dialog), read by the notifiers of any worker.
+  `CREATE TABLE dialog_states (
+     aor TEXT NOT NULL,
+     id TEXT NOT NULL,
+     call_id TEXT NOT NULL,
+     local_tag TEXT,
+     remote_tag TEXT,
+     direction TEXT NOT NULL,
+     state TEXT NOT NULL,
+     event TEXT,
+     code INTEGER,
+     local_identity TEXT NOT NULL,
+     local_display TEXT,
+     remote_identity TEXT NOT NULL,
+     remote_display TEXT,
+     created_at INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL,
+     expires_at INTEGER NOT NULL,
+     PRIMARY KEY (aor, id)
+   ) WITHOUT ROWID;
+   CREATE INDEX dialog_states_expires ON dialog_states(expires_at);`,
 ]);
 
 /** The current schema version (the number of migrations). */
@@ -308,6 +333,7 @@ export function openSqliteStore(dataDir: string, options: SqliteStoreOptions = {
     presence: wrap(presenceStore(db)),
     subscriptions: wrap(subscriptionStore(db)),
     presenceRules: wrap(presenceRuleStore(db)),
+    dialogs: wrap(dialogStateStore(db)),
     close: async () => {
       if (db.open) db.close();
     },
@@ -1043,6 +1069,11 @@ function subscriptionStore(db: Database.Database): SubscriptionStore {
       "SELECT count(*) FROM subscriptions WHERE aor = ? AND status != 'terminated'",
     )
     .pluck();
+  const countForEvent = db
+    .prepare<[string, string], number>(
+      "SELECT count(*) FROM subscriptions WHERE aor = ? AND event = ? AND status != 'terminated'",
+    )
+    .pluck();
   const countResource = db
     .prepare<[string, string, number], number>(
       `SELECT count(*) FROM subscriptions WHERE aor = ? AND event = ? AND status != 'terminated'
@@ -1168,9 +1199,93 @@ function subscriptionStore(db: Database.Database): SubscriptionStore {
     update: async (id, c) => updateTx.immediate(id, c),
     remove: async (id) => removeTx.immediate(id),
     listFor: async (aor, event) => listFor.all(aor, event).map(toSubscription),
-    countFor: async (aor) => countFor.get(aor)!,
+    countFor: async (aor, event) =>
+      event === undefined ? countFor.get(aor)! : countForEvent.get(aor, event)!,
     dirty: async (nowMs, since) => dirtyTx(nowMs, since),
     purgeTerminated: async (beforeMs) => purge.run(beforeMs).changes,
+  };
+}
+
+interface DialogStateRow {
+  aor: string;
+  id: string;
+  call_id: string;
+  local_tag: string | null;
+  remote_tag: string | null;
+  direction: string;
+  state: string;
+  event: string | null;
+  code: number | null;
+  local_identity: string;
+  local_display: string | null;
+  remote_identity: string;
+  remote_display: string | null;
+  created_at: number;
+  updated_at: number;
+  expires_at: number;
+}
+
+function toDialogState(r: DialogStateRow): StoredDialogState {
+  return {
+    aor: r.aor,
+    id: r.id,
+    callId: r.call_id,
+    ...(r.local_tag !== null && { localTag: r.local_tag }),
+    ...(r.remote_tag !== null && { remoteTag: r.remote_tag }),
+    direction: r.direction === 'initiator' ? 'initiator' : 'recipient',
+    state: r.state as DialogStateValue,
+    ...(r.event !== null && { event: r.event }),
+    ...(r.code !== null && { code: r.code }),
+    localIdentity: r.local_identity,
+    ...(r.local_display !== null && { localDisplay: r.local_display }),
+    remoteIdentity: r.remote_identity,
+    ...(r.remote_display !== null && { remoteDisplay: r.remote_display }),
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+    expiresAt: r.expires_at,
+  };
+}
+
+/**
+ * Users' call states (dialogs.ts, RFC 4235); a write bumps the user's `dialog` counter in the
+ * same transaction, so that the notifier owning a watcher's subscription looks again.
+ */
+function dialogStateStore(db: Database.Database): DialogStateStore {
+  const upsert = db.prepare(
+    `INSERT INTO dialog_states (aor, id, call_id, local_tag, remote_tag, direction, state, event,
+       code, local_identity, local_display, remote_identity, remote_display, created_at,
+       updated_at, expires_at)
+     VALUES (@aor, @id, @callId, @localTag, @remoteTag, @direction, @state, @event, @code,
+       @localIdentity, @localDisplay, @remoteIdentity, @remoteDisplay, @createdAt, @updatedAt,
+       @expiresAt)
+     ON CONFLICT (aor, id) DO UPDATE SET local_tag = excluded.local_tag,
+       remote_tag = excluded.remote_tag, state = excluded.state, event = excluded.event,
+       code = excluded.code, updated_at = excluded.updated_at, expires_at = excluded.expires_at`,
+  );
+  const list = db.prepare<[string, number], DialogStateRow>(
+    'SELECT * FROM dialog_states WHERE aor = ? AND expires_at > ? ORDER BY created_at, id',
+  );
+  const purge = db.prepare('DELETE FROM dialog_states WHERE expires_at <= ?');
+  const bump = db.prepare(
+    `INSERT INTO publication_versions (aor, event, n) VALUES (?, 'dialog', 1)
+     ON CONFLICT (aor, event) DO UPDATE SET n = n + 1`,
+  );
+  const putTx = db.transaction((d: StoredDialogState) => {
+    upsert.run({
+      ...d,
+      localTag: d.localTag ?? null,
+      remoteTag: d.remoteTag ?? null,
+      event: d.event ?? null,
+      code: d.code ?? null,
+      localDisplay: d.localDisplay ?? null,
+      remoteDisplay: d.remoteDisplay ?? null,
+    });
+    bump.run(d.aor);
+  });
+  return {
+    put: async (d) => putTx.immediate(d),
+    list: async (aor, nowMs) => list.all(aor, nowMs).map(toDialogState),
+    purgeExpired: async (nowMs) => purge.run(nowMs).changes,
   };
 }
 

@@ -4,8 +4,8 @@
  * file, each SUBSCRIBE first challenged with 407 (MD5 only: sipp 3.6.1 answers nothing else):
  *
  * - uac-subscribe.xml, ten at once: 200 with Expires and Contact, the immediate NOTIFY (active,
- *   PIDF), a refresh in the dialog (200 and a NOTIFY), 489 with Allow-Events for the dialog
- *   package, unsubscribe (200 Expires 0 and a NOTIFY terminated); over UDP, and over TCP, where
+ *   PIDF), a refresh in the dialog (200 and a NOTIFY), 489 with Allow-Events for the
+ *   message-summary package, unsubscribe (200 Expires 0 and a NOTIFY terminated); over UDP, and over TCP, where
  *   every NOTIFY must come back on sipp's own connection (its Contact says UDP);
  * - uac-subscribe-expiry.xml, ten at once: Expires 2, the NOTIFY, then unasked a NOTIFY
  *   terminated;reason=timeout;

@@ -54,10 +54,11 @@ describe('presence: SUBSCRIBE/NOTIFY through buildServices (RFC 6665, RFC 3856)'
   });
 
   it('489 Bad Event with Allow-Events for another package', async () => {
-    const r = await bob.subscribe({ to: ALICE, event: 'dialog' });
+    const r = await bob.subscribe({ to: ALICE, event: 'message-summary' });
     assert.equal(r.response.status, 489);
     assert.match(r.response.getRaw('Allow-Events') ?? '', /\bpresence\b/);
     assert.match(r.response.getRaw('Allow-Events') ?? '', /presence\.winfo/);
+    assert.match(r.response.getRaw('Allow-Events') ?? '', /\bdialog\b/);
   });
 
   it('423 with Min-Expires; 406 with Accept; 404 (480 to a stranger) for no such user; 403 for another user’s winfo', async () => {
