@@ -6,6 +6,7 @@
  *   npm run bench -- parser --quick    smoke run (~10 s)
  *   npm run bench -- stack             only the stack suite (sipp against a Switchboard UAS, ~3 min)
  *   npm run bench -- server            switchboard serve (and Kamailio) under sipp (~10 min)
+ *   npm run bench -- presence          NOTIFY fan-out of switchboard serve: 1,000 watchers (~20 s)
  *   npm run bench -- --help
  *
  * Comparison-only dependencies live in bench/package.json (STYLE.md §15); they are
@@ -40,6 +41,12 @@ const SUITES: Readonly<Record<string, SuiteEntry>> = {
       'switchboard serve under sipp over UDP: REGISTER/s (digest), calls/s and MESSAGE/s through ' +
       'the proxy at < 1% failures, peak RSS, memory per 10k bindings; vs Kamailio when installed',
     load: async () => (await import('./macro/server.bench.ts')).suite,
+  },
+  presence: {
+    description:
+      'switchboard serve: presence NOTIFY fan-out to 1,000 watchers of one user over UDP, ' +
+      'PUBLISH to last NOTIFY, NOTIFYs/s, server CPU per NOTIFY; 1 process and workers = cores',
+    load: async () => (await import('./macro/presence.bench.ts')).suite,
   },
 };
 

@@ -298,6 +298,8 @@ export interface SwitchboardOptions {
   readonly lifetimeMs: number;
   /** `workers` of the configuration: processes sharing the listener (default 1). */
   readonly workers?: number;
+  /** More lines of YAML for the configuration (e.g. a `presence:` section); default none. */
+  readonly config?: readonly string[];
 }
 
 export interface StartOptions {
@@ -378,6 +380,7 @@ export function prepareSwitchboard(o: SwitchboardOptions): ServerFactory {
       'auth:',
       '  algorithms: [MD5]',
       `workers: ${workers}`,
+      ...(o.config ?? []),
       '',
     ].join('\n'),
   );
