@@ -9,9 +9,12 @@
  *   PUBLISHes (`publish=1`): `Online` (basic open, bob's own tuple); bob un-registers and quits
  *   (its quit removes the publication, PUBLISH Expires: 0): `Offline` (closed).
  * - linphonec watches bob, whose linphonec only registers; sipp PUBLISHes for bob (as bob, with
- *   bob's credentials): bob registered: `Online`; a published `closed` wins over the
- *   registration: `Offline` while bob's binding is still there; the publication removed: `Online`
- *   again; bob un-registers: `Offline`.
+ *   bob's credentials): bob registered: `Online`; "away" published, the RPID way (basic open,
+ *   and `<rpid:away/>` in the activities of a `<dm:person>`, RFC 4480 and RFC 4479): `Away`,
+ *   the NOTIFY carrying that person; the publication removed: `Online`; a published `closed`
+ *   wins over the registration: `Offline` while bob's binding is still there; removed: `Online`
+ *   again; bob un-registers: `Offline`. (linphonec shows `Away` only from a person's
+ *   activities: an `<rpid:activities>` inside a tuple shows as `Online`.)
  * - baresip watches baresip (presence.so), bob's baresip only registers and sipp PUBLISHes for
  *   him: bob registers: `Offline` to `Online`; a published `closed`: `Offline`; removed:
  *   `Online`; bob's `/quit` (un-REGISTER): `Offline`; alice's `/quit` un-SUBSCRIBEs (Expires:
@@ -22,12 +25,6 @@
  *
  * baresip prints a line only when the state it shows changes; linphonec prints one line per
  * NOTIFY it takes, so its lines are also counted against the NOTIFYs.
- *
- * Not covered yet: "away". The usual way to publish it, RPID (RFC 4480) `<rpid:away/>` in the
- * activities of a `<dm:person>` (RFC 4479), does not reach watchers: the server's composer keeps
- * only the `<tuple>`s of publications (docs/presence.md). linphonec shows `Away` only from a
- * person's activities (an `<rpid:activities>` inside a tuple, which the server does carry, shows
- * as `Online`), and baresip shows away as `Offline`.
  *
  * baresip 1.0 and sipp 3.6.1 answer MD5 challenges only: the server offers MD5 alone
  * (MD5_ONLY_YAML). A missing linphonec, baresip or sipp fails under CI=true (requireTool),
@@ -78,6 +75,9 @@ const TEST_TIMEOUT_MS = 45_000;
 const BOB = `sip:bob@${DOMAIN}`;
 /** The tuple the server derives from bob's registrations when he published nothing. */
 const BOB_REG_TUPLE = registrationTupleId(BOB);
+/** bob's "away": an RFC 4479 person whose RFC 4480 activities say away. */
+const AWAY_PERSON =
+  '<dm:person id="p-away"><rpid:activities><rpid:away/></rpid:activities></dm:person>';
 
 describe('presence between real phones through switchboard serve (UDP)', () => {
   let peers: PeersServer | undefined;
@@ -232,7 +232,7 @@ describe('presence between real phones through switchboard serve (UDP)', () => {
   );
 
   it(
-    'linphonec watches bob, sipp publishes for him: Online (registered), Offline (closed published), Online (removed), Offline (un-registered)',
+    'linphonec watches bob, sipp publishes for him: Online (registered), Away (RPID away published), Online (removed), Offline (closed published), Online (removed), Offline (un-registered)',
     { timeout: TEST_TIMEOUT_MS },
     async (t) => {
       const bins = tools(t, ['linphonec', 'sipp']);
@@ -259,7 +259,25 @@ describe('presence between real phones through switchboard serve (UDP)', () => {
         bob = await step(linphone(bins.linphonec!, 'bob'), 'linphonec (bob) registering', context);
         await sees('Online', 'open', [BOB_REG_TUPLE], 'bob registered');
 
-        // A published document wins over the registration (docs/presence.md).
+        // Away: open, with <rpid:away/> in the activities of a person (RFC 4480, RFC 4479).
+        const away = await step(
+          sippPublish(
+            publisher,
+            { tuple: 'sipp-away', basic: 'open', extra: AWAY_PERSON },
+            STEP_MS,
+          ),
+          'sipp PUBLISH away',
+          context,
+        );
+        const awayNotify = await sees('Away', 'open', ['sipp-away'], 'away published');
+        assert.match(awayNotify.body, /<(?:\w+:)?person\b[^>]*\sid="p-away"/, context());
+        assert.match(awayNotify.body, /<(?:\w+:)?activities>\s*<(?:\w+:)?away\s*\/>/, context());
+
+        await step(sippUnpublish(publisher, away.etag, STEP_MS), 'sipp un-PUBLISH', context);
+        const back = await sees('Online', 'open', [BOB_REG_TUPLE], 'away removed');
+        assert.doesNotMatch(back.body, /person|away/, context());
+
+        // A published closed wins over the registration (docs/presence.md).
         const closed = await step(
           sippPublish(publisher, { tuple: 'sipp-closed', basic: 'closed' }, STEP_MS),
           'sipp PUBLISH closed',
@@ -269,7 +287,7 @@ describe('presence between real phones through switchboard serve (UDP)', () => {
         assert.equal((await peers!.bindings('bob')).length, 1, `bob registered\n${context()}`);
 
         await step(sippUnpublish(publisher, closed.etag, STEP_MS), 'sipp un-PUBLISH', context);
-        await sees('Online', 'open', [BOB_REG_TUPLE], 'publication removed');
+        await sees('Online', 'open', [BOB_REG_TUPLE], 'closed removed');
 
         await step(bob.unregister(STEP_MS), 'linphonec (bob) un-registering', context);
         await sees('Offline', 'closed', [BOB_REG_TUPLE], 'bob un-registered');
@@ -278,7 +296,7 @@ describe('presence between real phones through switchboard serve (UDP)', () => {
         assertOneActiveDialog(view.notifies, BOB, context);
         assert.deepEqual(
           collapse(view.statuses),
-          ['Offline', 'Online', 'Offline', 'Online', 'Offline'],
+          ['Offline', 'Online', 'Away', 'Online', 'Offline', 'Online', 'Offline'],
           context(),
         );
         assert.deepEqual(
