@@ -158,6 +158,9 @@ export async function superviseWorkers(
     w.on('message', (m: ToSupervisor) => {
       if (m?.type === 'ready') {
         ready.add(index);
+        // A stop sent while this worker was still loading found no listener and was lost
+        // (an IPC message without a 'message' listener is dropped): send it again now.
+        if (stopping) w.send({ type: 'stop' } satisfies ToWorker);
         wake();
       }
     });

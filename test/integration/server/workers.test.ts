@@ -17,9 +17,9 @@
  * Loopback and port 0 only; every wait is bounded.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -349,6 +349,43 @@ describe('switchboard serve --workers 2', () => {
       );
     } finally {
       s.child.kill('SIGKILL');
+    }
+  });
+
+  it('drains every worker on a SIGTERM that comes while they are still starting', async () => {
+    // A stop the supervisor sends before a worker listens for it must not be lost: such a
+    // worker would serve on until killed after shutdownTimeout and its margin (10 s).
+    const dir = mkdtempSync(join(tmpdir(), 'sb-workers-early-'));
+    const config = join(dir, 'switchboard.yaml');
+    writeFileSync(config, 'shutdownTimeout: 1\nlogLevel: info\n');
+    const child = spawn(
+      process.execPath,
+      [BIN, 'serve', '--config', config, '--data-dir', dataDir, '--workers', '2'].concat([
+        '--listen',
+        'udp:127.0.0.1:0',
+      ]),
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.stdout.resume();
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    try {
+      await within(
+        (async () => {
+          while (workersOf(child.pid!).length < 2) await sleep(5);
+        })(),
+        10_000,
+        'two worker processes',
+      );
+      child.kill('SIGTERM');
+      const code = await within(exited, 20_000, 'the server to exit');
+      assert.equal(code, 0, stderr.slice(-2000));
+      // Both workers drained: a worker killed for not stopping never says so.
+      assert.equal(stderr.match(/drained: no transaction in progress/g)?.length, 2, stderr);
+    } finally {
+      child.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
