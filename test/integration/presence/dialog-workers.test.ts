@@ -39,6 +39,7 @@ describe('busy lamps with two server workers (switchboard serve --workers 2)', (
   let aliceStack: Stack;
   let bobStack: Stack;
   let bob: UserAgent;
+  let registration: { unregister(): Promise<unknown> } | undefined;
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'sb-dialog-workers2-'));
@@ -57,9 +58,13 @@ describe('busy lamps with two server workers (switchboard serve --workers 2)', (
       credentials: { username: 'bob', password: 'bob-pw' },
       outboundProxy: `sip:127.0.0.1:${server.port}`,
     });
-    await within(bob.register({ expires: 600 }), 10_000, 'bob REGISTER');
+    registration = await within(bob.register({ expires: 600 }), 10_000, 'bob REGISTER');
   });
   after(async () => {
+    // The UA refreshes its registration on a timer: unregistering stops it.
+    await within(registration?.unregister() ?? Promise.resolve(), 5_000, 'un-REGISTER').catch(
+      () => undefined,
+    );
     await carol.close();
     await aliceStack.close();
     await bobStack.close();
