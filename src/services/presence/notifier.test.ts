@@ -5,6 +5,8 @@
  * outstanding per dialog (§4.2.2) with the latest state sent once it is answered, expiry at
  * the granted time (terminated;reason=timeout), a change made "by another process" (only in
  * the store) found by the poll, and a process that does not own the Call-ID sending nothing.
+ * For the dialog package (RFC 4235): a call state written elsewhere found by the poll, a row
+ * whose writer died leaving at its expiry (the recheck), a local change sent at once.
  */
 import assert from 'node:assert/strict';
 import { beforeEach, describe, it } from 'node:test';
@@ -13,6 +15,8 @@ import { createRequest, SubscriptionStateHeader, type SipRequest } from '../../s
 import { createStack, type IncomingRequest, type Stack } from '../../stack/index.ts';
 import type {
   CreateSubscriptionResult,
+  DialogStateStore,
+  StoredDialogState,
   PresenceKey,
   PresenceRule,
   PresenceRuleStore,
@@ -38,6 +42,8 @@ class FakeStore {
   seq = 0;
   /** The user's presence document, as a PUBLISH would have left it. */
   basic = 'closed';
+  /** Call states (RFC 4235), as a tracker in any process would have written them. */
+  readonly calls: StoredDialogState[] = [];
 
   private key = (id: SubscriptionDialogId): string => `${id.callId}|${id.localTag}|${id.remoteTag}`;
 
@@ -116,6 +122,17 @@ class FakeStore {
     };
   }
 
+  dialogStore(): DialogStateStore {
+    return {
+      put: async (d) => {
+        this.calls.push(d);
+        this.bump({ aor: d.aor, event: 'dialog' });
+      },
+      list: async (aor, now) => this.calls.filter((d) => d.aor === aor && d.expiresAt > now),
+      purgeExpired: async () => 0,
+    };
+  }
+
   users(): UserStore {
     return {
       get: async (aor: string) => (aor === ALICE || aor === BOB ? ({ aor } as never) : undefined),
@@ -134,7 +151,7 @@ interface Rig {
   /** NOTIFYs not answered yet, when `hold` is set. */
   held: IncomingRequest[];
   hold: boolean;
-  subscribe(expires: number): Promise<{ status: number; callId: string }>;
+  subscribe(expires: number, event?: string): Promise<{ status: number; callId: string }>;
   /** Lets timers and the promises they start run. */
   run(ms: number): Promise<void>;
 }
@@ -172,6 +189,7 @@ async function rig(owns: (callId: string) => boolean = () => true): Promise<Rig>
     minExpires: 60,
     pollIntervalMs: 1000,
     owns,
+    dialogs: store.dialogStore(),
   });
   server.onRequest((req) => void notifier.handleSubscribe(req, ALICE, BOB));
   server.onOrphanRequest((req) => {
@@ -189,7 +207,7 @@ async function rig(owns: (callId: string) => boolean = () => true): Promise<Rig>
     notifies: [],
     held: [],
     hold: false,
-    subscribe: async (expires) => {
+    subscribe: async (expires, event = 'presence') => {
       const callId = watcher.ids.callId();
       const req = createRequest({
         method: 'SUBSCRIBE',
@@ -200,7 +218,7 @@ async function rig(owns: (callId: string) => boolean = () => true): Promise<Rig>
         cseq: 1,
         contact: '<sip:bob@192.0.2.2:5060>',
         headers: [
-          ['Event', 'presence'],
+          ['Event', event],
           ['Expires', String(expires)],
         ],
       });
@@ -324,6 +342,62 @@ describe('createNotifier in a process that does not own the Call-ID', () => {
     r.changed();
     await r.run(3000);
     assert.equal(r.notifies.length, 1);
+    await r.notifier.close();
+  });
+});
+
+describe('createNotifier: the dialog package (RFC 4235)', () => {
+  const call = (over: Partial<StoredDialogState>): StoredDialogState => ({
+    aor: ALICE,
+    id: 'd1',
+    callId: 'call-1',
+    direction: 'recipient',
+    state: 'confirmed',
+    localIdentity: ALICE,
+    remoteIdentity: 'sip:carol@example.com',
+    createdAt: 0,
+    updatedAt: 0,
+    expiresAt: Number.MAX_SAFE_INTEGER,
+    ...over,
+  });
+  const dialogs = (n: SipRequest): string[] =>
+    [...new TextDecoder().decode(n.body).matchAll(/<state[^>]*>(\w+)<\/state>/g)].map((m) => m[1]!);
+  const version = (n: SipRequest): string | undefined =>
+    /<dialog-info [^>]*version="(\d+)"/.exec(new TextDecoder().decode(n.body))?.[1];
+
+  it('a call written by another process is found by the poll; a row that expires leaves at its recheck', async () => {
+    const r = await rig();
+    r.notifier.start();
+    const sub = await r.subscribe(600, 'dialog');
+    assert.equal(sub.status, 200);
+    await r.run(20);
+    assert.equal(r.notifies[0]!.getRaw('Content-Type'), 'application/dialog-info+xml');
+    assert.deepEqual(dialogs(r.notifies[0]!), []);
+    // Another worker forwarded the call and wrote its state (no local change signal).
+    const now = r.clock.wallNow();
+    await r.store.dialogStore().put(call({ expiresAt: now + 5000 }));
+    await r.run(1100);
+    assert.equal(r.notifies.length, 2);
+    assert.deepEqual(dialogs(r.notifies[1]!), ['confirmed']);
+    assert.equal(version(r.notifies[1]!), '1');
+    // Its worker died: nothing ends the call but the row's expiry, found by the recheck.
+    await r.run(5000);
+    assert.equal(r.notifies.length, 3);
+    assert.deepEqual(dialogs(r.notifies[2]!), []);
+    assert.equal(version(r.notifies[2]!), '2');
+    await r.notifier.close();
+  });
+
+  it('a change signalled in this process goes out at once', async () => {
+    const r = await rig();
+    r.notifier.start();
+    await r.subscribe(600, 'dialog');
+    await r.run(20);
+    await r.store.dialogStore().put(call({ state: 'early' }));
+    r.notifier.changed();
+    await r.run(20);
+    assert.equal(r.notifies.length, 2);
+    assert.deepEqual(dialogs(r.notifies[1]!), ['early']);
     await r.notifier.close();
   });
 });
