@@ -332,6 +332,8 @@ export function buildServices(ctx: ServiceContext): Services {
     logger: logger.child({ service: 'presence' }),
     maxDialogs: config.presence.maxTrackedCalls,
     maxCallMs: config.presence.maxCallDuration * 1000,
+    // The proxy answers every INVITE by Timer C after its last provisional response at most.
+    maxEarlyMs: config.proxy.timerC * 1000 + 60_000,
     // A state written here is notified at once to the watchers this process owns.
     onChange: () => notifier.changed(),
   });

@@ -269,10 +269,15 @@ describe('dialog tracker (RFC 4235 §3.7.1)', () => {
     assert.equal(fake.log.at(-1), 'bob terminated/timeout');
   });
 
-  it('an INVITE with no final response ends after maxEarlyMs', async () => {
+  it('an INVITE with no final response ends maxEarlyMs after its last provisional response', async () => {
     const inv = invite();
     tracker.invite(inv, { callee: BOB });
-    clock.advance(300_000);
+    clock.advance(200_000);
+    tracker.response(inv, createResponse(inv, 180));
+    clock.advance(299_000);
+    await tracker.sweep();
+    assert.equal(tracker.stats().tracked, 1, 'still ringing');
+    clock.advance(1_000);
     await tracker.sweep();
     await tracker.settled();
     assert.deepEqual(fake.log, ['bob trying', 'bob terminated/timeout']);

@@ -19,8 +19,8 @@
  * forwards the call: Call-ID steering brings its INVITE, responses and BYE to the same worker.
  *
  * Bounded: at most `maxDialogs` calls tracked (more are forwarded, not tracked); an entry is
- * dropped as soon as its terminated state is written; an unanswered INVITE ends after
- * `maxEarlyMs`, and a confirmed dialog whose BYE never passes (a phone lost power, a BYE sent
+ * dropped as soon as its terminated state is written; an unanswered INVITE ends `maxEarlyMs`
+ * after its last provisional response, and a confirmed dialog whose BYE never passes (a phone lost power, a BYE sent
  * around the proxy) after `maxCallMs`, or after its Session-Expires interval (RFC 4028 §10)
  * when the call uses session timers and no refresh passed.
  */
@@ -67,7 +67,10 @@ export interface DialogTrackerOptions {
   readonly maxDialogs?: number;
   /** A confirmed dialog without session timers ends after this, ms (default 4 h). */
   readonly maxCallMs?: number;
-  /** A dialog with no final response ends after this, ms (default 300 s). */
+  /**
+   * A dialog with no final response ends this long after its INVITE or its last provisional
+   * response, ms (default 300 s; longer than the proxy's Timer C).
+   */
   readonly maxEarlyMs?: number;
   /** Told after each write of a state, in this process (the notifier sends at once). */
   readonly onChange?: (aor: string) => void;
@@ -315,8 +318,11 @@ export function createDialogTracker(options: DialogTrackerOptions): DialogTracke
     const fromTag = m.from.tag;
     if (fromTag === undefined) return;
     const e = entries.get(keyOf(m.callId, fromTag));
-    if (e === undefined) return;
+    if (e === undefined || stopped) return;
     const status = res.status;
+    // RFC 3261 §16.8: each provisional response restarts the proxy's Timer C; a call that
+    // keeps ringing is alive that much longer here too.
+    if (status < 200) e.deadline = Math.max(e.deadline, clock.wallNow() + maxEarlyMs);
     const toTag = res.to.tag;
     const setTags = (p: Party): void => {
       if (toTag === undefined) return;
@@ -352,7 +358,7 @@ export function createDialogTracker(options: DialogTrackerOptions): DialogTracke
 
   function inDialog(m: SipRequest): void {
     const method = m.method;
-    if (method !== 'BYE' && method !== 'INVITE' && method !== 'UPDATE') return;
+    if (stopped || (method !== 'BYE' && method !== 'INVITE' && method !== 'UPDATE')) return;
     // The dialog's tags: the INVITE's From tag is whichever side's tag the INVITE had.
     const a = m.from.tag;
     const b = m.to.tag;
