@@ -503,7 +503,7 @@ async function run(opts: SuiteOptions): Promise<void> {
       'a lower bound of what the server alone would do. CPU ms per NOTIFY is the steadier figure.',
     'With workers, a subscription is notified by the worker that owns its Call-ID; a PUBLISH ' +
       'taken by one worker reaches the subscriptions of the others at their next look at the ' +
-      'store (presence.pollInterval, 1 s by default), so the last NOTIFY comes up to that much later.',
+      'store (presence.pollInterval, 0.1 s by default), so the last NOTIFY comes up to that much later.',
     'Each round changes what the watchers see (a new note, away or not), so every subscription ' +
       'gets exactly one NOTIFY per round; retransmissions would mean a 200 lost or late.',
   ];

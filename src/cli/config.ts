@@ -305,7 +305,7 @@ export const CONFIG_DEFAULTS: ServerConfig = Object.freeze({
     maxWatchersPerUser: 100,
     sameDomainPolicy: 'allow',
     defaultPolicy: 'confirm',
-    pollInterval: 1,
+    pollInterval: 0.1,
     maxCallDuration: 14_400,
     maxTrackedCalls: 10_000,
   }),
