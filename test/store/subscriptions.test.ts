@@ -221,3 +221,51 @@ describe('openSqliteStore subscriptions and presence rules', () => {
     }
   });
 });
+
+describe('openSqliteStore nonBlocking: subscriptions.update commits a turn’s updates together', () => {
+  it('gives each its own result, applies them in order, and one failing fails alone', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sb-subscriptions-batch-'));
+    const store = openSqliteStore(dir, { nonBlocking: true });
+    try {
+      const ids = ['a', 'b', 'c'].map((k) => ({ callId: `c-${k}`, localTag: 'l', remoteTag: 'r' }));
+      for (const [i, id] of ids.entries()) {
+        const r = await store.subscriptions.create(
+          subscription({ ...id, watcher: `sip:w${i}@example.com` }),
+          { perWatcher: 10, perResource: 10 },
+          NOW,
+        );
+        assert.deepEqual(r, { ok: true });
+      }
+      // Submitted in one turn: committed by one transaction on the next.
+      const results = await Promise.allSettled([
+        store.subscriptions.update(ids[0]!, { localSeq: 1, notifiedHash: 'h1' }),
+        store.subscriptions.update(ids[1]!, { localSeq: 7 }),
+        // A value the table refuses (status NOT NULL): this one fails, alone.
+        store.subscriptions.update(ids[2]!, { status: null as never }),
+        // The same row again, after the first: applied in order.
+        store.subscriptions.update(ids[0]!, { localSeq: 2 }),
+        // No such subscription.
+        store.subscriptions.update(
+          { callId: 'gone', localTag: 'l', remoteTag: 'r' },
+          { localSeq: 1 },
+        ),
+      ]);
+      assert.deepEqual(
+        results.map((r) => r.status),
+        ['fulfilled', 'fulfilled', 'rejected', 'fulfilled', 'fulfilled'],
+      );
+      assert.deepEqual(
+        results.map((r) => (r.status === 'fulfilled' ? r.value : 'error')),
+        [true, true, 'error', true, false],
+      );
+      const a = await store.subscriptions.get(ids[0]!);
+      assert.equal(a?.localSeq, 2);
+      assert.equal(a?.notifiedHash, 'h1');
+      assert.equal((await store.subscriptions.get(ids[1]!))?.localSeq, 7);
+      assert.equal((await store.subscriptions.get(ids[2]!))?.status, 'active');
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -331,13 +331,60 @@ export function openSqliteStore(dataDir: string, options: SqliteStoreOptions = {
     location: wrap(locationStore(db, options.nonBlocking === true ? busyTimeoutMs : undefined)),
     messages: wrap(messageStore(db)),
     presence: wrap(presenceStore(db)),
-    subscriptions: wrap(subscriptionStore(db)),
+    subscriptions: wrap(subscriptionStore(db, options.nonBlocking === true)),
     presenceRules: wrap(presenceRuleStore(db)),
     dialogs: wrap(dialogStateStore(db)),
     close: async () => {
       if (db.open) db.close();
     },
   };
+}
+
+/**
+ * Calls of `body` made in one turn of the event loop, run together in one IMMEDIATE
+ * transaction on the next turn: one commit (WAL append, locks) for the lot, each call resolved
+ * once it is committed. When the batch throws, it is rolled back as a whole and each call is
+ * run again in a transaction of its own, so that only the one at fault fails. A busy database
+ * rejects the batch with SQLITE_BUSY, which `retryingWhenBusy` retries call by call.
+ */
+function groupCommit<A extends unknown[], R>(
+  db: Database.Database,
+  body: (...args: A) => R,
+): (...args: A) => Promise<R> {
+  interface Call {
+    readonly args: A;
+    readonly resolve: (r: R) => void;
+    readonly reject: (e: unknown) => void;
+  }
+  const one = db.transaction(body);
+  const all = db.transaction((calls: readonly Call[]): R[] => calls.map((c) => body(...c.args)));
+  let queue: Call[] = [];
+  const flush = (): void => {
+    const batch = queue;
+    queue = [];
+    let results: R[];
+    try {
+      results = all.immediate(batch);
+    } catch (e) {
+      for (const c of batch) {
+        if (isBusy(e)) c.reject(e);
+        else {
+          try {
+            c.resolve(one.immediate(...c.args));
+          } catch (error) {
+            c.reject(error);
+          }
+        }
+      }
+      return;
+    }
+    for (let i = 0; i < batch.length; i++) batch[i]!.resolve(results[i]!);
+  };
+  return (...args) =>
+    new Promise<R>((resolve, reject) => {
+      if (queue.length === 0) setImmediate(flush);
+      queue.push({ args, resolve, reject });
+    });
 }
 
 /** SQLITE_BUSY and its extended codes (better-sqlite3's SqliteError.code). */
@@ -1044,7 +1091,12 @@ const WINFO_EVENT = 'presence.winfo';
  * Subscriptions (RFC 6665). Writes that change what a resource's watcher list shows bump
  * its winfo counter in the same transaction, so winfo NOTIFYs follow from any process.
  */
-function subscriptionStore(db: Database.Database): SubscriptionStore {
+/**
+ * `grouped` set (a server): `update` calls made in the same turn of the event loop are run in
+ * one transaction on the next turn (see `groupCommit`): a change that notifies 1,000 watchers
+ * stores their 1,000 NOTIFY CSeqs with one commit instead of 1,000.
+ */
+function subscriptionStore(db: Database.Database, grouped = false): SubscriptionStore {
   const insert = db.prepare(
     `INSERT INTO subscriptions (call_id, local_tag, remote_tag, aor, event, event_id, watcher,
        watcher_name, local_uri, remote_uri, remote_target, route_set, flow, content_type, status,
@@ -1166,7 +1218,7 @@ function subscriptionStore(db: Database.Database): SubscriptionStore {
   };
   /** One statement per set of changed columns, made on first use. */
   const updates = new Map<string, Database.Statement>();
-  const updateTx = db.transaction((id: SubscriptionDialogId, c: SubscriptionChange): boolean => {
+  const updateBody = (id: SubscriptionDialogId, c: SubscriptionChange): boolean => {
     const row = get.get(id.callId, id.localTag, id.remoteTag);
     if (row === undefined) return false;
     const keys = (Object.keys(c) as (keyof SubscriptionChange)[]).filter((k) => c[k] !== undefined);
@@ -1182,7 +1234,8 @@ function subscriptionStore(db: Database.Database): SubscriptionStore {
     stmt.run(...keys.map((k) => c[k]), id.callId, id.localTag, id.remoteTag);
     if (c.status !== undefined && c.status !== row.status) winfoChanged(row);
     return true;
-  });
+  };
+  const updateTx = db.transaction(updateBody);
   const removeTx = db.transaction((id: SubscriptionDialogId): boolean => {
     const row = get.get(id.callId, id.localTag, id.remoteTag);
     if (row === undefined) return false;
@@ -1196,7 +1249,7 @@ function subscriptionStore(db: Database.Database): SubscriptionStore {
       const r = get.get(id.callId, id.localTag, id.remoteTag);
       return r === undefined ? undefined : toSubscription(r);
     },
-    update: async (id, c) => updateTx.immediate(id, c),
+    update: grouped ? groupCommit(db, updateBody) : async (id, c) => updateTx.immediate(id, c),
     remove: async (id) => removeTx.immediate(id),
     listFor: async (aor, event) => listFor.all(aor, event).map(toSubscription),
     countFor: async (aor, event) =>
