@@ -12,12 +12,11 @@
  */
 import { parseArgs } from 'node:util';
 import { utf8DecodeStrict } from '../base/index.ts';
-import type { StoredMessage, Store } from '../store/index.ts';
-import { openSqliteStore } from '../store/sqlite/sqlite-store.ts';
+import type { StoredMessage } from '../store/index.ts';
 import { parseAor } from './aor.ts';
 import { ConfigError, CONFIG_DEFAULTS, loadConfig, type ServerConfig } from './config.ts';
 import { EXIT_NOT_FOUND, EXIT_OK, fail, type CliIo } from './io.ts';
-import { DEFAULT_DATA_DIR } from './store-options.ts';
+import { DEFAULT_DATA_DIR, withStore } from './store-options.ts';
 
 const SUBCOMMANDS = 'send, list';
 
@@ -51,27 +50,6 @@ function parse(io: CliIo, argv: readonly string[]): MessageArgs | number {
       io,
       `message: ${e instanceof Error ? e.message : String(e)} (see "switchboard --help")`,
     );
-  }
-}
-
-async function withStore(
-  io: CliIo,
-  dataDir: string,
-  fn: (store: Store) => Promise<number>,
-): Promise<number> {
-  let store: Store;
-  try {
-    store = openSqliteStore(dataDir);
-  } catch (e) {
-    return fail(
-      io,
-      `cannot open the store in ${dataDir}: ${e instanceof Error ? e.message : String(e)}`,
-    );
-  }
-  try {
-    return await fn(store);
-  } finally {
-    await store.close();
   }
 }
 

@@ -10,11 +10,10 @@
  * reason=rejected). Without `--watcher`, `policy` lists the user's rules.
  */
 import { parseArgs } from 'node:util';
-import type { PresenceRuleAction, Store, StoredSubscription } from '../store/index.ts';
-import { openSqliteStore } from '../store/sqlite/sqlite-store.ts';
+import type { PresenceRuleAction, StoredSubscription } from '../store/index.ts';
 import { parseAor } from './aor.ts';
 import { EXIT_NOT_FOUND, EXIT_OK, fail, type CliIo } from './io.ts';
-import { DEFAULT_DATA_DIR } from './store-options.ts';
+import { DEFAULT_DATA_DIR, withStore } from './store-options.ts';
 
 const SUBCOMMANDS = 'policy, watchers';
 
@@ -57,27 +56,6 @@ function parse(io: CliIo, argv: readonly string[]): PresenceArgs | number {
       io,
       `presence: ${e instanceof Error ? e.message : String(e)} (see "switchboard --help")`,
     );
-  }
-}
-
-async function withStore(
-  io: CliIo,
-  dataDir: string,
-  fn: (store: Store) => Promise<number>,
-): Promise<number> {
-  let store: Store;
-  try {
-    store = openSqliteStore(dataDir);
-  } catch (e) {
-    return fail(
-      io,
-      `cannot open the store in ${dataDir}: ${e instanceof Error ? e.message : String(e)}`,
-    );
-  }
-  try {
-    return await fn(store);
-  } finally {
-    await store.close();
   }
 }
 

@@ -1,5 +1,8 @@
-/** The `--data-dir` option shared by the commands that open the store. */
+/** The `--data-dir` option shared by the commands that open the store, and opening it. */
 import { parseArgs } from 'node:util';
+import type { Store } from '../store/index.ts';
+import { openSqliteStore } from '../store/sqlite/sqlite-store.ts';
+import { fail, type CliIo } from './io.ts';
 
 /** Where the store lives unless `--data-dir` says otherwise (relative to the working dir). */
 export const DEFAULT_DATA_DIR = './data';
@@ -32,4 +35,26 @@ export function parseStoreArgs(argv: readonly string[]): ParsedStoreArgs {
     json: values.json === true,
     positionals,
   };
+}
+
+/** Runs `fn` on the store opened in the data dir, closing it afterwards. */
+export async function withStore(
+  io: CliIo,
+  dataDir: string,
+  fn: (store: Store) => Promise<number>,
+): Promise<number> {
+  let store: Store;
+  try {
+    store = openSqliteStore(dataDir);
+  } catch (e) {
+    return fail(
+      io,
+      `cannot open the store in ${dataDir}: ${e instanceof Error ? e.message : String(e)}`,
+    );
+  }
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
 }

@@ -4,37 +4,13 @@
  * H(A1) values (realm = the AOR's domain); the store never sees them.
  */
 import { readFile } from 'node:fs/promises';
-import type { Store } from '../store/index.ts';
-import { openSqliteStore } from '../store/sqlite/sqlite-store.ts';
 import { credentialsFor, parseAor } from './aor.ts';
 import { parseCsv } from './csv.ts';
 import { EXIT_NOT_FOUND, EXIT_OK, fail, readErrorReason, type CliIo } from './io.ts';
-import { parseStoreArgs, type ParsedStoreArgs } from './store-options.ts';
+import { parseStoreArgs, withStore, type ParsedStoreArgs } from './store-options.ts';
 
 const USER_SUBCOMMANDS = 'add, passwd, remove, list, import';
 const DOMAIN_SUBCOMMANDS = 'add, list, remove';
-
-/** Runs `fn` on the store opened in the data dir, closing it afterwards. */
-async function withStore(
-  io: CliIo,
-  dataDir: string,
-  fn: (store: Store) => Promise<number>,
-): Promise<number> {
-  let store: Store;
-  try {
-    store = openSqliteStore(dataDir);
-  } catch (e) {
-    return fail(
-      io,
-      `cannot open the store in ${dataDir}: ${e instanceof Error ? e.message : String(e)}`,
-    );
-  }
-  try {
-    return await fn(store);
-  } finally {
-    await store.close();
-  }
-}
 
 function parse(io: CliIo, argv: readonly string[]): ParsedStoreArgs | number {
   try {
