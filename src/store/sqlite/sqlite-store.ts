@@ -328,7 +328,7 @@ export function openSqliteStore(dataDir: string, options: SqliteStoreOptions = {
     file,
     users: wrap(userStore(db, accounts)),
     domains: wrap(domainStore(db, accounts)),
-    location: wrap(locationStore(db, options.nonBlocking === true ? busyTimeoutMs : undefined)),
+    location: wrap(locationStore(db, options.nonBlocking === true)),
     messages: wrap(messageStore(db)),
     presence: wrap(presenceStore(db)),
     subscriptions: wrap(subscriptionStore(db, options.nonBlocking === true)),
@@ -344,7 +344,8 @@ export function openSqliteStore(dataDir: string, options: SqliteStoreOptions = {
  * Calls of `body` made in one turn of the event loop, run together in one IMMEDIATE
  * transaction on the next turn: one commit (WAL append, locks) for the lot, each call resolved
  * once it is committed. When the batch throws, it is rolled back as a whole and each call is
- * run again in a transaction of its own, so that only the one at fault fails. A busy database
+ * run again in a transaction of its own, so that only the one at fault fails (a savepoint per
+ * call would cost two statements each on every batch, for what almost never happens). A busy database
  * rejects the batch with SQLITE_BUSY, which `retryingWhenBusy` retries call by call.
  */
 function groupCommit<A extends unknown[], R>(
@@ -657,15 +658,14 @@ function bindingParams(b: Binding): Record<string, string | number | null> {
 }
 
 /**
- * `groupCommitMs` set (a server): `apply` calls made in the same turn of the event loop are
- * committed together, in one transaction run on the next turn (when one fails, each is run
- * again on its own, so that it fails only itself), and each resolves once that transaction has committed: a
+ * `grouped` set (a server): `apply` calls made in the same turn of the event loop are
+ * committed together (`groupCommit`), each resolving once that transaction has committed: a
  * REGISTER is still answered only after its bindings are stored, but a busy registrar pays
  * one commit (WAL append, locks) per batch instead of one per REGISTER, and holds the write
  * lock that other workers wait for less often. A batch that finds the lock taken is tried
- * again on later turns, each update for up to `groupCommitMs` from its submission.
+ * again by `retryingWhenBusy`, each update for up to the store's busy timeout.
  */
-function locationStore(db: Database.Database, groupCommitMs?: number): LocationStore {
+function locationStore(db: Database.Database, grouped = false): LocationStore {
   const upsert = db.prepare(
     `INSERT INTO bindings (aor, contact, expires_at, q, call_id, cseq, path, instance, reg_id,
        received, user_agent)
@@ -731,79 +731,11 @@ function locationStore(db: Database.Database, groupCommitMs?: number): LocationS
   };
   const applyTx = db.transaction(applyIn);
 
-  interface Pending {
-    readonly update: BindingUpdate;
-    readonly deadline: number;
-    readonly resolve: (r: BindingUpdateResult) => void;
-    readonly reject: (e: unknown) => void;
-  }
-  // No savepoint per update: an update that throws (a full disk, a corrupt page) rolls back
-  // the whole batch, and `flush` then runs each update in a transaction of its own, so that
-  // one failure still fails only its own REGISTER. Savepoints would cost two statements per
-  // update on every batch, for what almost never happens.
-  const batchTx = db.transaction((updates: readonly BindingUpdate[]): BindingUpdateResult[] =>
-    updates.map(applyIn),
-  );
-  let queue: Pending[] = [];
-  let scheduled = false;
-  let attempt = 0;
-  const schedule = (): void => {
-    scheduled = true;
-    // Right after this turn's I/O callbacks; after a busy attempt, a little later each time.
-    if (attempt < 8) setImmediate(flush);
-    else setTimeout(flush, Math.min(attempt - 7, 10));
-  };
-  function flush(): void {
-    scheduled = false;
-    const batch = queue;
-    queue = [];
-    let results: BindingUpdateResult[];
-    try {
-      results = batchTx.immediate(batch.map((p) => p.update));
-    } catch (e) {
-      if (isBusy(e)) {
-        const now = Date.now();
-        const keep = batch.filter((p) => p.deadline > now);
-        for (const p of batch) if (!keep.includes(p)) p.reject(e);
-        if (keep.length > 0) {
-          attempt++;
-          queue = [...keep, ...queue];
-          schedule();
-          return;
-        }
-      } else {
-        // Rolled back as a whole: each again on its own, to fail only the one at fault.
-        for (const p of batch) {
-          try {
-            p.resolve(applyTx.immediate(p.update));
-          } catch (error) {
-            p.reject(error);
-          }
-        }
-      }
-      if (queue.length > 0) {
-        attempt = 0;
-        schedule();
-      }
-      return;
-    }
-    attempt = 0;
-    for (let i = 0; i < batch.length; i++) batch[i]!.resolve(results[i]!);
-    if (queue.length > 0 && !scheduled) schedule();
-  }
-
   return {
     // IMMEDIATE: the write lock is taken before the check, so another process cannot
     // commit between the check and the writes (nor make this read-then-write
     // transaction fail with SQLITE_BUSY when it upgrades to writing).
-    apply:
-      groupCommitMs === undefined
-        ? async (u) => applyTx.immediate(u)
-        : (u) =>
-            new Promise<BindingUpdateResult>((resolve, reject) => {
-              queue.push({ update: u, deadline: Date.now() + groupCommitMs, resolve, reject });
-              if (!scheduled) schedule();
-            }),
+    apply: grouped ? groupCommit(db, applyIn) : async (u) => applyTx.immediate(u),
     upsert: async (b) => {
       upsert.run(bindingParams(b));
     },
