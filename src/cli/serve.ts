@@ -511,7 +511,7 @@ export async function runServe(
   let store: Store;
   try {
     // Several writers share the file (workers, commands): wait for their locks off the loop.
-    store = openSqliteStore(dataDir, { nonBlocking: true, accountsCheckIntervalMs: 1 });
+    store = openSqliteStore(dataDir, { nonBlocking: true, changeCheckIntervalMs: 1 });
   } catch (e) {
     return fail(
       io,

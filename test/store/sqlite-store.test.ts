@@ -60,7 +60,7 @@ describe('openSqliteStore', () => {
   it('creates DATADIR/switchboard.db in WAL mode at the current schema version', async () => {
     assert.equal(store.file, join(dir, 'data', DATABASE_FILE));
     assert.ok(readdirSync(join(dir, 'data')).includes(DATABASE_FILE));
-    assert.equal(SCHEMA_VERSION, 9);
+    assert.equal(SCHEMA_VERSION, 10);
     await reopen(); // migrations are not re-run on an up-to-date database
     assert.deepEqual(await store.domains.list(), []);
   });
@@ -366,7 +366,7 @@ describe('openSqliteStore', () => {
     }
   });
 
-  it('a database at schema version 1 is migrated (2, 3, 4, 5, 6, 7, 8, 9) with its users and bindings', async () => {
+  it('a database at schema version 1 is migrated (2, 3, 4, 5, 6, 7, 8, 9, 10) with its users and bindings', async () => {
     await store.domains.add('example.com');
     await store.users.add('sip:alice@example.com', creds('alice', 'example.com', 'pw'));
     await store.location.upsert(binding());
@@ -377,7 +377,7 @@ describe('openSqliteStore', () => {
     db.exec(`DROP TABLE accounts_version; DROP TABLE messages;
       DROP TABLE publications; DROP TABLE publication_versions;
       DROP TABLE subscriptions; DROP TABLE presence_rules; DROP TRIGGER users_deleted_presence;
-      DROP TABLE dialog_states;
+      DROP TABLE dialog_states; DROP TABLE change_counters;
       DROP TRIGGER users_inserted; DROP TRIGGER users_updated; DROP TRIGGER users_deleted;
       DROP TRIGGER domains_inserted; DROP TRIGGER domains_updated; DROP TRIGGER domains_deleted;
       CREATE INDEX bindings_expires ON bindings(expires_at);
@@ -398,6 +398,20 @@ describe('openSqliteStore', () => {
       assert.deepEqual(await store.subscriptions.listFor('sip:a@b', 'presence'), []); // 6
       assert.deepEqual(await store.presenceRules.list('sip:a@b'), []); // 6
       assert.deepEqual(await store.dialogs.list('sip:a@b', 0), []); // 9
+      assert.equal(await store.messages.count('sip:alice@example.com', 0), 0); // 10
+      await other.messages.enqueue(
+        {
+          aor: 'sip:alice@example.com',
+          from: '<sip:bob@example.com>',
+          to: '<sip:alice@example.com>',
+          contentType: 'text/plain',
+          body: new Uint8Array([104, 105]),
+          receivedAt: 0,
+          expiresAt: 60_000,
+        },
+        10,
+      );
+      assert.equal(await store.messages.count('sip:alice@example.com', 0), 1); // 10: counted
       assert.notEqual(await store.users.get('sip:alice@example.com'), undefined);
       assert.deepEqual(await store.location.lookup('sip:alice@example.com', 0), [binding()]);
       await other.users.remove('sip:alice@example.com');
@@ -616,10 +630,10 @@ describe('openSqliteStore location.apply: the bindings it returns', () => {
   });
 });
 
-describe('openSqliteStore accountsCheckIntervalMs', () => {
+describe('openSqliteStore changeCheckIntervalMs', () => {
   it('looks for other connections’ changes at most that often', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sb-store-interval-'));
-    const store = openSqliteStore(dir, { accountsCheckIntervalMs: 200 });
+    const store = openSqliteStore(dir, { changeCheckIntervalMs: 200 });
     const other = openSqliteStore(dir);
     try {
       assert.equal(await store.domains.has('example.com'), false);
@@ -683,6 +697,30 @@ describe('openSqliteStore messages (kept instant messages, RFC 3428 store-and-fo
       assert.equal((await store.messages.list(bob, 2000)).length, 1);
     } finally {
       await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('count: a user with none is remembered until a message is kept for it, by this or another connection', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sb-store-msg-none-'));
+    const a = openSqliteStore(dir);
+    const b = openSqliteStore(dir);
+    try {
+      const bob = 'sip:bob@example.com';
+      assert.equal(await a.messages.count(bob, 1000), 0);
+      await b.messages.enqueue(message(bob, 'one', 1000, 60_000), 10);
+      assert.equal(await a.messages.count(bob, 1000), 1);
+      // Expired: none at 61 s; an earlier time is not answered from that.
+      assert.equal(await a.messages.count(bob, 61_000), 0);
+      assert.equal(await a.messages.count(bob, 2000), 1);
+      // Kept through this connection: seen at once.
+      const carol = 'sip:carol@example.com';
+      assert.equal(await a.messages.count(carol, 1000), 0);
+      await a.messages.enqueue(message(carol, 'hi', 1000, 60_000), 10);
+      assert.equal(await a.messages.count(carol, 1000), 1);
+    } finally {
+      await a.close();
+      await b.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -269,3 +269,60 @@ describe('openSqliteStore nonBlocking: subscriptions.update commits a turn’s u
     }
   });
 });
+
+describe('openSqliteStore subscriptions.countFor: users with none are remembered', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'sb-subscriptions-none-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('sees its own and another connection’s new or revived subscriptions at the next count', async () => {
+    const a = openSqliteStore(dir);
+    const b = openSqliteStore(dir);
+    try {
+      // None remembered, for the event and for any event.
+      assert.equal(await a.subscriptions.countFor(ALICE, 'dialog'), 0);
+      assert.equal(await a.subscriptions.countFor(ALICE), 0);
+      // Another connection subscribes (a worker): seen by the next count.
+      await b.subscriptions.create(subscription({ event: 'dialog' }), LIMITS, NOW);
+      assert.equal(await a.subscriptions.countFor(ALICE, 'dialog'), 1);
+      assert.equal(await a.subscriptions.countFor(ALICE), 1);
+      assert.equal(await a.subscriptions.countFor(ALICE, 'presence'), 0);
+      // This connection subscribes: seen at once (its own commits move no data_version).
+      await a.subscriptions.create(subscription({ callId: 'c2' }), LIMITS, NOW);
+      assert.equal(await a.subscriptions.countFor(ALICE, 'presence'), 1);
+      // Terminated: none again; revived by the other connection: counted again.
+      const id = { callId: 'c2', localTag: 'l1', remoteTag: 'r1' };
+      await a.subscriptions.update(id, { status: 'terminated' });
+      assert.equal(await a.subscriptions.countFor(ALICE, 'presence'), 0);
+      await b.subscriptions.update(id, { status: 'active' });
+      assert.equal(await a.subscriptions.countFor(ALICE, 'presence'), 1);
+      // Revived by this connection.
+      await a.subscriptions.update(id, { status: 'terminated' });
+      assert.equal(await a.subscriptions.countFor(ALICE, 'presence'), 0);
+      await a.subscriptions.update(id, { status: 'pending' });
+      assert.equal(await a.subscriptions.countFor(ALICE, 'presence'), 1);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('with changeCheckIntervalMs, another connection’s subscription is seen that much later', async () => {
+    const a = openSqliteStore(dir, { changeCheckIntervalMs: 200 });
+    const b = openSqliteStore(dir);
+    try {
+      assert.equal(await a.subscriptions.countFor(ALICE, 'dialog'), 0);
+      await b.subscriptions.create(subscription({ event: 'dialog' }), LIMITS, NOW);
+      // The remembered "none" stands within the interval (no question to the database)...
+      assert.equal(await a.subscriptions.countFor(ALICE, 'dialog'), 0);
+      await new Promise((r) => setTimeout(r, 250));
+      // ...and is forgotten after it.
+      assert.equal(await a.subscriptions.countFor(ALICE, 'dialog'), 1);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+});

@@ -195,31 +195,36 @@ export function createDialogTracker(options: DialogTrackerOptions): DialogTracke
 
   /** Queues the write of `p`'s state (in the call's order), when someone may look at it. */
   function write(e: Entry, p: Party, extra: { event?: string; code?: number } = {}): void {
+    // What changes with the call is taken now; the row is built only for a watched user.
     const now = clock.wallNow();
-    const row: StoredDialogState = {
-      aor: p.aor,
-      id: p.id,
-      callId: e.callId,
-      ...(p.localTag !== undefined ? { localTag: p.localTag } : {}),
-      ...(p.remoteTag !== undefined ? { remoteTag: p.remoteTag } : {}),
-      direction: p.direction,
-      state: p.state,
-      ...(extra.event !== undefined ? { event: extra.event } : {}),
-      ...(extra.code !== undefined ? { code: extra.code } : {}),
-      localIdentity: p.localIdentity,
-      ...(p.localDisplay !== undefined ? { localDisplay: p.localDisplay } : {}),
-      remoteIdentity: p.remoteIdentity,
-      ...(p.remoteDisplay !== undefined ? { remoteDisplay: p.remoteDisplay } : {}),
-      createdAt: e.createdAt,
-      updatedAt: now,
-      expiresAt: rowExpiry(e, p.state, now),
-    };
+    const state = p.state;
+    const localTag = p.localTag;
+    const remoteTag = p.remoteTag;
+    const expiresAt = rowExpiry(e, state, now);
     const job = e.writes.then(async () => {
       // A user nobody watches: no write (a watcher who comes later sees the next change).
       if (!p.stored && (await subscriptions.countFor(p.aor, DIALOG_EVENT)) === 0) {
         skipped++;
         return;
       }
+      const row: StoredDialogState = {
+        aor: p.aor,
+        id: p.id,
+        callId: e.callId,
+        ...(localTag !== undefined ? { localTag } : {}),
+        ...(remoteTag !== undefined ? { remoteTag } : {}),
+        direction: p.direction,
+        state,
+        ...(extra.event !== undefined ? { event: extra.event } : {}),
+        ...(extra.code !== undefined ? { code: extra.code } : {}),
+        localIdentity: p.localIdentity,
+        ...(p.localDisplay !== undefined ? { localDisplay: p.localDisplay } : {}),
+        remoteIdentity: p.remoteIdentity,
+        ...(p.remoteDisplay !== undefined ? { remoteDisplay: p.remoteDisplay } : {}),
+        createdAt: e.createdAt,
+        updatedAt: now,
+        expiresAt,
+      };
       await dialogs.put(row);
       p.stored = true;
       p.storedExpiresAt = row.expiresAt;

@@ -222,6 +222,20 @@ const MIGRATIONS: readonly string[] = Object.freeze([
      PRIMARY KEY (aor, id)
    ) WITHOUT ROWID;
    CREATE INDEX dialog_states_expires ON dialog_states(expires_at);`,
+  // 10: counters that move whenever a user's count of kept messages or of live subscriptions
+  // can go up (a row inserted, a terminated subscription made live again; a delete or an
+  // expiry only lowers a count). A server remembers which users it counted none for, and
+  // forgets that when another process moves a counter (`StoreCache`): most REGISTERs and call
+  // state changes then ask no question of the database for users nobody watches or writes to.
+  `CREATE TABLE change_counters (name TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
+   INSERT INTO change_counters (name, n) VALUES ('messages', 0), ('subscriptions', 0);
+   CREATE TRIGGER messages_counted AFTER INSERT ON messages
+     BEGIN UPDATE change_counters SET n = n + 1 WHERE name = 'messages'; END;
+   CREATE TRIGGER subscriptions_counted AFTER INSERT ON subscriptions
+     BEGIN UPDATE change_counters SET n = n + 1 WHERE name = 'subscriptions'; END;
+   CREATE TRIGGER subscriptions_revived AFTER UPDATE OF status ON subscriptions
+     WHEN old.status = 'terminated' AND new.status != 'terminated'
+     BEGIN UPDATE change_counters SET n = n + 1 WHERE name = 'subscriptions'; END;`,
 ]);
 
 /** The current schema version (the number of migrations). */
@@ -288,11 +302,13 @@ export interface SqliteStoreOptions {
   /** How long an operation waits for a lock held by another process (default 5000 ms). */
   readonly busyTimeoutMs?: number;
   /**
-   * Cached users and domains: look for other connections' changes at most this often (default
-   * 0: before every read). A server reads them several times per request; 1 ms saves most of
-   * those looks and still sees a command's change within a millisecond of its commit.
+   * Cached users and domains, and users remembered as having no kept messages or no live
+   * subscriptions (`StoreCache`): look for other connections' changes at most this often
+   * (default 0: before every read). A server reads them several times per request; 1 ms saves
+   * most of those looks and still sees another process's change within a millisecond of its
+   * commit.
    */
-  readonly accountsCheckIntervalMs?: number;
+  readonly changeCheckIntervalMs?: number;
 }
 
 /** Opens (creating when missing) the store in `dataDir` and brings its schema up to date. */
@@ -321,17 +337,17 @@ export function openSqliteStore(dataDir: string, options: SqliteStoreOptions = {
     db.close();
     throw e;
   }
-  const accounts = accountsCache(db, options.accountsCheckIntervalMs ?? 0);
+  const cache = storeCache(db, options.changeCheckIntervalMs ?? 0);
   const wrap = <T extends object>(o: T): T =>
     options.nonBlocking === true ? retryingWhenBusy(o, busyTimeoutMs) : o;
   return {
     file,
-    users: wrap(userStore(db, accounts)),
-    domains: wrap(domainStore(db, accounts)),
+    users: wrap(userStore(db, cache)),
+    domains: wrap(domainStore(db, cache)),
     location: wrap(locationStore(db, options.nonBlocking === true)),
-    messages: wrap(messageStore(db)),
+    messages: wrap(messageStore(db, cache)),
     presence: wrap(presenceStore(db)),
-    subscriptions: wrap(subscriptionStore(db, options.nonBlocking === true)),
+    subscriptions: wrap(subscriptionStore(db, options.nonBlocking === true, cache)),
     presenceRules: wrap(presenceRuleStore(db)),
     dialogs: wrap(dialogStateStore(db)),
     close: async () => {
@@ -453,58 +469,85 @@ function toUser(r: UserRow): UserRecord {
 
 /** Most users remembered; beyond it the cache starts again (unknown AORs are cached too). */
 const MAX_CACHED_USERS = 65_536;
+/** Most users remembered as having no kept messages, and as having no live subscriptions. */
+const MAX_CACHED_NONE = 65_536;
 
 /**
- * Users and domains as last read from this database, for the reads every REGISTER and
- * every authenticated request makes. Another process (the `switchboard user` and
+ * What this connection last read of things that change rarely but are read on every
+ * REGISTER or call: users and domains, and which users have no kept messages or no live
+ * subscriptions (of an event, or of any). Another process (the `switchboard user` and
  * `domain` commands, other server workers) may change them at any time, so every read
  * first asks whether anything changed since the cache was filled:
  *
  * - `PRAGMA data_version` changes when another connection has committed anything
  *   (https://sqlite.org/pragma.html#pragma_data_version); unchanged, the cache holds;
- * - changed, `accounts_version` (bumped by triggers on users and domains, migration 2)
- *   says whether it was users or domains, or only bindings (other workers registering);
- * - this connection's own changes to users and domains clear the cache directly.
+ * - changed, `accounts_version` (bumped by triggers on users and domains, migration 2) and
+ *   `change_counters` (messages and subscriptions that may raise a count, migration 10) say
+ *   what it was: often only bindings (other workers registering), and then all stands;
+ * - this connection's own changes clear what they touch directly.
  *
- * The counter is read after data_version, so a commit between the two reads is seen at
- * the latest at the next read. There is no timer: a change is seen by the first read
- * after its commit.
+ * Only "none" is remembered of the counts: a count that is 0 stays 0 until a row is inserted
+ * (or a subscription revived), which moves a counter, whereas expiry and deletion only lower
+ * it. The counters are read after data_version, so a commit between the two reads is seen at
+ * the latest at the next read. There is no timer: a change is seen by the first read after
+ * its commit (or, with `checkIntervalMs`, at most that much later).
  */
-interface AccountsCache {
+interface StoreCache {
   /** Makes the cache current; call before every cached read. */
   validate(): void;
-  /** Forgets everything (after this connection changed users or domains). */
-  clear(): void;
+  /** Forgets users and domains (after this connection changed them). */
+  clearAccounts(): void;
   readonly users: Map<string, UserRecord | null>;
   domains: Set<string> | undefined;
+  /** AORs that had no live kept message when last counted, with the time counted at. */
+  readonly noMessages: Map<string, number>;
+  /** `aor\n` + event (or `*`: any event) that had no live subscription when last counted. */
+  readonly noSubscriptions: Map<string, number>;
 }
 
-function accountsCache(db: Database.Database, checkIntervalMs: number): AccountsCache {
+/** Remembers `key` in `map`, forgetting everything first when the map is full. */
+function remember(map: Map<string, number>, key: string, value: number): void {
+  if (map.size >= MAX_CACHED_NONE) map.clear();
+  map.set(key, value);
+}
+
+function storeCache(db: Database.Database, checkIntervalMs: number): StoreCache {
   const dataVersion = db.prepare<[], number>('PRAGMA data_version').pluck();
-  const counter = db.prepare<[], number>('SELECT n FROM accounts_version').pluck();
+  const counters = db.prepare<[], { a: number; m: number; s: number }>(
+    `SELECT (SELECT n FROM accounts_version) AS a,
+            (SELECT n FROM change_counters WHERE name = 'messages') AS m,
+            (SELECT n FROM change_counters WHERE name = 'subscriptions') AS s`,
+  );
   let seenDataVersion: number | undefined;
-  let seenCounter: number | undefined;
+  let seen: { a: number; m: number; s: number } | undefined;
   let checkedAt = -Infinity;
-  const cache: AccountsCache = {
+  const cache: StoreCache = {
     users: new Map(),
     domains: undefined,
+    noMessages: new Map(),
+    noSubscriptions: new Map(),
     validate() {
-      // A server looks at most once per `checkIntervalMs`: it reads users and domains
-      // several times per request, and sees another process's change that much later.
+      // A server looks at most once per `checkIntervalMs`: it reads these several times per
+      // request, and sees another process's change that much later.
       const now = checkIntervalMs > 0 ? performance.now() : 0;
       if (checkIntervalMs > 0 && now - checkedAt < checkIntervalMs) return;
       checkedAt = now;
       const dv = dataVersion.get();
       if (dv === seenDataVersion) return;
       seenDataVersion = dv;
-      const n = counter.get();
-      if (n === seenCounter) return;
-      seenCounter = n;
-      cache.users.clear();
-      cache.domains = undefined;
+      const c = counters.get()!;
+      if (seen === undefined || c.a !== seen.a) {
+        cache.users.clear();
+        cache.domains = undefined;
+      }
+      if (seen === undefined || c.m !== seen.m) cache.noMessages.clear();
+      if (seen === undefined || c.s !== seen.s) cache.noSubscriptions.clear();
+      seen = c;
     },
-    clear() {
-      seenCounter = undefined;
+    clearAccounts() {
+      // Forces the next validate to read the counters again, as if another process wrote.
+      seenDataVersion = undefined;
+      if (seen !== undefined) seen = { ...seen, a: Number.NaN };
       checkedAt = -Infinity;
       cache.users.clear();
       cache.domains = undefined;
@@ -513,7 +556,7 @@ function accountsCache(db: Database.Database, checkIntervalMs: number): Accounts
   return cache;
 }
 
-function userStore(db: Database.Database, cache: AccountsCache): UserStore {
+function userStore(db: Database.Database, cache: StoreCache): UserStore {
   const hasDomain = db.prepare<[string], { one: number }>(
     'SELECT 1 AS one FROM domains WHERE name = ?',
   );
@@ -560,7 +603,7 @@ function userStore(db: Database.Database, cache: AccountsCache): UserStore {
     try {
       return f();
     } finally {
-      cache.clear();
+      cache.clearAccounts();
     }
   };
   return {
@@ -592,7 +635,7 @@ function userStore(db: Database.Database, cache: AccountsCache): UserStore {
   };
 }
 
-function domainStore(db: Database.Database, cache: AccountsCache): DomainStore {
+function domainStore(db: Database.Database, cache: StoreCache): DomainStore {
   const insert = db.prepare('INSERT OR IGNORE INTO domains (name) VALUES (?)');
   const has = db.prepare<[string], { one: number }>('SELECT 1 AS one FROM domains WHERE name = ?');
   const used = db.prepare<[string], { one: number }>(
@@ -610,7 +653,7 @@ function domainStore(db: Database.Database, cache: AccountsCache): DomainStore {
     try {
       return f();
     } finally {
-      cache.clear();
+      cache.clearAccounts();
     }
   };
   return {
@@ -761,7 +804,7 @@ function toMessage(r: MessageRow): StoredMessage {
   };
 }
 
-function messageStore(db: Database.Database): MessageStore {
+function messageStore(db: Database.Database, cache: StoreCache): MessageStore {
   const count = db
     .prepare<[string, number], number>(
       'SELECT count(*) FROM messages WHERE aor = ? AND expires_at > ?',
@@ -817,8 +860,19 @@ function messageStore(db: Database.Database): MessageStore {
     },
   );
   return {
-    enqueue: async (m, quota) => enqueueTx.immediate(m, quota),
-    count: async (aor, nowMs) => count.get(aor, nowMs)!,
+    enqueue: async (m, quota) => {
+      cache.noMessages.delete(m.aor);
+      return enqueueTx.immediate(m, quota);
+    },
+    count: async (aor, nowMs) => {
+      cache.validate();
+      // None at an earlier time is none now: messages only expire as time goes on.
+      const noneAt = cache.noMessages.get(aor);
+      if (noneAt !== undefined && noneAt <= nowMs) return 0;
+      const n = count.get(aor, nowMs)!;
+      if (n === 0) remember(cache.noMessages, aor, nowMs);
+      return n;
+    },
     list: async (aor, nowMs) => live.all(aor, nowMs).map(toMessage),
     claim: async (aor, nowMs, leaseMs, limit) => claimTx.immediate(aor, nowMs, leaseMs, limit),
     release: async (id) => {
@@ -1028,7 +1082,16 @@ const WINFO_EVENT = 'presence.winfo';
  * one transaction on the next turn (see `groupCommit`): a change that notifies 1,000 watchers
  * stores their 1,000 NOTIFY CSeqs with one commit instead of 1,000.
  */
-function subscriptionStore(db: Database.Database, grouped = false): SubscriptionStore {
+function subscriptionStore(
+  db: Database.Database,
+  grouped: boolean,
+  cache: StoreCache,
+): SubscriptionStore {
+  /** This connection may have raised `aor`'s counts: forget that it had none. */
+  const counted = (aor: string, event: string): void => {
+    cache.noSubscriptions.delete(`${aor}\n${event}`);
+    cache.noSubscriptions.delete(`${aor}\n*`);
+  };
   const insert = db.prepare(
     `INSERT INTO subscriptions (call_id, local_tag, remote_tag, aor, event, event_id, watcher,
        watcher_name, local_uri, remote_uri, remote_target, route_set, flow, content_type, status,
@@ -1123,6 +1186,7 @@ function subscriptionStore(db: Database.Database, grouped = false): Subscription
       if (countResource.get(s.aor, s.event, nowMs)! >= limits.perResource) {
         return { ok: false, reason: 'resource-limit' };
       }
+      counted(s.aor, s.event);
       insert.run({
         ...s,
         eventId: s.eventId ?? null,
@@ -1163,6 +1227,9 @@ function subscriptionStore(db: Database.Database, grouped = false): Subscription
       );
       updates.set(sql, stmt);
     }
+    if (row.status === 'terminated' && c.status !== undefined && c.status !== 'terminated') {
+      counted(row.aor, row.event);
+    }
     stmt.run(...keys.map((k) => c[k]), id.callId, id.localTag, id.remoteTag);
     if (c.status !== undefined && c.status !== row.status) winfoChanged(row);
     return true;
@@ -1184,8 +1251,14 @@ function subscriptionStore(db: Database.Database, grouped = false): Subscription
     update: grouped ? groupCommit(db, updateBody) : async (id, c) => updateTx.immediate(id, c),
     remove: async (id) => removeTx.immediate(id),
     listFor: async (aor, event) => listFor.all(aor, event).map(toSubscription),
-    countFor: async (aor, event) =>
-      event === undefined ? countFor.get(aor)! : countForEvent.get(aor, event)!,
+    countFor: async (aor, event) => {
+      cache.validate();
+      const key = `${aor}\n${event ?? '*'}`;
+      if (cache.noSubscriptions.has(key)) return 0;
+      const n = event === undefined ? countFor.get(aor)! : countForEvent.get(aor, event)!;
+      if (n === 0) remember(cache.noSubscriptions, key, 0);
+      return n;
+    },
     dirty: async (nowMs, since) => dirtyTx(nowMs, since),
     purgeTerminated: async (beforeMs) => purge.run(beforeMs).changes,
   };
