@@ -20,6 +20,7 @@ export * from './message/message.ts';
 export * from './message/serialize.ts';
 export * from './parser/errors.ts';
 export * from './parser/parse-message.ts';
+export * from './parser/peek-call-id.ts';
 export * from './headers/registry.ts';
 export * from './parser/stream-framer.ts';
 export * from './message/builder.ts';

@@ -39,6 +39,7 @@ import {
   createErrorResponse,
   formatVia,
   parseMessage,
+  peekCallId,
   serializeMessage,
   type FramerEvent,
   type HeaderField,
@@ -71,6 +72,7 @@ import {
 import { keepaliveReply } from './keepalive.ts';
 import {
   ownerOf,
+  ownerOfCallId,
   type ConnectionAnnouncement,
   type ForwardedMessage,
   type SteeringLink,
@@ -610,6 +612,21 @@ class Layer implements SwitchboardTransportLayer, ListenerHost {
     conn: StreamConnection | undefined,
     steer = true,
   ): void {
+    // A datagram another worker owns goes there unparsed: only the owner uses the parse.
+    // (A stream message is parsed here first, since a connection that never delivered a
+    // well-formed message is closed on garbage, and the worker holding it must know.)
+    if (steer && framing === 'datagram' && this.steering !== undefined) {
+      const workers = this.steering.workers;
+      const callId = workers > 1 ? peekCallId(bytes, this.limits.maxHeaderBytes) : undefined;
+      if (callId !== undefined) {
+        const owner = ownerOfCallId(callId, workers);
+        if (owner !== this.steering.self) {
+          this.forwardTo(owner, bytes, framing, source);
+          return;
+        }
+        steer = false;
+      }
+    }
     let r: ParseResult;
     try {
       r = parseMessage(bytes, { framing, limits: this.limits });
@@ -626,15 +643,7 @@ class Layer implements SwitchboardTransportLayer, ListenerHost {
     if (steer && this.steering !== undefined) {
       const owner = ownerOf(m, this.steering.workers);
       if (owner !== undefined && owner !== this.steering.self) {
-        this.steering.forward(owner, {
-          framing,
-          bytes,
-          protocol: source.protocol,
-          address: source.address,
-          port: source.port,
-          listenerId: source.listener.id,
-          ...(source.connectionId !== undefined ? { connectionId: source.connectionId } : {}),
-        });
+        this.forwardTo(owner, bytes, framing, source);
         return;
       }
     }
@@ -672,6 +681,24 @@ class Layer implements SwitchboardTransportLayer, ListenerHost {
     }
     this.traceReceive(res, bytes.length, source);
     this.deliver(() => this.delegate?.onResponse({ message: res, source }));
+  }
+
+  /** Hands a message read here to the worker that owns its Call-ID (steering.ts). */
+  private forwardTo(
+    owner: number,
+    bytes: Uint8Array,
+    framing: 'datagram' | 'stream',
+    source: Source,
+  ): void {
+    this.steering!.forward(owner, {
+      framing,
+      bytes,
+      protocol: source.protocol,
+      address: source.address,
+      port: source.port,
+      listenerId: source.listener.id,
+      ...(source.connectionId !== undefined ? { connectionId: source.connectionId } : {}),
+    });
   }
 
   /**

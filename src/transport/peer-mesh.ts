@@ -6,8 +6,10 @@
  * run, readable by its user only (mode 0700): no other user can connect.
  *
  * A frame is: length (u32, big-endian, of what follows) | type (u8) | header length (u16) |
- * header (JSON, UTF-8) | payload. The header carries the few fields of a forwarded message or a
- * write; the payload is the SIP message's bytes, copied once into the frame.
+ * header | payload. The header of a forwarded message or a write, sent for every message
+ * another worker owns, is binary (`encodeMessage`, `encodeWrite`: a few integers and
+ * length-prefixed UTF-8 strings); that of the rare hello and announcements is JSON. The payload
+ * is the SIP message's bytes, copied once into the frame.
  *
  * Delivery is best effort (SteeringLink): a frame for a worker that is not reachable is dropped
  * and counted, and so is one that would grow a peer connection's write buffer past
@@ -17,6 +19,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from '../base/index.ts';
+import type { TransportProtocol } from './transport.ts';
 import type {
   ConnectionAnnouncement,
   ForwardedMessage,
@@ -66,6 +69,91 @@ function encode(type: number, header: object, payload: Uint8Array | undefined): 
   return frame;
 }
 
+const PROTOCOLS: readonly TransportProtocol[] = ['udp', 'tcp', 'tls', 'ws', 'wss'];
+
+/** A frame whose header is `strings` (each a u16 byte length and UTF-8) after `fixed` octets. */
+function binaryFrame(
+  type: number,
+  fixed: readonly number[],
+  strings: readonly string[],
+  payload: Uint8Array,
+): Buffer {
+  let hlen = fixed.length;
+  const lengths = strings.map((x) => Buffer.byteLength(x, 'utf8'));
+  for (const l of lengths) hlen += 2 + l;
+  const frame = Buffer.allocUnsafe(4 + 1 + 2 + hlen + payload.length);
+  frame.writeUInt32BE(1 + 2 + hlen + payload.length, 0);
+  frame[4] = type;
+  frame.writeUInt16BE(hlen, 5);
+  let at = 7;
+  for (const b of fixed) frame[at++] = b;
+  for (let i = 0; i < strings.length; i++) {
+    frame.writeUInt16BE(lengths[i]!, at);
+    at += 2 + frame.write(strings[i]!, at + 2, 'utf8');
+  }
+  frame.set(payload, at);
+  return frame;
+}
+
+/** Reads the length-prefixed strings of a binary header; undefined when it is malformed. */
+function readStrings(buf: Buffer, from: number, to: number, count: number): string[] | undefined {
+  const out: string[] = [];
+  let at = from;
+  for (let i = 0; i < count; i++) {
+    if (at + 2 > to) return undefined;
+    const l = buf.readUInt16BE(at);
+    if (at + 2 + l > to) return undefined;
+    out.push(buf.toString('utf8', at + 2, at + 2 + l));
+    at += 2 + l;
+  }
+  return out;
+}
+
+/**
+ * A forwarded message: framing, protocol, port (u16), then address, listener, connection.
+ * Written field by field (no intermediate arrays): it is sent for half of all messages.
+ */
+function encodeMessage(m: ForwardedMessage): Buffer {
+  const c = m.connectionId ?? '';
+  const al = Buffer.byteLength(m.address, 'utf8');
+  const ll = Buffer.byteLength(m.listenerId, 'utf8');
+  const cl = Buffer.byteLength(c, 'utf8');
+  const hlen = 4 + 6 + al + ll + cl;
+  const frame = Buffer.allocUnsafe(7 + hlen + m.bytes.length);
+  frame.writeUInt32BE(3 + hlen + m.bytes.length, 0);
+  frame[4] = MESSAGE;
+  frame.writeUInt16BE(hlen, 5);
+  frame[7] = m.framing === 'datagram' ? 0 : 1;
+  frame[8] = PROTOCOLS.indexOf(m.protocol);
+  frame.writeUInt16BE(m.port, 9);
+  let at = 11;
+  frame.writeUInt16BE(al, at);
+  at += 2 + frame.write(m.address, at + 2, 'utf8');
+  frame.writeUInt16BE(ll, at);
+  at += 2 + frame.write(m.listenerId, at + 2, 'utf8');
+  frame.writeUInt16BE(cl, at);
+  at += 2 + frame.write(c, at + 2, 'utf8');
+  frame.set(m.bytes, at);
+  return frame;
+}
+
+function decodeMessage(buf: Buffer, hstart: number, pstart: number, payload: Uint8Array) {
+  if (pstart - hstart < 4) return undefined;
+  const protocol = PROTOCOLS[buf[hstart + 1]!];
+  const s = readStrings(buf, hstart + 4, pstart, 3);
+  if (protocol === undefined || s === undefined) return undefined;
+  const m: ForwardedMessage = {
+    framing: buf[hstart] === 0 ? 'datagram' : 'stream',
+    bytes: payload,
+    protocol,
+    address: s[0]!,
+    port: buf.readUInt16BE(hstart + 2),
+    listenerId: s[1]!,
+    ...(s[2] !== '' ? { connectionId: s[2]! } : {}),
+  };
+  return m;
+}
+
 /** The mesh of one worker. */
 export class PeerMesh implements SteeringLink {
   readonly self: number;
@@ -113,25 +201,11 @@ export class PeerMesh implements SteeringLink {
   }
 
   forward(to: number, m: ForwardedMessage): void {
-    this.send(
-      to,
-      encode(
-        MESSAGE,
-        {
-          f: m.framing === 'datagram' ? 0 : 1,
-          p: m.protocol,
-          a: m.address,
-          o: m.port,
-          l: m.listenerId,
-          ...(m.connectionId !== undefined ? { c: m.connectionId } : {}),
-        },
-        m.bytes,
-      ),
-    );
+    this.send(to, encodeMessage(m));
   }
 
   write(to: number, connectionId: string, bytes: Uint8Array): void {
-    this.send(to, encode(WRITE, { c: connectionId }, bytes));
+    this.send(to, binaryFrame(WRITE, [], [connectionId], bytes));
   }
 
   announce(a: ConnectionAnnouncement): void {
@@ -218,18 +292,43 @@ export class PeerMesh implements SteeringLink {
         const pstart = hstart + hlen;
         const end = at + 4 + len;
         at = end;
-        let header: Record<string, unknown>;
-        try {
-          header = JSON.parse(buf.toString('utf8', hstart, pstart)) as Record<string, unknown>;
-        } catch {
-          this.logger.warn({}, 'bad frame header from a peer: connection closed');
+        if (pstart > end) {
+          this.logger.warn({ type }, 'bad frame header from a peer: connection closed');
           socket.destroy();
           return;
         }
         // The payload is copied out: `buf` is reused for the next frames.
         const payload = new Uint8Array(buf.subarray(pstart, end));
-        if (type === HELLO) from = Number(header.from);
-        else this.dispatch(type, header, payload, from);
+        let ok: boolean;
+        if (type === MESSAGE) {
+          const m = decodeMessage(buf, hstart, pstart, payload);
+          ok = m !== undefined;
+          if (m !== undefined) this.deliver(() => this.handler?.message(m));
+        } else if (type === WRITE) {
+          const c = readStrings(buf, hstart, pstart, 1);
+          ok = c !== undefined;
+          if (c !== undefined) this.deliver(() => this.handler?.write(c[0]!, payload));
+        } else {
+          let header: Record<string, unknown> | undefined;
+          try {
+            header = JSON.parse(buf.toString('utf8', hstart, pstart)) as Record<string, unknown>;
+          } catch {
+            header = undefined;
+          }
+          ok = header !== undefined;
+          if (header === undefined) {
+            // reported below
+          } else if (type === HELLO) from = Number(header.from);
+          else if (type === ANNOUNCE) {
+            const a = header as unknown as ConnectionAnnouncement;
+            if (from !== undefined) this.deliver(() => this.handler?.announced(from!, a));
+          } else this.logger.warn({ type }, 'unknown frame type from a peer');
+        }
+        if (!ok) {
+          this.logger.warn({ type }, 'bad frame header from a peer: connection closed');
+          socket.destroy();
+          return;
+        }
       }
       buf = at === buf.length ? Buffer.alloc(0) : buf.subarray(at);
     });
@@ -240,36 +339,10 @@ export class PeerMesh implements SteeringLink {
     });
   }
 
-  private dispatch(
-    type: number,
-    h: Record<string, unknown>,
-    payload: Uint8Array,
-    from: number | undefined,
-  ): void {
-    const handler = this.handler;
-    if (handler === undefined) return;
+  /** Runs a handler call; one that throws is logged, never taken for a bad frame. */
+  private deliver(call: () => void): void {
     try {
-      switch (type) {
-        case MESSAGE:
-          handler.message({
-            framing: h.f === 0 ? 'datagram' : 'stream',
-            bytes: payload,
-            protocol: h.p as ForwardedMessage['protocol'],
-            address: String(h.a),
-            port: Number(h.o),
-            listenerId: String(h.l),
-            ...(typeof h.c === 'string' ? { connectionId: h.c } : {}),
-          });
-          break;
-        case WRITE:
-          handler.write(String(h.c), payload);
-          break;
-        case ANNOUNCE:
-          if (from !== undefined) handler.announced(from, h as unknown as ConnectionAnnouncement);
-          break;
-        default:
-          this.logger.warn({ type }, 'unknown frame type from a peer');
-      }
+      call();
     } catch (err) {
       this.logger.error({ err }, 'steering handler threw');
     }

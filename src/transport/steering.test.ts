@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import diagnosticsChannel from 'node:diagnostics_channel';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -7,6 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { silentLogger } from '../base/index.ts';
 import { createRequest, createResponse, parseMessage, type SipRequest } from '../sip/index.ts';
+import { TRANSPORT_CHANNELS } from './diagnostics.ts';
 import { createTransportLayer, type SwitchboardTransportLayer } from './layer.ts';
 import { PeerMesh } from './peer-mesh.ts';
 import { fnv1a, ownedCallIds, ownerOfCallId } from './steering.ts';
@@ -125,6 +127,70 @@ describe('a transport layer per worker, steered by Call-ID (two workers in one p
       await waitFor(replies, 1);
       assert.match(replies[0]!, /^SIP\/2\.0 200 /);
       assert.ok(replies[0]!.includes(theirs));
+    } finally {
+      client.close();
+    }
+  });
+
+  it('hands a datagram over unparsed: the owner answers a malformed one with 400', async () => {
+    const udp0 = layers[0]!.listeners.find((l) => l.protocol === 'udp')!;
+    const client: UdpSocket = createSocket('udp4');
+    const replies: string[] = [];
+    client.on('message', (b) => replies.push(b.toString()));
+    await new Promise<void>((r) => client.bind(0, '127.0.0.1', r));
+    const before = meshes[1]!.dropped;
+    // The parse error is reported by the layer that parsed: the owner's (w1), not the reader's.
+    const errors: string[] = [];
+    const onError = (e: unknown): void => {
+      const ev = e as { layer: string; type: string };
+      if (ev.type === 'parse') errors.push(ev.layer);
+    };
+    diagnosticsChannel.subscribe(TRANSPORT_CHANNELS.error, onError);
+    try {
+      const port = client.address().port;
+      const theirs = callIdOwnedBy(1, 'bad');
+      // A CSeq without a method: the Call-ID is plain, the message is not (RFC 3261 §8.2.6).
+      const bad = options(theirs, `SIP/2.0/UDP 127.0.0.1:${port}`).replace(
+        'CSeq: 1 OPTIONS',
+        'CSeq: 1',
+      );
+      client.send(bad, udp0.local.port, '127.0.0.1');
+      await waitFor(replies, 1);
+      assert.match(replies[0]!, /^SIP\/2\.0 400 /);
+      assert.ok(replies[0]!.includes(theirs));
+      assert.equal(got[0]!.length + got[1]!.length, 0);
+      assert.equal(meshes[1]!.dropped, before);
+      assert.deepEqual(errors, ['w1']);
+    } finally {
+      diagnosticsChannel.unsubscribe(TRANSPORT_CHANNELS.error, onError);
+      client.close();
+    }
+  });
+
+  it('a peer connection sending a malformed frame header is closed; the mesh goes on', async () => {
+    const raw = connect(join(dir, 'w1.sock'));
+    await new Promise<void>((r) => raw.once('connect', () => r()));
+    const closed = new Promise<void>((r) => raw.once('close', () => r()));
+    // A MESSAGE frame (type 1) whose header claims a 40-octet string in 6 octets.
+    const header = Buffer.from([0, 0, 0x13, 0xc4, 0, 40]);
+    const frame = Buffer.alloc(4 + 1 + 2 + header.length + 3);
+    frame.writeUInt32BE(1 + 2 + header.length + 3, 0);
+    frame[4] = 1;
+    frame.writeUInt16BE(header.length, 5);
+    header.copy(frame, 7);
+    frame.write('abc', 7 + header.length);
+    raw.write(frame);
+    await closed;
+    // Worker 0's own link to worker 1 still carries messages.
+    const udp0 = layers[0]!.listeners.find((l) => l.protocol === 'udp')!;
+    const client: UdpSocket = createSocket('udp4');
+    await new Promise<void>((r) => client.bind(0, '127.0.0.1', r));
+    try {
+      const theirs = callIdOwnedBy(1, 'after');
+      const port = client.address().port;
+      client.send(options(theirs, `SIP/2.0/UDP 127.0.0.1:${port}`), udp0.local.port, '127.0.0.1');
+      await waitFor(got[1]!, 1);
+      assert.equal(got[1]!.shift()!.message.callId, theirs);
     } finally {
       client.close();
     }

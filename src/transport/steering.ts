@@ -8,7 +8,8 @@
  * request's Call-ID; §17.1.1.3: so does the ACK of a non-2xx), every response to it (§8.2.6.2,
  * the proxy keeps the Call-ID, §16.6) and every later request of the dialog (§12.2.1.1) share a
  * Call-ID, so they all meet in one worker whatever socket or connection brought them in. The
- * worker that read a message it does not own hands it over (`forward`); the owner answers
+ * worker that read a message it does not own hands it over (`forward`; a datagram unparsed,
+ * its Call-ID peeked from the octets, so that only the owner parses it); the owner answers
  * from the shared UDP socket, or asks the worker that holds a stream connection to write on it
  * (`write`), since a response must go back over the request's connection (§18.2.2) and a
  * request to a registered flow over that flow (RFC 5626 §5.3). Workers tell each other which

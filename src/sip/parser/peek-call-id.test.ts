@@ -1,0 +1,91 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { parseMessage } from './parse-message.ts';
+import { peekCallId } from './peek-call-id.ts';
+
+const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
+
+function request(callIdLines: string, extra = ''): Uint8Array {
+  return enc(
+    'OPTIONS sip:bob@example.com SIP/2.0\r\n' +
+      'Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-1\r\n' +
+      'From: <sip:alice@example.com>;tag=a\r\n' +
+      'To: <sip:bob@example.com>\r\n' +
+      callIdLines +
+      'CSeq: 1 OPTIONS\r\n' +
+      'Max-Forwards: 70\r\n' +
+      extra +
+      'Content-Length: 0\r\n\r\n',
+  );
+}
+
+/** What the parser makes of the same bytes (the value peekCallId must match). */
+function parsedCallId(b: Uint8Array): string | undefined {
+  const r = parseMessage(b);
+  if (!r.ok) return undefined;
+  try {
+    return r.message.callId;
+  } catch {
+    return undefined;
+  }
+}
+
+describe('peekCallId', () => {
+  for (const [name, lines, want] of [
+    ['the long name', 'Call-ID: abc@192.0.2.1\r\n', 'abc@192.0.2.1'],
+    ['any case', 'cAlL-iD: abc\r\n', 'abc'],
+    ['the compact form i', 'i: xyz@h\r\n', 'xyz@h'],
+    ['the compact form in capitals', 'I:xyz\r\n', 'xyz'],
+    ['white space around the colon and after the value', 'Call-ID \t:  abc \t\r\n', 'abc'],
+  ] as const) {
+    it(`reads ${name}, as the parser does`, () => {
+      const b = request(lines);
+      assert.equal(peekCallId(b), want);
+      assert.equal(parsedCallId(b), want);
+    });
+  }
+
+  it('reads bare LF line ends and CRLFs before the start line (RFC 3261 §7.5)', () => {
+    const b = enc('\r\n\r\nOPTIONS sip:b@h SIP/2.0\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\ni: q\n\n');
+    assert.equal(peekCallId(b), 'q');
+  });
+
+  it('reads a response', () => {
+    const b = enc('SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nCall-ID: r1\r\n\r\n');
+    assert.equal(peekCallId(b), 'r1');
+  });
+
+  for (const [name, b] of [
+    ['no Call-ID', request('')],
+    ['a folded value (RFC 3261 §7.3.1)', request('Call-ID: abc\r\n def\r\n')],
+    ['a non-ASCII value', request('Call-ID: caf\u00e9\r\n')],
+    ['an empty value', request('Call-ID:   \r\n')],
+    ['a header that only starts like Call-ID', request('Call-IDs: abc\r\n')],
+    ['a header named i-something', request('ix: abc\r\n')],
+    ['a start line alone', enc('OPTIONS sip:b@h SIP/2.0')],
+    ['a value cut off', enc('OPTIONS sip:b@h SIP/2.0\r\nCall-ID: abc')],
+    ['nothing', new Uint8Array(0)],
+  ] as const) {
+    it(`gives undefined for ${name}`, () => {
+      assert.equal(peekCallId(b), undefined);
+    });
+  }
+
+  it('does not read past the empty line', () => {
+    const b = enc(
+      'MESSAGE sip:b@h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nContent-Length: 14\r\n\r\nCall-ID: body\r\n',
+    );
+    assert.equal(peekCallId(b), undefined);
+  });
+
+  it('takes the first of two Call-ID headers (the parser refuses the message)', () => {
+    const b = request('Call-ID: one\r\ni: two\r\n');
+    assert.equal(peekCallId(b), 'one');
+    assert.equal(parsedCallId(b), undefined);
+  });
+
+  it('reads no further than maxHeaderBytes', () => {
+    const b = request('Call-ID: abc\r\n');
+    assert.equal(peekCallId(b, 40), undefined);
+  });
+});

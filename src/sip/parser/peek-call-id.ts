@@ -1,0 +1,81 @@
+/**
+ * The Call-ID of a message read straight from its octets, without parsing it: what a server of
+ * several workers needs to hand a datagram to the worker that owns it (Call-ID steering) before
+ * anyone spends a parse on it, since only the owner will use the parse.
+ *
+ * It answers only when the answer is certainly what the parser would give (`message.callId`):
+ * the first header line named Call-ID or its compact form `i` (RFC 3261 §7.3.3, §20.8; names
+ * are case-insensitive, §7.3.1, and may be followed by white space before the colon, §25.1
+ * HCOLON), with its value trimmed of white space, ASCII, not folded onto the next line (§7.3.1)
+ * and not empty. Anything else (no such header before the empty line, a folded or non-ASCII
+ * value, a start line that does not end) gives undefined, and the caller parses as usual; a
+ * second Call-ID header is the parser's to refuse, wherever the message goes.
+ */
+
+const CR = 13;
+const LF = 10;
+const SP = 32;
+const HT = 9;
+const COLON = 58;
+
+/** Lower-cases an ASCII letter. */
+const lower = (c: number): number => (c >= 65 && c <= 90 ? c | 0x20 : c);
+
+/** "call-id" */
+const NAME = [99, 97, 108, 108, 45, 105, 100];
+
+/** Whether the header name at `at` is `call-id` or `i`; returns the offset after it or -1. */
+function callIdName(b: Uint8Array, at: number, end: number): number {
+  const c0 = lower(b[at]!);
+  if (c0 !== 105 && c0 !== 99) return -1; // 'i' or 'c'
+  let i = at;
+  if (c0 === 99) {
+    if (at + NAME.length > end) return -1;
+    for (let k = 0; k < NAME.length; k++) if (lower(b[at + k]!) !== NAME[k]) return -1;
+    i = at + NAME.length;
+  } else i = at + 1;
+  while (i < end && (b[i] === SP || b[i] === HT)) i++;
+  return i < end && b[i] === COLON ? i + 1 : -1;
+}
+
+/**
+ * The Call-ID of the message in `bytes`, when it can be told for sure without parsing (see
+ * above), else undefined. Reads no further than the end of the header section nor than
+ * `maxHeaderBytes` octets.
+ */
+export function peekCallId(bytes: Uint8Array, maxHeaderBytes = 65_536): string | undefined {
+  const end = Math.min(bytes.length, maxHeaderBytes);
+  // Skip the start line (and the CRLFs a sender may put before it, §7.5).
+  let i = 0;
+  while (i < end && (bytes[i] === CR || bytes[i] === LF)) i++;
+  while (i < end && bytes[i] !== LF) i++;
+  i++;
+  while (i < end) {
+    const c = bytes[i]!;
+    // The empty line: the header section ended without a Call-ID.
+    if (c === CR || c === LF) return undefined;
+    const after = c === SP || c === HT ? -1 : callIdName(bytes, i, end);
+    if (after >= 0) {
+      let v = after;
+      while (v < end && (bytes[v] === SP || bytes[v] === HT)) v++;
+      let e = v;
+      while (e < end && bytes[e] !== LF && bytes[e] !== CR) {
+        if (bytes[e]! >= 0x80) return undefined;
+        e++;
+      }
+      if (e >= end) return undefined;
+      // A folded value continues on the next line: the parser's to read.
+      const next = bytes[e] === CR && e + 1 < end && bytes[e + 1] === LF ? e + 2 : e + 1;
+      if (next < end && (bytes[next] === SP || bytes[next] === HT)) return undefined;
+      let t = e;
+      while (t > v && (bytes[t - 1] === SP || bytes[t - 1] === HT)) t--;
+      if (t === v) return undefined;
+      let s = '';
+      for (let k = v; k < t; k++) s += String.fromCharCode(bytes[k]!);
+      return s;
+    }
+    while (i < end && bytes[i] !== LF) i++;
+    i++;
+  }
+  return undefined;
+}
