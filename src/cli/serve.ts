@@ -78,6 +78,13 @@ import {
 } from './cluster.ts';
 import { EXIT_OK, fail, readErrorReason, type CliIo } from './io.ts';
 
+/**
+ * How long a worker of several gathers binding and subscription updates into one commit, ms.
+ * Against committing every turn, 5 ms took 8-13% off the CPU per registration of two workers
+ * at 2,000 registrations/s (means of 4 and 3 alternating runs); a REGISTER's 200 or a NOTIFY
+ * waits at most this much longer, far below any SIP timer (T1 is 500 ms, RFC 3261 §17).
+ */
+const WORKER_COMMIT_WINDOW_MS = 5;
 export { DEFAULT_LISTEN } from './config.ts';
 /** What stops a running server: resolves on SIGTERM/SIGINT by default. */
 export interface ServeHooks {
@@ -511,7 +518,13 @@ export async function runServe(
   let store: Store;
   try {
     // Several writers share the file (workers, commands): wait for their locks off the loop.
-    store = openSqliteStore(dataDir, { nonBlocking: true, changeCheckIntervalMs: 1 });
+    // Workers commit their updates every few ms rather than every turn: each commit makes
+    // the other workers read their pages again (SqliteStoreOptions.commitWindowMs).
+    store = openSqliteStore(dataDir, {
+      nonBlocking: true,
+      changeCheckIntervalMs: 1,
+      commitWindowMs: role !== undefined && role.workers > 1 ? WORKER_COMMIT_WINDOW_MS : 0,
+    });
   } catch (e) {
     return fail(
       io,

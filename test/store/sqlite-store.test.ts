@@ -553,6 +553,38 @@ describe('openSqliteStore nonBlocking: location.apply commits a turn’s updates
   });
 });
 
+describe('openSqliteStore commitWindowMs: updates of several turns committed together', () => {
+  it('holds updates made within the window, then commits and answers them together', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sb-store-window-'));
+    const store = openSqliteStore(dir, { nonBlocking: true, commitWindowMs: 60 });
+    const other = new Database(join(dir, DATABASE_FILE), { readonly: true });
+    const rows = other.prepare<[], number>('SELECT count(*) FROM bindings').pluck();
+    try {
+      const update = (n: number): Parameters<typeof store.location.apply>[0] => {
+        const b = binding({ aor: `sip:u${n}@example.com`, contact: `sip:u${n}@192.0.2.1` });
+        return { aor: b.aor, nowMs: 0, callId: b.callId, cseq: 1, changes: [b] };
+      };
+      const t0 = performance.now();
+      const answered: number[] = [];
+      const first = store.location.apply(update(1)).then(() => answered.push(1));
+      // A later turn, within the window.
+      await new Promise((r) => setTimeout(r, 10));
+      const second = store.location.apply(update(2)).then(() => answered.push(2));
+      // Nothing committed yet: another connection sees no row.
+      assert.equal(rows.get(), 0);
+      assert.deepEqual(answered, []);
+      await Promise.all([first, second]);
+      assert.ok(performance.now() - t0 >= 55, 'answered before the window closed');
+      assert.deepEqual(answered, [1, 2]);
+      assert.equal(rows.get(), 2);
+    } finally {
+      other.close();
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('openSqliteStore location.apply: the bindings it returns', () => {
   it('are what lookup reads afterwards, in its order (q descending, then contact as UTF-8)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sb-store-apply-'));

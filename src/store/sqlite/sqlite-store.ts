@@ -309,6 +309,14 @@ export interface SqliteStoreOptions {
    * commit.
    */
   readonly changeCheckIntervalMs?: number;
+  /**
+   * With `nonBlocking`: binding and subscription updates made within this many ms are
+   * committed together (default 0: those of one turn of the event loop, on the next). Several
+   * processes writing one database pay for each other's commits: every commit by one makes the
+   * others' next transaction drop its whole page cache and read the pages again. Fewer, larger
+   * commits cost less; each update's answer waits up to this long for its commit.
+   */
+  readonly commitWindowMs?: number;
 }
 
 /** Opens (creating when missing) the store in `dataDir` and brings its schema up to date. */
@@ -338,16 +346,17 @@ export function openSqliteStore(dataDir: string, options: SqliteStoreOptions = {
     throw e;
   }
   const cache = storeCache(db, options.changeCheckIntervalMs ?? 0);
+  const window = options.commitWindowMs ?? 0;
   const wrap = <T extends object>(o: T): T =>
     options.nonBlocking === true ? retryingWhenBusy(o, busyTimeoutMs) : o;
   return {
     file,
     users: wrap(userStore(db, cache)),
     domains: wrap(domainStore(db, cache)),
-    location: wrap(locationStore(db, options.nonBlocking === true)),
+    location: wrap(locationStore(db, options.nonBlocking === true, window)),
     messages: wrap(messageStore(db, cache)),
     presence: wrap(presenceStore(db)),
-    subscriptions: wrap(subscriptionStore(db, options.nonBlocking === true, cache)),
+    subscriptions: wrap(subscriptionStore(db, options.nonBlocking === true, cache, window)),
     presenceRules: wrap(presenceRuleStore(db)),
     dialogs: wrap(dialogStateStore(db)),
     close: async () => {
@@ -357,8 +366,9 @@ export function openSqliteStore(dataDir: string, options: SqliteStoreOptions = {
 }
 
 /**
- * Calls of `body` made in one turn of the event loop, run together in one IMMEDIATE
- * transaction on the next turn: one commit (WAL append, locks) for the lot, each call resolved
+ * Calls of `body` made in one turn of the event loop (or within `windowMs` of the first), run
+ * together in one IMMEDIATE transaction on the next turn (or when the window closes): one
+ * commit (WAL append, locks) for the lot, each call resolved
  * once it is committed. When the batch throws, it is rolled back as a whole and each call is
  * run again in a transaction of its own, so that only the one at fault fails (a savepoint per
  * call would cost two statements each on every batch, for what almost never happens). A busy database
@@ -367,6 +377,7 @@ export function openSqliteStore(dataDir: string, options: SqliteStoreOptions = {
 function groupCommit<A extends unknown[], R>(
   db: Database.Database,
   body: (...args: A) => R,
+  windowMs = 0,
 ): (...args: A) => Promise<R> {
   interface Call {
     readonly args: A;
@@ -399,7 +410,10 @@ function groupCommit<A extends unknown[], R>(
   };
   return (...args) =>
     new Promise<R>((resolve, reject) => {
-      if (queue.length === 0) setImmediate(flush);
+      if (queue.length === 0) {
+        if (windowMs > 0) setTimeout(flush, windowMs);
+        else setImmediate(flush);
+      }
       queue.push({ args, resolve, reject });
     });
 }
@@ -710,7 +724,7 @@ function bindingParams(b: Binding): Record<string, string | number | null> {
  * lock that other workers wait for less often. A batch that finds the lock taken is tried
  * again by `retryingWhenBusy`, each update for up to the store's busy timeout.
  */
-function locationStore(db: Database.Database, grouped = false): LocationStore {
+function locationStore(db: Database.Database, grouped: boolean, windowMs: number): LocationStore {
   const upsert = db.prepare(
     `INSERT INTO bindings (aor, contact, expires_at, q, call_id, cseq, path, instance, reg_id,
        received, user_agent)
@@ -780,7 +794,7 @@ function locationStore(db: Database.Database, grouped = false): LocationStore {
     // IMMEDIATE: the write lock is taken before the check, so another process cannot
     // commit between the check and the writes (nor make this read-then-write
     // transaction fail with SQLITE_BUSY when it upgrades to writing).
-    apply: grouped ? groupCommit(db, applyIn) : async (u) => applyTx.immediate(u),
+    apply: grouped ? groupCommit(db, applyIn, windowMs) : async (u) => applyTx.immediate(u),
     upsert: async (b) => {
       upsert.run(bindingParams(b));
     },
@@ -1088,6 +1102,7 @@ function subscriptionStore(
   db: Database.Database,
   grouped: boolean,
   cache: StoreCache,
+  windowMs: number,
 ): SubscriptionStore {
   /** This connection may have raised `aor`'s counts: forget that it had none. */
   const counted = (aor: string, event: string): void => {
@@ -1250,7 +1265,9 @@ function subscriptionStore(
       const r = get.get(id.callId, id.localTag, id.remoteTag);
       return r === undefined ? undefined : toSubscription(r);
     },
-    update: grouped ? groupCommit(db, updateBody) : async (id, c) => updateTx.immediate(id, c),
+    update: grouped
+      ? groupCommit(db, updateBody, windowMs)
+      : async (id, c) => updateTx.immediate(id, c),
     remove: async (id) => removeTx.immediate(id),
     listFor: async (aor, event) => listFor.all(aor, event).map(toSubscription),
     countFor: async (aor, event) => {
