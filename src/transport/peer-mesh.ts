@@ -57,45 +57,36 @@ interface Outgoing {
   pendingBytes: number;
 }
 
-function encode(type: number, header: object, payload: Uint8Array | undefined): Buffer {
-  const h = Buffer.from(JSON.stringify(header), 'utf8');
-  const plen = payload === undefined ? 0 : payload.length;
-  const frame = Buffer.allocUnsafe(4 + 1 + 2 + h.length + plen);
-  frame.writeUInt32BE(1 + 2 + h.length + plen, 0);
+/** A frame of `type` with room for a header of `hlen` octets and a payload of `plen`. */
+function frameOf(type: number, hlen: number, plen: number): Buffer {
+  const frame = Buffer.allocUnsafe(4 + 1 + 2 + hlen + plen);
+  frame.writeUInt32BE(1 + 2 + hlen + plen, 0);
   frame[4] = type;
-  frame.writeUInt16BE(h.length, 5);
-  h.copy(frame, 7);
-  if (payload !== undefined) frame.set(payload, 7 + h.length);
+  frame.writeUInt16BE(hlen, 5);
   return frame;
 }
+
+/** Hello and announcements: a JSON header, no payload. */
+function encode(type: number, header: object): Buffer {
+  const h = Buffer.from(JSON.stringify(header), 'utf8');
+  const frame = frameOf(type, h.length, 0);
+  h.copy(frame, 7);
+  return frame;
+}
+
+/** Writes `s` at `at` as a u16 octet count and UTF-8; returns the offset after it. */
+function putString(frame: Buffer, at: number, s: string): number {
+  const n = frame.write(s, at + 2, 'utf8');
+  frame.writeUInt16BE(n, at);
+  return at + 2 + n;
+}
+
+/** Room for `s` written by putString. */
+const stringSize = (s: string): number => 2 + Buffer.byteLength(s, 'utf8');
 
 const PROTOCOLS: readonly TransportProtocol[] = ['udp', 'tcp', 'tls', 'ws', 'wss'];
 
-/** A frame whose header is `strings` (each a u16 byte length and UTF-8) after `fixed` octets. */
-function binaryFrame(
-  type: number,
-  fixed: readonly number[],
-  strings: readonly string[],
-  payload: Uint8Array,
-): Buffer {
-  let hlen = fixed.length;
-  const lengths = strings.map((x) => Buffer.byteLength(x, 'utf8'));
-  for (const l of lengths) hlen += 2 + l;
-  const frame = Buffer.allocUnsafe(4 + 1 + 2 + hlen + payload.length);
-  frame.writeUInt32BE(1 + 2 + hlen + payload.length, 0);
-  frame[4] = type;
-  frame.writeUInt16BE(hlen, 5);
-  let at = 7;
-  for (const b of fixed) frame[at++] = b;
-  for (let i = 0; i < strings.length; i++) {
-    frame.writeUInt16BE(lengths[i]!, at);
-    at += 2 + frame.write(strings[i]!, at + 2, 'utf8');
-  }
-  frame.set(payload, at);
-  return frame;
-}
-
-/** Reads the length-prefixed strings of a binary header; undefined when it is malformed. */
+/** Reads the strings putString wrote; undefined when they overrun the header. */
 function readStrings(buf: Buffer, from: number, to: number, count: number): string[] | undefined {
   const out: string[] = [];
   let at = from;
@@ -109,31 +100,34 @@ function readStrings(buf: Buffer, from: number, to: number, count: number): stri
   return out;
 }
 
-/**
- * A forwarded message: framing, protocol, port (u16), then address, listener, connection.
- * Written field by field (no intermediate arrays): it is sent for half of all messages.
- */
+/** A JSON header (hello, announcements), or undefined when it does not parse. */
+function jsonHeader(buf: Buffer, from: number, to: number): Record<string, unknown> | undefined {
+  try {
+    return JSON.parse(buf.toString('utf8', from, to)) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A forwarded message: framing, protocol, port (u16), then address, listener, connection. */
 function encodeMessage(m: ForwardedMessage): Buffer {
   const c = m.connectionId ?? '';
-  const al = Buffer.byteLength(m.address, 'utf8');
-  const ll = Buffer.byteLength(m.listenerId, 'utf8');
-  const cl = Buffer.byteLength(c, 'utf8');
-  const hlen = 4 + 6 + al + ll + cl;
-  const frame = Buffer.allocUnsafe(7 + hlen + m.bytes.length);
-  frame.writeUInt32BE(3 + hlen + m.bytes.length, 0);
-  frame[4] = MESSAGE;
-  frame.writeUInt16BE(hlen, 5);
+  const hlen = 4 + stringSize(m.address) + stringSize(m.listenerId) + stringSize(c);
+  const frame = frameOf(MESSAGE, hlen, m.bytes.length);
   frame[7] = m.framing === 'datagram' ? 0 : 1;
   frame[8] = PROTOCOLS.indexOf(m.protocol);
   frame.writeUInt16BE(m.port, 9);
-  let at = 11;
-  frame.writeUInt16BE(al, at);
-  at += 2 + frame.write(m.address, at + 2, 'utf8');
-  frame.writeUInt16BE(ll, at);
-  at += 2 + frame.write(m.listenerId, at + 2, 'utf8');
-  frame.writeUInt16BE(cl, at);
-  at += 2 + frame.write(c, at + 2, 'utf8');
+  let at = putString(frame, 11, m.address);
+  at = putString(frame, at, m.listenerId);
+  at = putString(frame, at, c);
   frame.set(m.bytes, at);
+  return frame;
+}
+
+/** Octets for another worker's connection: its id, then the octets. */
+function encodeWrite(connectionId: string, bytes: Uint8Array): Buffer {
+  const frame = frameOf(WRITE, stringSize(connectionId), bytes.length);
+  frame.set(bytes, putString(frame, 7, connectionId));
   return frame;
 }
 
@@ -205,11 +199,11 @@ export class PeerMesh implements SteeringLink {
   }
 
   write(to: number, connectionId: string, bytes: Uint8Array): void {
-    this.send(to, binaryFrame(WRITE, [], [connectionId], bytes));
+    this.send(to, encodeWrite(connectionId, bytes));
   }
 
   announce(a: ConnectionAnnouncement): void {
-    const frame = encode(ANNOUNCE, a, undefined);
+    const frame = encode(ANNOUNCE, a);
     for (let i = 0; i < this.workers; i++) if (i !== this.self) this.send(i, frame);
   }
 
@@ -248,7 +242,7 @@ export class PeerMesh implements SteeringLink {
     o.socket = socket;
     this.out.set(to, o);
     socket.setNoDelay?.(true);
-    socket.write(encode(HELLO, { from: this.self }, undefined));
+    socket.write(encode(HELLO, { from: this.self }));
     socket.once('connect', () => {
       o.connected = true;
       o.pendingBytes = 0;
@@ -292,37 +286,15 @@ export class PeerMesh implements SteeringLink {
         const pstart = hstart + hlen;
         const end = at + 4 + len;
         at = end;
-        if (pstart > end) {
-          this.logger.warn({ type }, 'bad frame header from a peer: connection closed');
-          socket.destroy();
-          return;
-        }
-        // The payload is copied out: `buf` is reused for the next frames.
-        const payload = new Uint8Array(buf.subarray(pstart, end));
-        let ok: boolean;
-        if (type === MESSAGE) {
-          const m = decodeMessage(buf, hstart, pstart, payload);
-          ok = m !== undefined;
-          if (m !== undefined) this.deliver(() => this.handler?.message(m));
-        } else if (type === WRITE) {
-          const c = readStrings(buf, hstart, pstart, 1);
-          ok = c !== undefined;
-          if (c !== undefined) this.deliver(() => this.handler?.write(c[0]!, payload));
-        } else {
-          let header: Record<string, unknown> | undefined;
-          try {
-            header = JSON.parse(buf.toString('utf8', hstart, pstart)) as Record<string, unknown>;
-          } catch {
-            header = undefined;
-          }
-          ok = header !== undefined;
-          if (header === undefined) {
-            // reported below
-          } else if (type === HELLO) from = Number(header.from);
-          else if (type === ANNOUNCE) {
-            const a = header as unknown as ConnectionAnnouncement;
-            if (from !== undefined) this.deliver(() => this.handler?.announced(from!, a));
-          } else this.logger.warn({ type }, 'unknown frame type from a peer');
+        let ok = pstart <= end;
+        if (ok && type === HELLO) {
+          const h = jsonHeader(buf, hstart, pstart);
+          if (h !== undefined) from = Number(h.from);
+          ok = h !== undefined;
+        } else if (ok) {
+          // The payload is copied out: `buf` is reused for the next frames.
+          const payload = new Uint8Array(buf.subarray(pstart, end));
+          ok = this.receive(type, buf, hstart, pstart, payload, from);
         }
         if (!ok) {
           this.logger.warn({ type }, 'bad frame header from a peer: connection closed');
@@ -337,6 +309,39 @@ export class PeerMesh implements SteeringLink {
       this.incoming.delete(socket);
       if (from !== undefined && !this.closed) this.handler?.peerDown(from);
     });
+  }
+
+  /** Hands one frame from worker `from` to the handler; false when its header is malformed. */
+  private receive(
+    type: number,
+    buf: Buffer,
+    hstart: number,
+    pstart: number,
+    payload: Uint8Array,
+    from: number | undefined,
+  ): boolean {
+    switch (type) {
+      case MESSAGE: {
+        const m = decodeMessage(buf, hstart, pstart, payload);
+        if (m !== undefined) this.deliver(() => this.handler?.message(m));
+        return m !== undefined;
+      }
+      case WRITE: {
+        const c = readStrings(buf, hstart, pstart, 1);
+        if (c !== undefined) this.deliver(() => this.handler?.write(c[0]!, payload));
+        return c !== undefined;
+      }
+      case ANNOUNCE: {
+        const a = jsonHeader(buf, hstart, pstart) as ConnectionAnnouncement | undefined;
+        if (a !== undefined && from !== undefined) {
+          this.deliver(() => this.handler?.announced(from, a));
+        }
+        return a !== undefined;
+      }
+      default:
+        this.logger.warn({ type }, 'unknown frame type from a peer');
+        return true;
+    }
   }
 
   /** Runs a handler call; one that throws is logged, never taken for a bad frame. */

@@ -561,10 +561,9 @@ function storeCache(db: Database.Database, checkIntervalMs: number): StoreCache 
       seen = c;
     },
     clearAccounts() {
-      // Forces the next validate to read the counters again, as if another process wrote.
-      seenDataVersion = undefined;
-      if (seen !== undefined) seen = { ...seen, a: Number.NaN };
-      checkedAt = -Infinity;
+      // This connection's own commit moves no data_version and needs no look: what it
+      // changed is simply read again. (Its bump of the counter makes the next look after
+      // another process's commit forget users once more, which is harmless.)
       cache.users.clear();
       cache.domains = undefined;
     },
