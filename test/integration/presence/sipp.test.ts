@@ -8,73 +8,24 @@
  *
  * A missing sipp fails under CI=true (requireTool), skips loudly otherwise.
  */
-import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { cli, startServer, stopServer } from '../../support/server.ts';
-import type { RunningServer } from '../../support/server.ts';
-import { md5OnlyConfig } from '../../support/serve-config.ts';
-import type { ServeConfig } from '../../support/serve-config.ts';
-import { requireTool } from '../../support/tools.ts';
-import { LOOPBACK, describeRun, runSipp } from '../sipp/sipp.ts';
+import { MD5_ONLY_YAML } from '../../support/serve-config.ts';
+import { AliceServer } from './sipp-alice.ts';
 
-const DOMAIN = 'example.com';
-const PASSWORD = 'pw-alice-sipp';
 const SCENARIO = fileURLToPath(new URL('./uac-publish.xml', import.meta.url));
 const CALLS = 10;
 
 for (const workers of [1, 2]) {
   describe(`sipp PUBLISH to switchboard serve (RFC 3903), ${workers} worker${workers > 1 ? 's' : ''}`, () => {
-    let dataDir: string | undefined;
-    let config: ServeConfig | undefined;
-    let server: RunningServer | undefined;
-
-    before(async () => {
-      dataDir = mkdtempSync(join(tmpdir(), 'sb-sipp-publish-'));
-      config = md5OnlyConfig();
-      cli(['domain', 'add', DOMAIN, '--data-dir', dataDir]);
-      const csv = join(dataDir, 'users.csv');
-      writeFileSync(csv, `aor,password\nalice@${DOMAIN},${PASSWORD}\n`);
-      cli(['user', 'import', csv, '--data-dir', dataDir]);
-      server = await startServer({
-        dataDir,
-        domains: [DOMAIN],
-        extraArgs: [...config.args, '--workers', String(workers)],
-      });
-    });
-
-    after(async () => {
-      if (server !== undefined) await stopServer(server).catch(() => undefined);
-      if (dataDir !== undefined) rmSync(dataDir, { recursive: true, force: true });
-      config?.remove();
-    });
+    const server = new AliceServer(MD5_ONLY_YAML, workers);
+    before(() => server.start());
+    after(() => server.stop());
 
     it(
       'publish, refresh, 412 for the stale SIP-If-Match, 489 for another package, remove',
       { timeout: 45_000 },
-      async (t) => {
-        const bin = requireTool('sipp', t);
-        if (bin === undefined) return;
-        const run = await runSipp({
-          bin,
-          scenario: SCENARIO,
-          transport: 'u1',
-          target: `${LOOPBACK}:${server!.ports.udp}`,
-          service: 'alice',
-          calls: CALLS,
-          rate: 10,
-          limit: CALLS,
-          timeoutMs: 30_000,
-          extraArgs: ['-au', 'alice', '-ap', PASSWORD, '-auth_uri', `alice@${DOMAIN}`],
-        });
-        const details = `${describeRun(run)}\n--- serve stderr (tail) ---\n${server?.stderr().slice(-4000)}`;
-        assert.equal(run.exitCode, 0, `sipp exit code (0 = every run succeeded)\n${details}`);
-        assert.equal(run.stats?.successful, CALLS, `successful runs\n${details}`);
-        assert.equal(run.stats?.failed, 0, `failed runs\n${details}`);
-      },
+      (t) => server.play(t, SCENARIO, CALLS),
     );
   });
 }
