@@ -78,6 +78,8 @@ import {
 } from './cluster.ts';
 import { EXIT_OK, fail, readErrorReason, type CliIo } from './io.ts';
 
+export { DEFAULT_LISTEN } from './config.ts';
+
 /**
  * How long a worker of several gathers binding and subscription updates into one commit, ms.
  * Against committing every turn, 5 ms took 8-13% off the CPU per registration of two workers
@@ -85,7 +87,7 @@ import { EXIT_OK, fail, readErrorReason, type CliIo } from './io.ts';
  * waits at most this much longer, far below any SIP timer (T1 is 500 ms, RFC 3261 §17).
  */
 const WORKER_COMMIT_WINDOW_MS = 5;
-export { DEFAULT_LISTEN } from './config.ts';
+
 /** What stops a running server: resolves on SIGTERM/SIGINT by default. */
 export interface ServeHooks {
   readonly stopSignal?: Promise<void>;
