@@ -683,6 +683,57 @@ describe('openSqliteStore changeCheckIntervalMs', () => {
   });
 });
 
+describe('openSqliteStore location.lookup: remembered bindings', () => {
+  it('sees every change at the next lookup: its own, and another connection’s whatever the check interval', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sb-store-location-'));
+    // A long interval for users and domains: bindings must not wait for it.
+    const store = openSqliteStore(dir, { changeCheckIntervalMs: 60_000 });
+    const other = openSqliteStore(dir);
+    const alice = 'sip:alice@example.com';
+    const contacts = async (s: SqliteStore, now: number): Promise<string[]> =>
+      (await s.location.lookup(alice, now)).map((b) => b.contact);
+    try {
+      assert.deepEqual(await contacts(store, 0), []);
+      // Another worker registers alice: the next lookup here finds the binding.
+      await other.location.upsert(binding({ contact: 'sip:a@192.0.2.1', expiresAt: 1000 }));
+      assert.deepEqual(await contacts(store, 0), ['sip:a@192.0.2.1']);
+      // This connection's own writes, each way in.
+      await store.location.upsert(binding({ contact: 'sip:b@192.0.2.2', q: 0.5, expiresAt: 2000 }));
+      assert.deepEqual(await contacts(store, 0), ['sip:a@192.0.2.1', 'sip:b@192.0.2.2']);
+      const applied = await store.location.apply({
+        aor: alice,
+        callId: 'c2',
+        cseq: 1,
+        nowMs: 0,
+        changes: [binding({ contact: 'sip:c@192.0.2.3', q: 0.7, expiresAt: 3000, callId: 'c2' })],
+      });
+      assert.equal(applied.ok, true);
+      assert.deepEqual(await contacts(store, 0), [
+        'sip:a@192.0.2.1',
+        'sip:c@192.0.2.3',
+        'sip:b@192.0.2.2',
+      ]);
+      // The remembered rows are filtered by each lookup's own time.
+      assert.deepEqual(await contacts(store, 1000), ['sip:c@192.0.2.3', 'sip:b@192.0.2.2']);
+      assert.deepEqual(await contacts(store, 2500), ['sip:c@192.0.2.3']);
+      assert.equal(await store.location.remove(alice, 'sip:c@192.0.2.3'), true);
+      assert.deepEqual(await contacts(store, 0), ['sip:a@192.0.2.1', 'sip:b@192.0.2.2']);
+      // Another connection's removal and re-registration.
+      assert.equal(await other.location.removeAll(alice), 2);
+      assert.deepEqual(await contacts(store, 0), []);
+      await other.location.upsert(binding({ contact: 'sip:d@192.0.2.4' }));
+      assert.deepEqual(await contacts(store, 0), ['sip:d@192.0.2.4']);
+      assert.equal(await store.location.removeAll(alice), 1);
+      assert.deepEqual(await contacts(store, 0), []);
+      assert.deepEqual(await contacts(other, 0), []);
+    } finally {
+      await other.close();
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('openSqliteStore messages (kept instant messages, RFC 3428 store-and-forward)', () => {
   const text = (s: string): Uint8Array => new TextEncoder().encode(s);
   const message = (aor: string, body: string, receivedAt = 1000, ttl = 60_000) => ({
