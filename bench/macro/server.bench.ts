@@ -44,10 +44,13 @@ import { udpDrops, udpRcvbufErrors } from '../lib/proc.ts';
 import type { Suite, SuiteOptions } from '../lib/suite.ts';
 import {
   DOMAIN,
+  describeKamailioBindings,
+  kamailioSqlite,
   kamailioVersion,
   prepareKamailio,
   prepareSwitchboard,
   type BenchUser,
+  type KamailioBindings,
   type LogTally,
   type ServerFactory,
   type ServerKind,
@@ -83,6 +86,39 @@ function switchboardWorkers(): number {
   const env = process.env.SB_BENCH_WORKERS;
   if (env !== undefined && /^[1-9][0-9]?$/.test(env)) return Number(env);
   return Math.max(1, cpus().length);
+}
+
+/**
+ * How the Kamailio compared keeps bindings: SB_BENCH_KAMAILIO_BINDINGS=memory (usrloc db_mode
+ * 0), or sqlite (the default when Debian's kamailio-sqlite-modules is installed): written back
+ * to an SQLite file every second (db_mode 2). Switchboard commits every binding before it
+ * answers and keeps it across restarts; write-back is Kamailio's nearest setting that works
+ * with several processes. Write-through (db_mode 1) was tried: db_sqlite 5.6 sets no busy
+ * timeout, and with 2 UDP workers 61% of REGISTERs at 1,000/s got 500 ("database is locked").
+ */
+function kamailioBindings(): KamailioBindings {
+  const env = process.env.SB_BENCH_KAMAILIO_BINDINGS;
+  if (env !== undefined && env !== 'memory' && env !== 'sqlite') {
+    throw new Error(`SB_BENCH_KAMAILIO_BINDINGS=${env}: memory or sqlite`);
+  }
+  if (env === 'memory') return { kind: 'memory' };
+  const sqlite = kamailioSqlite();
+  if (sqlite === undefined) {
+    if (env === 'sqlite') {
+      throw new Error(
+        'SB_BENCH_KAMAILIO_BINDINGS=sqlite: db_sqlite.so or its usrloc schema is missing ' +
+          '(Debian: apt-get install -y --no-install-recommends kamailio-sqlite-modules)',
+      );
+    }
+    const bar = '!'.repeat(78);
+    process.stderr.write(
+      `${bar}\n!! server suite: Kamailio keeps bindings in memory only (kamailio-sqlite-modules ` +
+        'is not installed), where Switchboard stores every one: its REGISTER figures do less ' +
+        `work.\n${bar}\n`,
+    );
+    return { kind: 'memory' };
+  }
+  return { kind: 'sqlite-write-back', schemaDir: sqlite.schemaDir, timerS: 1 };
 }
 
 /** Timer J (UDP): how long a finished non-INVITE server transaction stays (RFC 3261 §17.2.2). */
@@ -1134,6 +1170,8 @@ async function run(opts: SuiteOptions): Promise<void> {
   console.log(
     `load average (1 min) before: ${loadBefore.toFixed(2)}${busy(loadBefore, cpu.length)}`,
   );
+  const kamBindings = kamailio === undefined ? undefined : kamailioBindings();
+  if (kamBindings !== undefined) console.log(`kamailio: ${describeKamailioBindings(kamBindings)}`);
   if (kamailio === undefined) {
     const bar = '!'.repeat(78);
     process.stderr.write(
@@ -1217,6 +1255,7 @@ async function run(opts: SuiteOptions): Promise<void> {
             users: allUsers,
             lifetimeMs,
             shmMb: KAMAILIO_SHM_MB,
+            bindings: kamBindings ?? { kind: 'memory' },
           }),
         'kamailio',
         [],
@@ -1251,6 +1290,11 @@ async function run(opts: SuiteOptions): Promise<void> {
       'sends 401/407 and the REGISTER 200 statelessly (sl) and keeps a finished transaction for ' +
       `tm's wait timer (${KAMAILIO_WT_MS / 1000} s). Both at their defaults but Kamailio's shared ` +
       `memory: -m ${KAMAILIO_SHM_MB} MB (its default of 64 runs out in overloaded steps).`,
+    `Bindings: Switchboard commits each REGISTER's bindings to SQLite before its 200 (they ` +
+      `survive a restart); Kamailio: ${describeKamailioBindings(kamBindings ?? { kind: 'memory' })}` +
+      ' (SB_BENCH_KAMAILIO_BINDINGS=memory|sqlite). Write-back answers before writing and loses ' +
+      "the last interval's changes in a crash; Kamailio's write-through (db_mode 1) fails on " +
+      'SQLite with several processes (no busy timeout in db_sqlite 5.6).',
     'Memory per 10k bindings, on a fresh server after a warm-up: a reading, 10,000 new users ' +
       'register once, another reading; each reading follows a wait for the transactions before ' +
       `it to end (${cfg.settleMs.switchboard / 1000} s Switchboard: Timer J; ` +

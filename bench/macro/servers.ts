@@ -18,7 +18,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -543,6 +543,43 @@ export interface KamailioOptions {
   readonly lifetimeMs: number;
   /** -m: shared memory, MB. */
   readonly shmMb: number;
+  /**
+   * Where usrloc keeps the bindings: in memory only (db_mode 0), or also in an SQLite file
+   * (db_sqlite) written back by usrloc's timer every `timerS` seconds (db_mode 2).
+   */
+  readonly bindings: KamailioBindings;
+}
+
+export type KamailioBindings =
+  | { readonly kind: 'memory' }
+  | { readonly kind: 'sqlite-write-back'; readonly schemaDir: string; readonly timerS: number };
+
+/**
+ * The db_sqlite module and the SQL that creates usrloc's tables (both in Debian's
+ * kamailio-sqlite-modules), or undefined when either is missing.
+ */
+export function kamailioSqlite(): { readonly schemaDir: string } | undefined {
+  const schemaDir = '/usr/share/kamailio/db_sqlite';
+  const modules = [
+    '/usr/lib/x86_64-linux-gnu/kamailio/modules',
+    '/usr/lib/aarch64-linux-gnu/kamailio/modules',
+    '/usr/lib/kamailio/modules',
+    '/usr/local/lib64/kamailio/modules',
+    '/usr/local/lib/kamailio/modules',
+  ];
+  const module = modules.some((d) => existsSync(join(d, 'db_sqlite.so')));
+  const sql = ['standard-create.sql', 'usrloc-create.sql'].every((f) =>
+    existsSync(join(schemaDir, f)),
+  );
+  return module && sql ? { schemaDir } : undefined;
+}
+
+/** What the summary says of the bindings' keeping. */
+export function describeKamailioBindings(b: KamailioBindings): string {
+  return b.kind === 'memory'
+    ? 'bindings in memory only (usrloc db_mode 0)'
+    : `bindings in memory and in SQLite, written back every ${b.timerS} s (usrloc db_mode 2, ` +
+        'db_sqlite, WAL)';
 }
 
 /** `kamailio -v`'s first line, e.g. "version: kamailio 5.6.3 (x86_64/linux)". */
@@ -577,6 +614,23 @@ export function prepareKamailio(o: KamailioOptions): ServerFactory {
   writeFileSync(join(dbDir, 'version'), 'table_name(str) table_version(int)\nha1:1\n');
   const children = Math.max(1, cpus().length);
   let starts = 0;
+  const bindingArgs = (runDir: string): string[] => {
+    const b = o.bindings;
+    if (b.kind === 'memory') return [];
+    const file = join(runDir, LOCATION_DB);
+    // db_url: Kamailio takes what follows "sqlite:///" as the path, so an absolute one needs
+    // a fourth slash.
+    return [
+      '-A',
+      `SB_USRLOC_DB_URL="sqlite:///${file}"`,
+      '-A',
+      `SB_USRLOC_DB_JOURNAL="${file}=WAL;"`,
+      '-A',
+      'SB_USRLOC_DB_MODE=2',
+      '-A',
+      `SB_USRLOC_TIMER=${b.timerS}`,
+    ];
+  };
   const args = (port: number | string, runDir: string): string[] => [
     '-f',
     o.cfg,
@@ -601,16 +655,19 @@ export function prepareKamailio(o: KamailioOptions): ServerFactory {
     `SB_DB_URL="text://${dbDir}"`,
     '-A',
     `SB_CTL="unix:${join(runDir, 'ctl')}"`,
+    ...bindingArgs(runDir),
   ];
   return {
     kind: 'kamailio',
     description:
       `${o.bin} ${args('PORT', 'RUNDIR').join(' ')}: ${children} UDP worker processes ` +
-      '(-n = cores) besides the main and timer processes; RUNDIR fresh for each start',
+      '(-n = cores) besides the main and timer processes; RUNDIR fresh for each start; ' +
+      describeKamailioBindings(o.bindings),
     start: async () => {
       const runDir = join(o.dir, `run-${++starts}`);
       mkdirSync(runDir, { recursive: true });
       try {
+        if (o.bindings.kind !== 'memory') createLocationDb(runDir, o.bindings.schemaDir);
         return await startKamailio(o, runDir, (port) => args(port, runDir));
       } catch (e) {
         rmSync(runDir, { recursive: true, force: true });
@@ -618,6 +675,20 @@ export function prepareKamailio(o: KamailioOptions): ServerFactory {
       }
     },
   };
+}
+
+/** usrloc's SQLite file in a start's RUNDIR. */
+const LOCATION_DB = 'location.sqlite';
+
+/** A fresh usrloc database for one start, as Switchboard gets a fresh data dir. */
+function createLocationDb(runDir: string, schemaDir: string): void {
+  const db = new Database(join(runDir, LOCATION_DB));
+  try {
+    db.exec(readFileSync(join(schemaDir, 'standard-create.sql'), 'utf8'));
+    db.exec(readFileSync(join(schemaDir, 'usrloc-create.sql'), 'utf8'));
+  } finally {
+    db.close();
+  }
 }
 
 /** `kamcmd core.shmmem` real_used: shared memory in use, allocator overhead included (bytes). */
