@@ -6,10 +6,9 @@
  */
 import { parseArgs } from 'node:util';
 import type { Binding } from '../store/index.ts';
-import { openSqliteStore, type SqliteStore } from '../store/sqlite/sqlite-store.ts';
 import { parseAor } from './aor.ts';
 import { EXIT_OK, fail, type CliIo } from './io.ts';
-import { DEFAULT_DATA_DIR } from './store-options.ts';
+import { DEFAULT_DATA_DIR, withStore } from './store-options.ts';
 
 /** One binding as `registrations --json` prints it; absent values are null (a stable shape). */
 export interface RegistrationJson {
@@ -142,28 +141,22 @@ export async function runRegistrations(
     aor = r.aor;
   }
   const dataDir = values['data-dir'] ?? DEFAULT_DATA_DIR;
-  let store: SqliteStore;
-  try {
-    store = openSqliteStore(dataDir);
-  } catch (e) {
-    return fail(
-      io,
-      `registrations: cannot open the store in ${dataDir}: ${e instanceof Error ? e.message : String(e)}`,
-    );
-  }
-  try {
-    const now = (options.now ?? Date.now)();
-    const bindings = await store.location.list(now, aor);
-    if (values.json === true) {
-      const rows = bindings.map((b) => registrationJson(b, now));
-      io.stdout.write(JSON.stringify(rows, null, 2) + '\n');
-    } else if (bindings.length === 0) {
-      io.stdout.write(aor === undefined ? 'no registrations\n' : `no registrations for ${aor}\n`);
-    } else {
-      io.stdout.write(formatRegistrations(bindings, now));
-    }
-    return EXIT_OK;
-  } finally {
-    await store.close();
-  }
+  return withStore(
+    io,
+    dataDir,
+    async (store) => {
+      const now = (options.now ?? Date.now)();
+      const bindings = await store.location.list(now, aor);
+      if (values.json === true) {
+        const rows = bindings.map((b) => registrationJson(b, now));
+        io.stdout.write(JSON.stringify(rows, null, 2) + '\n');
+      } else if (bindings.length === 0) {
+        io.stdout.write(aor === undefined ? 'no registrations\n' : `no registrations for ${aor}\n`);
+      } else {
+        io.stdout.write(formatRegistrations(bindings, now));
+      }
+      return EXIT_OK;
+    },
+    'registrations: ',
+  );
 }

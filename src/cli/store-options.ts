@@ -37,11 +37,15 @@ export function parseStoreArgs(argv: readonly string[]): ParsedStoreArgs {
   };
 }
 
-/** Runs `fn` on the store opened in the data dir, closing it afterwards. */
+/**
+ * Runs `fn` on the store opened in the data dir, closing it afterwards. `prefix` starts the
+ * error line when the store cannot be opened (e.g. `registrations: `).
+ */
 export async function withStore(
   io: CliIo,
   dataDir: string,
   fn: (store: Store) => Promise<number>,
+  prefix = '',
 ): Promise<number> {
   let store: Store;
   try {
@@ -49,7 +53,7 @@ export async function withStore(
   } catch (e) {
     return fail(
       io,
-      `cannot open the store in ${dataDir}: ${e instanceof Error ? e.message : String(e)}`,
+      `${prefix}cannot open the store in ${dataDir}: ${e instanceof Error ? e.message : String(e)}`,
     );
   }
   try {
