@@ -51,6 +51,15 @@ function options(callId: string, via: string): string {
   ].join('\r\n');
 }
 
+/** A UDP client on loopback, and the datagrams it receives as text. */
+async function udpClient(): Promise<{ client: UdpSocket; replies: string[] }> {
+  const client: UdpSocket = createSocket('udp4');
+  const replies: string[] = [];
+  client.on('message', (b) => replies.push(b.toString()));
+  await new Promise<void>((r) => client.bind(0, '127.0.0.1', r));
+  return { client, replies };
+}
+
 function waitFor<T>(list: T[], n: number, ms = 3000): Promise<T[]> {
   const start = Date.now();
   return new Promise((resolve, reject) => {
@@ -103,10 +112,7 @@ describe('a transport layer per worker, steered by Call-ID (two workers in one p
 
   it('hands a datagram to the worker that owns its Call-ID, which answers it', async () => {
     const udp0 = layers[0]!.listeners.find((l) => l.protocol === 'udp')!;
-    const client: UdpSocket = createSocket('udp4');
-    const replies: string[] = [];
-    client.on('message', (b) => replies.push(b.toString()));
-    await new Promise<void>((r) => client.bind(0, '127.0.0.1', r));
+    const { client, replies } = await udpClient();
     try {
       const port = client.address().port;
       const mine = callIdOwnedBy(0, 'u');
@@ -134,10 +140,7 @@ describe('a transport layer per worker, steered by Call-ID (two workers in one p
 
   it('hands a datagram over unparsed: the owner answers a malformed one with 400', async () => {
     const udp0 = layers[0]!.listeners.find((l) => l.protocol === 'udp')!;
-    const client: UdpSocket = createSocket('udp4');
-    const replies: string[] = [];
-    client.on('message', (b) => replies.push(b.toString()));
-    await new Promise<void>((r) => client.bind(0, '127.0.0.1', r));
+    const { client, replies } = await udpClient();
     const before = meshes[1]!.dropped;
     // The parse error is reported by the layer that parsed: the owner's (w1), not the reader's.
     const errors: string[] = [];
@@ -183,8 +186,7 @@ describe('a transport layer per worker, steered by Call-ID (two workers in one p
     await closed;
     // Worker 0's own link to worker 1 still carries messages.
     const udp0 = layers[0]!.listeners.find((l) => l.protocol === 'udp')!;
-    const client: UdpSocket = createSocket('udp4');
-    await new Promise<void>((r) => client.bind(0, '127.0.0.1', r));
+    const { client } = await udpClient();
     try {
       const theirs = callIdOwnedBy(1, 'after');
       const port = client.address().port;
