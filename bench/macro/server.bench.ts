@@ -1170,8 +1170,9 @@ async function run(opts: SuiteOptions): Promise<void> {
   console.log(
     `load average (1 min) before: ${loadBefore.toFixed(2)}${busy(loadBefore, cpu.length)}`,
   );
-  const kamBindings = kamailio === undefined ? undefined : kamailioBindings();
-  if (kamBindings !== undefined) console.log(`kamailio: ${describeKamailioBindings(kamBindings)}`);
+  const kamBindings: KamailioBindings =
+    kamailio === undefined ? { kind: 'memory' } : kamailioBindings();
+  if (kamailio !== undefined) console.log(`kamailio: ${describeKamailioBindings(kamBindings)}`);
   if (kamailio === undefined) {
     const bar = '!'.repeat(78);
     process.stderr.write(
@@ -1255,7 +1256,7 @@ async function run(opts: SuiteOptions): Promise<void> {
             users: allUsers,
             lifetimeMs,
             shmMb: KAMAILIO_SHM_MB,
-            bindings: kamBindings ?? { kind: 'memory' },
+            bindings: kamBindings,
           }),
         'kamailio',
         [],
@@ -1291,7 +1292,7 @@ async function run(opts: SuiteOptions): Promise<void> {
       `tm's wait timer (${KAMAILIO_WT_MS / 1000} s). Both at their defaults but Kamailio's shared ` +
       `memory: -m ${KAMAILIO_SHM_MB} MB (its default of 64 runs out in overloaded steps).`,
     `Bindings: Switchboard commits each REGISTER's bindings to SQLite before its 200 (they ` +
-      `survive a restart); Kamailio: ${describeKamailioBindings(kamBindings ?? { kind: 'memory' })}` +
+      `survive a restart); Kamailio: ${describeKamailioBindings(kamBindings)}` +
       ' (SB_BENCH_KAMAILIO_BINDINGS=memory|sqlite). Write-back answers before writing and loses ' +
       "the last interval's changes in a crash; Kamailio's write-through (db_mode 1) fails on " +
       'SQLite with several processes (no busy timeout in db_sqlite 5.6).',
