@@ -61,6 +61,13 @@ export interface NonInviteClientInit {
   readonly user: NonInviteClientUser;
 }
 
+/** The TU of a Completed transaction: no response or error reaches it any more (§17.1.2.2). */
+const ABSORBING: NonInviteClientUser = {
+  onResponse() {},
+  onTimeout() {},
+  onTransportError() {},
+};
+
 export class NonInviteClientTransaction {
   readonly kind = 'non-invite' as const;
   readonly side = 'client' as const;
@@ -70,7 +77,8 @@ export class NonInviteClientTransaction {
   readonly reliable: boolean;
   private current: NonInviteClientState = 'trying';
   private readonly host: NonInviteClientHost;
-  private readonly user: NonInviteClientUser;
+  /** Released in Completed (see `release`): nothing more reaches the TU but onTerminated. */
+  private user: NonInviteClientUser;
   private readonly ctx: TransactionContext;
   private readonly values: TimerValues;
   private readonly timers: TimerSet<MachineTimer>;
@@ -153,6 +161,7 @@ export class NonInviteClientTransaction {
         this.timers.stop('F');
         this.transition('completed');
         this.deliver(res);
+        this.release();
         this.enterCompleted();
         return;
       case 'completed':
@@ -190,6 +199,22 @@ export class NonInviteClientTransaction {
   abort(): void {
     if (this.current === 'terminated') return;
     this.transition('terminated', false);
+  }
+
+  /**
+   * Completed only absorbs response retransmissions for T4 (§17.1.2.2): the TU has had its final
+   * response and hears nothing more but the end. Held for those 5 s, its callbacks would keep
+   * whatever they close over (a proxy's whole request context, several parsed messages) alive
+   * into the old generation at every busy moment; letting go of them here is most of what a
+   * completed transaction would otherwise cost the garbage collector. The final response
+   * stays readable as `lastResponse`.
+   */
+  private release(): void {
+    const onTerminated = this.user.onTerminated;
+    this.user =
+      onTerminated === undefined
+        ? ABSORBING
+        : { ...ABSORBING, onTerminated: onTerminated.bind(this.user) };
   }
 
   private enterCompleted(): void {
