@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe, it, test } from 'node:test';
 import {
   MAGIC_COOKIE,
   createIdGenerator,
+  derivedTag,
   cryptoRandom,
   pooledRandom,
   seededRandom,
@@ -109,4 +110,18 @@ describe('createIdGenerator', () => {
     }
     assert.equal(seen.size, 3000);
   });
+});
+
+test('derivedTag: the same for the same salt and parts; another salt, part or split gives another', () => {
+  const t = derivedTag('salt', ['call-1', 'from-tag', 'z9hG4bK1']);
+  assert.equal(derivedTag('salt', ['call-1', 'from-tag', 'z9hG4bK1']), t);
+  assert.match(t, /^[0-9a-z]{8,14}$/);
+  const others = [
+    derivedTag('salt2', ['call-1', 'from-tag', 'z9hG4bK1']),
+    derivedTag('salt', ['call-2', 'from-tag', 'z9hG4bK1']),
+    derivedTag('salt', ['call-1', 'from-tag', 'z9hG4bK2']),
+    derivedTag('salt', ['call-1from-tag', '', 'z9hG4bK1']),
+  ];
+  for (const o of others) assert.notEqual(o, t);
+  assert.equal(new Set(others).size, others.length);
 });

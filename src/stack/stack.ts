@@ -26,6 +26,7 @@ import {
 import {
   cryptoRandom,
   createIdGenerator,
+  derivedTag,
   silentLogger,
   systemClock,
   type Clock,
@@ -107,6 +108,15 @@ export interface ReplyOptions {
   readonly contentType?: string;
   /** To tag to use (default: the stack's tag for this request). */
   readonly toTag?: string;
+  /**
+   * Answer as a stateless UAS (RFC 3261 §8.2.7): the transaction ends with this response, and
+   * a retransmitted request comes to the handler again. For final responses that the same
+   * request always gets — challenges above all (§8.2.7, §26.1.5) — so that unauthenticated
+   * requests leave no state. The To tag is made from the request, the same for its
+   * retransmissions, and the ACK of such a response to an INVITE is dropped by the stack.
+   * Ignored for a provisional response and for a 2xx to an INVITE.
+   */
+  readonly stateless?: boolean;
 }
 
 export interface SendOptions {
@@ -164,6 +174,8 @@ export class Stack {
   private readonly pendingAcks = new Map<string, PendingAck>();
   /** To tags we chose for requests we answer, by transaction id. */
   private readonly tags = new Map<string, string>();
+  /** Secret part of the To tags of stateless responses (see `statelessTag`). */
+  private readonly tagSalt: string;
   private closed = false;
 
   constructor(options: StackOptions) {
@@ -171,6 +183,7 @@ export class Stack {
     this.clock = options.clock ?? systemClock();
     this.random = options.random ?? cryptoRandom();
     this.ids = options.ids ?? createIdGenerator(this.random);
+    this.tagSalt = this.ids.callId();
     this.logger = options.logger ?? silentLogger;
     this.userAgent = options.userAgent ?? 'Switchboard';
     this.resolver = options.resolver;
@@ -489,7 +502,13 @@ export class Stack {
       dialog,
       transaction: tx,
       reply: async (status, options = {}) => {
-        const tag = options.toTag ?? this.tagFor(request, tx);
+        const stateless =
+          options.stateless === true &&
+          tx !== undefined &&
+          status >= (tx.kind === 'invite' ? 300 : 200) &&
+          !this.tags.has(tx.id);
+        const tag =
+          options.toTag ?? (stateless ? this.statelessTag(request) : this.tagFor(request, tx));
         const headers: [string, string][] = [['Server', this.userAgent]];
         for (const h of options.headers ?? []) headers.push([h[0], h[1]]);
         const response = createResponse(request, status, {
@@ -500,11 +519,36 @@ export class Stack {
           ...(options.contentType !== undefined ? { contentType: options.contentType } : {}),
         });
         if (tx === undefined) throw new Error('no transaction to answer (ACK)');
+        if (stateless) {
+          await tx.respondStateless(response);
+          return response;
+        }
         await tx.respond(response);
         if (status >= 200) this.tags.delete(tx.id);
         return response;
       },
     };
+  }
+
+  /**
+   * The To tag of a stateless response (RFC 3261 §8.2.7: "in a manner that will generate the
+   * same tag for the same request consistently"): the request's own, else one derived from
+   * what its retransmissions and the ACK of a non-2xx response share — Call-ID, From tag and
+   * the top Via's branch (§17.1.1.3: that ACK's Via "MUST be equal to the top Via header field
+   * of the original request").
+   */
+  private statelessTag(request: SipRequest): string {
+    return request.to.tag ?? this.derivedTagOf(request);
+  }
+
+  private derivedTagOf(request: SipRequest): string {
+    let branch = '';
+    try {
+      branch = request.topVia.branch ?? '';
+    } catch {
+      // no usable Via: Call-ID and From tag alone
+    }
+    return derivedTag(this.tagSalt, [request.callId, request.from.tag ?? '', branch]);
   }
 
   /** The To tag for responses to this request: the request's, or one per transaction. */
@@ -563,6 +607,10 @@ export class Stack {
 
   private receiveAck(req: InboundRequest): void {
     const ack = req.message;
+    // §8.2.7: "A stateless UAS MUST ignore ACK requests": the ACK of a non-2xx response sent
+    // with `stateless` finds no transaction; its To tag is the one derived from it.
+    const ackTag = ack.to.tag;
+    if (ackTag !== undefined && ackTag === this.derivedTagOf(ack)) return;
     const key = `${ack.callId}\u0001${ack.cseq.seq}\u0001${ack.to.tag ?? ''}`;
     const pending = this.pendingAcks.get(key);
     if (pending !== undefined) {

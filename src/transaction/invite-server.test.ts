@@ -19,6 +19,8 @@ type Step =
   | readonly ['advance', number]
   /** The TU answers with this status. */
   | readonly ['tu', number]
+  /** The TU answers with this status as a stateless UAS (`respondStateless`, §8.2.7). */
+  | readonly ['stateless', number]
   /** A sends the INVITE again. */
   | readonly ['retransmit']
   /** A sends the ACK for the last final response it received (same branch, §17.1.1.3). */
@@ -184,6 +186,20 @@ const TABLE: readonly Row[] = [
     tu: ['5000 terminated'],
   },
   {
+    name: 'Proceeding --300-699 sent statelessly--> Terminated at once: no Timer G, no Timer H; the ACK matches nothing (§8.2.7)',
+    steps: [['advance', 50], ['stateless', 407], ['advance', 5000], ['ack'], ['advance', 40_000]],
+    state: 'terminated',
+    sent: ['50 407'],
+    tu: ['50 terminated', '5050 ack (unmatched)'],
+  },
+  {
+    name: 'After a stateless response the retransmitted INVITE is a new one: it reaches the TU again (§8.2.7)',
+    steps: [['stateless', 407], ['advance', 500], ['retransmit'], ['advance', 100]],
+    state: 'proceeding',
+    sent: ['0 407'],
+    tu: ['0 terminated'],
+  },
+  {
     name: 'Completed: any further response from the TU is discarded',
     steps: [
       ['tu', 486],
@@ -283,6 +299,12 @@ for (const row of TABLE) {
           void tx.respond(createResponse(tx.request, step[1], { toTag: 'uas' })).catch(() => {});
           clock.advance(0);
           break;
+        case 'stateless':
+          void tx
+            .respondStateless(createResponse(tx.request, step[1], { toTag: 'uas' }))
+            .catch(() => {});
+          clock.advance(0);
+          break;
         case 'retransmit':
           void net.a.sendRequest(invite, net.b.destination);
           clock.advance(0);
@@ -330,4 +352,24 @@ test('INVITE server: the 100 Trying carries no To tag and copies Timestamp (§17
   assert.equal(trying.status, 100);
   assert.equal(trying.to.tag, undefined);
   assert.equal(trying.getRaw('Timestamp'), '54');
+});
+
+test('INVITE server: respondStateless refuses 1xx and 2xx (a 2xx is retransmitted by the TU, §13.3.1.4)', () => {
+  const clock = new ManualClock();
+  const net = createMemoryTransportPair({ clock, latencyMs: 0 });
+  const layer = new TransactionLayer({ transport: net.b, clock });
+  const txs: ServerTransaction[] = [];
+  layer.setDelegate({ onRequest: (t) => void txs.push(t) });
+  void net.a.sendRequest(
+    testRequest({ method: 'INVITE', from: net.a, to: net.b }),
+    net.b.destination,
+  );
+  clock.advance(0);
+  const tx = txs[0] as InviteServerTransaction;
+  for (const status of [180, 200]) {
+    assert.throws(() => tx.respondStateless(createResponse(tx.request, status, { toTag: 't' })), {
+      code: 'SB_ERR_INVALID_ARGUMENT',
+    });
+  }
+  assert.equal(tx.state, 'proceeding');
 });

@@ -214,6 +214,29 @@ export class InviteServerTransaction {
   }
 
   /**
+   * Sends a 300-699 response as a stateless UAS would (RFC 3261 §8.2.7) and ends the
+   * transaction at once: no Completed state, so neither Timer G retransmissions nor Timer H,
+   * and nothing kept. The ACK for it then matches no transaction; §8.2.7: "A stateless UAS MUST
+   * ignore ACK requests", which the TU does by its To tag. A retransmitted INVITE is a new
+   * request, answered anew. Meant for challenges to unauthenticated requests (§8.2.7, §26.1.5).
+   * A 2xx cannot go this way: its retransmissions are the TU's (§13.3.1.4).
+   */
+  respondStateless(res: SipResponse): Promise<void> {
+    if (res.status < 300) {
+      throw new SwitchboardError(
+        'SB_ERR_INVALID_ARGUMENT',
+        'a stateless response to INVITE is a 300-699 one',
+      );
+    }
+    if (this.current !== 'proceeding') return this.ignore(res);
+    this.timers.stop('trying');
+    this.last = res;
+    const sent = this.send(res, false);
+    if (this.current === 'proceeding') this.transition('terminated');
+    return sent;
+  }
+
+  /**
    * A retransmission of the INVITE (matched by §17.2.3).
    * @internal Called by the TransactionLayer (and the machine tests), not by the TU.
    */

@@ -16,6 +16,8 @@ import { TransactionLayer, type ServerTransaction } from './transaction-layer.ts
 type Step =
   | readonly ['advance', number]
   | readonly ['tu', number]
+  /** The TU answers with this status as a stateless UAS (`respondStateless`, §8.2.7). */
+  | readonly ['stateless', number]
   | readonly ['retransmit']
   | readonly ['fail-sends'];
 
@@ -112,6 +114,35 @@ const TABLE: readonly Row[] = [
     tu: ['0 transport-error SB_ERR_TRANSPORT_SEND'],
   },
   {
+    name: 'Trying --final response sent statelessly--> Terminated at once: no Completed, no Timer J (§8.2.7)',
+    steps: [
+      ['advance', 30],
+      ['stateless', 407],
+      ['advance', 40_000],
+    ],
+    state: 'terminated',
+    sent: ['30 407'],
+    tu: ['30 terminated'],
+  },
+  {
+    name: 'After a stateless response the retransmitted request is a new one: it reaches the TU again (§8.2.7)',
+    steps: [['stateless', 401], ['advance', 500], ['retransmit'], ['stateless', 401]],
+    state: 'terminated',
+    sent: ['0 401', '500 401'],
+    tu: ['0 terminated', '500 terminated'],
+  },
+  {
+    name: 'Proceeding --final response sent statelessly--> Terminated; a later response is discarded',
+    steps: [
+      ['tu', 100],
+      ['stateless', 403],
+      ['tu', 200],
+    ],
+    state: 'terminated',
+    sent: ['0 100', '0 403'],
+    tu: ['0 terminated'],
+  },
+  {
     name: 'Completed --transport error--> Completed: error to TU once; Timer J still ends it (RFC 6026 §8.8)',
     steps: [['tu', 200], ['fail-sends'], ['retransmit'], ['retransmit'], ['advance', 32_000]],
     state: 'terminated',
@@ -154,6 +185,12 @@ for (const row of TABLE) {
           break;
         case 'tu':
           void tx.respond(createResponse(tx.request, step[1], { toTag: 'uas' })).catch(() => {});
+          clock.advance(0);
+          break;
+        case 'stateless':
+          void tx
+            .respondStateless(createResponse(tx.request, step[1], { toTag: 'uas' }))
+            .catch(() => {});
           clock.advance(0);
           break;
         case 'retransmit':
@@ -199,4 +236,22 @@ test('non-INVITE server: respond() rejects with the transport error, and resolve
   await assert.rejects(txs[1]!.respond(createResponse(txs[1]!.request, 200, { toTag: 't' })), {
     code: 'SB_ERR_TRANSPORT_SEND',
   });
+});
+
+test('non-INVITE server: respondStateless refuses a provisional response', () => {
+  const clock = new ManualClock();
+  const net = createMemoryTransportPair({ clock, latencyMs: 0 });
+  const layer = new TransactionLayer({ transport: net.b, clock });
+  const txs: ServerTransaction[] = [];
+  layer.setDelegate({ onRequest: (t) => void txs.push(t) });
+  void net.a.sendRequest(
+    testRequest({ method: 'OPTIONS', from: net.a, to: net.b }),
+    net.b.destination,
+  );
+  clock.advance(0);
+  const tx = txs[0] as NonInviteServerTransaction;
+  assert.throws(() => tx.respondStateless(createResponse(tx.request, 100)), {
+    code: 'SB_ERR_INVALID_ARGUMENT',
+  });
+  assert.equal(tx.state, 'trying');
 });

@@ -174,6 +174,27 @@ export class NonInviteServerTransaction {
   }
 
   /**
+   * Sends a final response as a stateless UAS would (RFC 3261 §8.2.7) and ends the
+   * transaction at once: no Completed state, no Timer J, nothing kept. A retransmission of the
+   * request is then a new request, answered anew, so the TU must give it the same response
+   * (its To tag made from the request). §8.2.7: "The stateless UAS role is needed primarily to
+   * handle unauthenticated requests for which a challenge response is issued. If
+   * unauthenticated requests were handled statefully, then malicious floods of unauthenticated
+   * requests could create massive amounts of transaction state" (also §26.1.5).
+   * After a final response, like `respond`, it is discarded.
+   */
+  respondStateless(res: SipResponse): Promise<void> {
+    if (res.status < 200) {
+      throw new SwitchboardError('SB_ERR_INVALID_ARGUMENT', 'a stateless response is a final one');
+    }
+    if (this.current !== 'trying' && this.current !== 'proceeding') return this.ignore(res);
+    this.last = res;
+    const sent = this.send(res, false);
+    if (this.current === 'trying' || this.current === 'proceeding') this.transition('terminated');
+    return sent;
+  }
+
+  /**
    * A retransmission of the request (matched by §17.2.3).
    * @internal Called by the TransactionLayer (and the machine tests), not by the TU.
    */

@@ -326,10 +326,15 @@ export function createProxy(options: ProxyOptions): Proxy {
     status: number,
     reason?: string,
     headers: [string, string][] = [],
+    stateless = false,
   ): void => {
     answered++;
     void req
-      .reply(status, { ...(reason !== undefined ? { reason } : {}), headers })
+      .reply(status, {
+        ...(reason !== undefined ? { reason } : {}),
+        headers,
+        ...(stateless ? { stateless } : {}),
+      })
       .catch(() => undefined);
   };
 
@@ -424,11 +429,14 @@ export function createProxy(options: ProxyOptions): Proxy {
     }
     const result = await digest(realm).verify(m, { proxy: true });
     if (!result.ok) {
+      // §8.2.7: challenges are answered as a stateless UAS, so that unauthenticated
+      // requests (floods of them included, §26.1.5) leave no transaction state.
       reply(
         req,
         result.status,
         undefined,
         result.challenge.map((v) => [result.header, v]),
+        true,
       );
       return { kind: 'answered' };
     }

@@ -82,6 +82,8 @@ interface Reject {
   readonly status: number;
   readonly headers?: Headers;
   readonly reason?: string;
+  /** Sent as a stateless UAS (a challenge, RFC 3261 §8.2.7): no transaction state is kept. */
+  readonly stateless?: boolean;
 }
 
 interface ContactChange {
@@ -104,6 +106,7 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
     req.reply(r.status, {
       ...(r.reason !== undefined ? { reason: r.reason } : {}),
       headers: r.headers ?? [],
+      ...(r.stateless === true ? { stateless: true } : {}),
     });
 
   /** The lower-cased host of a sip/sips Request-URI, or undefined. */
@@ -141,7 +144,13 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
     const server = digest(domain);
     const auth = await server.verify(m, { proxy: false });
     if (!auth.ok) {
-      return { status: auth.status, headers: auth.challenge.map((v) => [auth.header, v]) };
+      // A challenge is the stateless UAS's case (§8.2.7): unauthenticated REGISTERs, floods
+      // of them included, leave no transaction behind.
+      return {
+        status: auth.status,
+        headers: auth.challenge.map((v) => [auth.header, v]),
+        stateless: true,
+      };
     }
 
     // §10.3 step 4/5: "The registrar extracts the address-of-record from the To header

@@ -6,6 +6,8 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { createSocket } from 'node:dgram';
+import diagnosticsChannel from 'node:diagnostics_channel';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +23,10 @@ import {
   type SipResponse,
 } from '../../../src/sip/index.ts';
 import { credentialsFor } from '../../../src/cli/aor.ts';
+import {
+  TRANSPORT_CHANNELS,
+  type TransportMessageEvent,
+} from '../../../src/transport/diagnostics.ts';
 import { openSqliteStore, type SqliteStore } from '../../../src/store/sqlite/sqlite-store.ts';
 import { within } from '../../support/server.ts';
 
@@ -292,6 +298,86 @@ describe('stateful proxy (RFC 3261 §16)', { timeout: 180_000 }, () => {
     const o = await send(opt.set('Max-Forwards', '0'));
     assert.equal(o.status, 200);
     assert.match(o.getRaw('Allow') ?? '', /INVITE/);
+  });
+
+  it('§8.2.7: challenges are stateless: no transaction is kept, a retransmission gets the same To tag, the ACK of the 407 goes nowhere', async () => {
+    const sock = createSocket('udp4');
+    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+    const me = sock.address().port;
+    // The Request-URI names a socket by address, so a forwarded ACK would have somewhere to go.
+    const target = createSocket('udp4');
+    await new Promise<void>((r) => target.bind(0, '127.0.0.1', () => r()));
+    const atTarget: string[] = [];
+    target.on('message', (b) => atTarget.push(b.toString('latin1')));
+    const ruri = `sip:bob@127.0.0.1:${target.address().port}`;
+    const got: string[] = [];
+    sock.on('message', (b) => got.push(b.toString('latin1')));
+    const sentByServer: TransportMessageEvent[] = [];
+    const onSend = (e: unknown): void => void sentByServer.push(e as TransportMessageEvent);
+    diagnosticsChannel.subscribe(TRANSPORT_CHANNELS.send, onSend);
+    const send = (text: string): void => sock.send(text, server.udp, '127.0.0.1');
+    const nextReply = async (n: number): Promise<string> => {
+      for (let i = 0; i < 100 && got.length < n; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.ok(got.length >= n, `response ${n} arrived`);
+      return got[n - 1]!;
+    };
+    const toTag = (m: string): string | undefined => /^To:.*;tag=([^;\r]+)/m.exec(m)?.[1];
+    const nonce = (m: string): string | undefined => /nonce="([^"]+)"/.exec(m)?.[1];
+    try {
+      const callId = 'stateless-407@127.0.0.1';
+      const branch = 'z9hG4bK-stateless-1';
+      const head = (method: string, to: string): string =>
+        `${method} ${ruri} SIP/2.0\r\n` +
+        `Via: SIP/2.0/UDP 127.0.0.1:${me};branch=${branch};rport\r\n` +
+        `Route: <sip:127.0.0.1:${server.udp};lr>\r\n` +
+        'Max-Forwards: 70\r\n' +
+        'From: <sip:alice@example.com>;tag=a1\r\n' +
+        `To: ${to}\r\n` +
+        `Call-ID: ${callId}\r\n` +
+        `CSeq: 1 ${method}\r\n`;
+      const invite =
+        head('INVITE', '<sip:bob@example.com>') +
+        `Contact: <sip:alice@127.0.0.1:${me}>\r\n` +
+        `Content-Type: application/sdp\r\nContent-Length: ${SDP.length}\r\n\r\n${SDP}`;
+      const before = server.stack.transactions.size.server;
+      send(invite);
+      const first = await nextReply(1);
+      assert.match(first, /^SIP\/2\.0 407 /);
+      const tag = toTag(first);
+      assert.ok(tag !== undefined, 'the 407 has a To tag');
+      assert.equal(server.stack.transactions.size.server, before, 'no server transaction kept');
+      // The 407 is lost: the INVITE comes again and is challenged again, with the same To tag.
+      send(invite);
+      const second = await nextReply(2);
+      assert.match(second, /^SIP\/2\.0 407 /);
+      assert.equal(toTag(second), tag, 'the same To tag for the same request (§8.2.7)');
+      assert.notEqual(nonce(second), nonce(first), 'a fresh nonce');
+      // §17.1.1.3: the ACK of the 407, same branch; it has a Route to us, so only its To tag
+      // tells the proxy that it is the ACK of its own stateless response.
+      send(`${head('ACK', `<sip:bob@example.com>;tag=${tag}`)}Content-Length: 0\r\n\r\n`);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.deepEqual(
+        sentByServer.filter((e) => e.callId === callId && e.kind === 'request'),
+        [],
+        'nothing forwarded',
+      );
+      assert.deepEqual(atTarget, [], 'nothing reached the Request-URI');
+      assert.equal(got.length, 2, 'no 100 Trying nor 407 retransmission (no Timer G)');
+      // The same for a REGISTER: its 401 leaves nothing behind.
+      send(
+        'REGISTER sip:example.com SIP/2.0\r\n' +
+          `Via: SIP/2.0/UDP 127.0.0.1:${me};branch=z9hG4bK-stateless-2;rport\r\n` +
+          'Max-Forwards: 70\r\nFrom: <sip:carol@example.com>;tag=c1\r\n' +
+          'To: <sip:carol@example.com>\r\nCall-ID: stateless-401@127.0.0.1\r\nCSeq: 1 REGISTER\r\n' +
+          `Contact: <sip:carol@127.0.0.1:${me}>\r\nContent-Length: 0\r\n\r\n`,
+      );
+      assert.match(await nextReply(3), /^SIP\/2\.0 401 /);
+      assert.equal(server.stack.transactions.size.server, before, 'no server transaction kept');
+    } finally {
+      diagnosticsChannel.unsubscribe(TRANSPORT_CHANNELS.send, onSend);
+      sock.close();
+      target.close();
+    }
   });
 
   it('who may call: 407 first, 403 when From is not the authenticated user, 404/480 for local callers, 480 for strangers, 403 for relaying', async () => {
