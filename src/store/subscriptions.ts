@@ -128,6 +128,13 @@ export interface SubscriptionStore {
   /** How many live (not terminated) subscriptions `aor` has, of `event` or of any event. */
   countFor(aor: string, event?: string): Promise<number>;
   /**
+   * True when `aor` has no live subscription of `event` (what `countFor(aor, event)` would
+   * resolve to 0 for) and the store can tell at once; false when it has one or would have
+   * to wait to know. Optional: a hot path (the dialog tracker, several times per call) uses
+   * it to skip the asynchronous count, and falls back to `countFor` without it.
+   */
+  unwatched?(aor: string, event: string): boolean;
+  /**
    * Live subscriptions whose NOTIFY is due: their resource's change counter moved (after
    * the change sequence value `since`) and differs from `notifiedVersion`, they expired
    * (`expiresAt` ≤ now), or `recheckAt` ≤ now. `seq` is the change sequence value the

@@ -309,6 +309,27 @@ describe('openSqliteStore subscriptions.countFor: users with none are remembered
     }
   });
 
+  it('unwatched answers at once (no promise, also in nonBlocking mode) what countFor says', async () => {
+    const a = openSqliteStore(dir, { nonBlocking: true });
+    const b = openSqliteStore(dir);
+    try {
+      const unwatched = a.subscriptions.unwatched!;
+      assert.equal(unwatched(ALICE, 'dialog'), true);
+      await b.subscriptions.create(subscription({ event: 'dialog' }), LIMITS, NOW);
+      assert.equal(unwatched(ALICE, 'dialog'), false, 'another connection’s subscription');
+      assert.equal(unwatched(ALICE, 'presence'), true);
+      assert.equal(await a.subscriptions.countFor(ALICE, 'presence'), 0);
+      await a.subscriptions.update(
+        { callId: 'c1', localTag: 'l1', remoteTag: 'r1' },
+        { status: 'terminated' },
+      );
+      assert.equal(unwatched(ALICE, 'dialog'), true, 'terminated counts as none');
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
   it('with changeCheckIntervalMs, another connection’s subscription is seen that much later', async () => {
     const a = openSqliteStore(dir, { changeCheckIntervalMs: 200 });
     const b = openSqliteStore(dir);

@@ -43,10 +43,15 @@ class FakeDialogs {
     };
   }
 
+  /** Also offer `unwatched`, the synchronous answer a store like SQLite's gives. */
+  sync = false;
+
   subscriptions(): SubscriptionStore {
+    const count = (aor: string, event?: string): number =>
+      event === 'dialog' && this.watched.has(aor) ? 1 : 0;
     return {
-      countFor: async (aor: string, event?: string) =>
-        event === 'dialog' && this.watched.has(aor) ? 1 : 0,
+      countFor: async (aor: string, event?: string) => count(aor, event),
+      ...(this.sync ? { unwatched: (aor: string, event: string) => count(aor, event) === 0 } : {}),
     } as unknown as SubscriptionStore;
   }
 }
@@ -210,6 +215,26 @@ describe('dialog tracker (RFC 4235 §3.7.1)', () => {
     tracker.inDialog(inDialog(inv, 'BYE', 'callee'));
     await tracker.settled();
     assert.deepEqual(fake.log, ['bob confirmed', 'bob terminated/local-bye']);
+  });
+
+  it('a store that answers at once: an unwatched user is skipped there and then, the writes are the same', async () => {
+    fake.sync = true;
+    tracker = make();
+    fake.watched.clear();
+    const inv = invite();
+    tracker.invite(inv, { callee: BOB, caller: ALICE });
+    tracker.response(inv, createResponse(inv, 180, { toTag: 'bt' }));
+    // Nothing awaited: both parties' trying and early were decided synchronously.
+    assert.equal(tracker.stats().skipped, 4);
+    fake.watched.add(BOB);
+    tracker.response(inv, createResponse(inv, 200, { toTag: 'bt' }));
+    assert.equal(tracker.stats().skipped, 5, 'alice still unwatched; bob now queued');
+    await tracker.settled();
+    fake.watched.clear();
+    tracker.inDialog(inDialog(inv, 'BYE', 'callee'));
+    await tracker.settled();
+    assert.deepEqual(fake.log, ['bob confirmed', 'bob terminated/local-bye']);
+    assert.equal(tracker.stats().skipped, 6);
   });
 
   it('at most maxDialogs calls are tracked; the others are forwarded untracked', async () => {

@@ -128,6 +128,8 @@ interface Entry {
   sessionMs: number | undefined;
   /** Writes of this call, in order. */
   writes: Promise<void>;
+  /** Writes queued and not settled yet. */
+  queued: number;
 }
 
 /** §3.7.1: the order of the states; a machine never goes back. */
@@ -201,6 +203,13 @@ export function createDialogTracker(options: DialogTrackerOptions): DialogTracke
     const localTag = p.localTag;
     const remoteTag = p.remoteTag;
     const expiresAt = rowExpiry(e, state, now);
+    // The common case, decided at once: nothing written for this party yet, nothing queued
+    // for the call, and the store knows nobody watches the user — no promise, no row.
+    if (!p.stored && e.queued === 0 && subscriptions.unwatched?.(p.aor, DIALOG_EVENT) === true) {
+      skipped++;
+      return;
+    }
+    e.queued++;
     const job = e.writes.then(async () => {
       // A user nobody watches: no write (a watcher who comes later sees the next change).
       if (!p.stored && (await subscriptions.countFor(p.aor, DIALOG_EVENT)) === 0) {
@@ -236,7 +245,10 @@ export function createDialogTracker(options: DialogTrackerOptions): DialogTracke
     });
     e.writes = settledJob;
     pending.add(settledJob);
-    void settledJob.finally(() => pending.delete(settledJob));
+    void settledJob.finally(() => {
+      e.queued--;
+      pending.delete(settledJob);
+    });
   }
 
   /**
@@ -278,6 +290,7 @@ export function createDialogTracker(options: DialogTrackerOptions): DialogTracke
       deadline: now + maxEarlyMs,
       sessionMs: undefined,
       writes: Promise.resolve(),
+      queued: 0,
     };
     const from = m.from;
     const to = m.to;

@@ -433,30 +433,45 @@ function isBusy(e: unknown): boolean {
 function retryingWhenBusy<T extends object>(o: T, timeoutMs: number): T {
   const out: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(o)) {
-    if (typeof value !== 'function') {
+    // Values, and the synchronous methods (which answer "cannot tell" when busy themselves).
+    if (typeof value !== 'function' || SYNCHRONOUS_METHODS.has(name)) {
       out[name] = value;
       continue;
     }
     const method = value as (...args: unknown[]) => Promise<unknown>;
-    out[name] = async (...args: unknown[]): Promise<unknown> => {
+    const retry = async (args: unknown[], first: unknown): Promise<unknown> => {
+      if (!isBusy(first)) throw first;
       // The clock is read only once the database was found busy, not on every call.
-      let deadline: number | undefined;
+      const deadline = Date.now() + timeoutMs;
+      if (Date.now() >= deadline) throw first;
       for (let attempt = 1; ; attempt++) {
+        // The holder's transaction lasts tens of µs: the next turn usually finds it free.
+        if (attempt < 8) await nextTurn();
+        else await sleep(Math.min(attempt - 7, 10));
         try {
           return await method.apply(o, args);
         } catch (e) {
-          if (!isBusy(e)) throw e;
-          deadline ??= Date.now() + timeoutMs;
-          if (Date.now() >= deadline) throw e;
-          // The holder's transaction lasts tens of µs: the next turn usually finds it free.
-          if (attempt < 8) await nextTurn();
-          else await sleep(Math.min(attempt - 7, 10));
+          if (!isBusy(e) || Date.now() >= deadline) throw e;
         }
       }
+    };
+    // The first try is the method's own promise with one handler attached: every store call
+    // of a request passes here, and an async wrapper would add a promise and a turn to each.
+    out[name] = (...args: unknown[]): Promise<unknown> => {
+      let first: Promise<unknown>;
+      try {
+        first = method.apply(o, args);
+      } catch (e) {
+        return retry(args, e);
+      }
+      return first.then(undefined, (e: unknown) => retry(args, e));
     };
   }
   return out as T;
 }
+
+/** Store methods that return at once, not a promise (`retryingWhenBusy` leaves them). */
+const SYNCHRONOUS_METHODS: ReadonlySet<string> = new Set(['unwatched']);
 
 function migrate(db: Database.Database): void {
   db.exec('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)');
@@ -1306,6 +1321,15 @@ function subscriptionStore(
     if (row.status !== 'terminated') winfoChanged(row);
     return true;
   });
+  function count(aor: string, event: string | undefined): number {
+    cache.validate();
+    const key = `${aor}\n${event ?? '*'}`;
+    if (cache.noSubscriptions.has(key)) return 0;
+    const n = event === undefined ? countFor.get(aor)! : countForEvent.get(aor, event)!;
+    if (n === 0) remember(cache.noSubscriptions, key, 0);
+    return n;
+  }
+
   return {
     create: async (s, limits, nowMs) => createTx.immediate(s, limits, nowMs),
     get: async (id) => {
@@ -1317,13 +1341,15 @@ function subscriptionStore(
       : async (id, c) => updateTx.immediate(id, c),
     remove: async (id) => removeTx.immediate(id),
     listFor: async (aor, event) => listFor.all(aor, event).map(toSubscription),
-    countFor: async (aor, event) => {
-      cache.validate();
-      const key = `${aor}\n${event ?? '*'}`;
-      if (cache.noSubscriptions.has(key)) return 0;
-      const n = event === undefined ? countFor.get(aor)! : countForEvent.get(aor, event)!;
-      if (n === 0) remember(cache.noSubscriptions, key, 0);
-      return n;
+    countFor: async (aor, event) => count(aor, event),
+    // SQLite answers at once: the same count, without a promise (busy: cannot tell now).
+    unwatched: (aor, event) => {
+      try {
+        return count(aor, event) === 0;
+      } catch (e) {
+        if (isBusy(e)) return false;
+        throw e;
+      }
     },
     dirty: async (nowMs, since) => dirtyTx(nowMs, since),
     purgeTerminated: async (beforeMs) => purge.run(beforeMs).changes,
