@@ -208,7 +208,10 @@ export function createNonceManager(options: NonceManagerOptions): NonceManager {
       if (d === undefined) return 'replay';
       if (issuer !== undefined && d.body[TS_LEN] !== issuer) return 'stale';
       if (d.ts <= evictedThrough) return 'stale';
-      seen.set(nonce, { nc, ts: d.ts });
+      // A copy as the key: `nonce` is a slice of the received message's text, and V8 keeps a
+      // whole string alive for as long as a slice of it is (here up to maxTracked nonces,
+      // each holding a request of several hundred octets, an INVITE with its SDP more).
+      seen.set(Buffer.from(nonce, 'latin1').toString('latin1'), { nc, ts: d.ts });
       return 'ok';
     },
   };
