@@ -12,7 +12,8 @@
  *    sipp UAS (server/uas-message.xml);
  * 4. memory per 10,000 bindings: memory before and after 10,000 users register once, each read
  *    once the transactions have ended (Switchboard: RSS after a forced full GC, plus the growth of
- *    its SQLite store; Kamailio: the summed PSS of its processes);
+ *    its SQLite store; Kamailio: its shared memory in use, plus its usrloc SQLite file's growth
+ *    when it keeps bindings there);
  * 5. peak resident memory (VmHWM; Kamailio: the highest summed PSS sampled).
  *
  * Each rate is the highest with < 1% failures, found by a ramp of fixed-length steps (doubling,

@@ -746,7 +746,9 @@ async function startKamailio(
       kind: 'kamailio',
       target: `${LOOPBACK}:${port}`,
       ...group.meters,
-      storeBytes: () => undefined,
+      // With usrloc on SQLite, its file grows with the bindings as Switchboard's store does.
+      storeBytes: () =>
+        o.bindings.kind === 'memory' ? undefined : sqliteDataBytes(join(runDir, LOCATION_DB)),
       collect: () => {
         const used = shmUsedBytes(o.kamcmd, ctl);
         return Promise.resolve(
