@@ -463,6 +463,7 @@ async function runStep(
   w: Workload,
   rate: number,
   repeat: boolean,
+  lastTry = false,
 ): Promise<Step> {
   const { cfg } = ctx;
   const srv = await factory.start();
@@ -472,6 +473,12 @@ async function runStep(
     if (w.kind !== 'register') callee = await startCallee(ctx, srv, w);
     const warmCalls = Math.max(1, Math.round((w.warmupRate * cfg.warmupMs) / 1000));
     const warm = await runSipp(uacOptions(ctx, w, srv.target, warmCalls, w.warmupRate));
+    // A fresh server that answers none of a slow warm-up did not start right (seen once with
+    // Kamailio: every datagram of the step dropped, 0% CPU); that is not overload, and the
+    // step runs again on another start (the ramp's retry) rather than capping the ramp.
+    if (!lastTry && (warm.stats?.successful ?? 0) === 0) {
+      throw new Error(`the fresh ${factory.kind} answered none of its ${warmCalls} warm-up calls`);
+    }
     await quiet(srv, 4000);
     srv.takeLog();
 
@@ -577,7 +584,7 @@ async function runRamp(
       // A harness error, not a measurement (a port taken meanwhile, a removed directory).
       const why = e instanceof Error ? e.message : String(e);
       process.stderr.write(`bench server: step at ${rate}/s failed to run (${why}); once more\n`);
-      step = await runStep(ctx, factory, w, rate, repeat);
+      step = await runStep(ctx, factory, w, rate, repeat, true);
     }
     steps.push(step);
     const repeating = !repeat && marginal(step) && i + 1 < cfg.maxSteps;
