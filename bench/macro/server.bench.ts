@@ -1034,9 +1034,11 @@ function printSummary(sb: ServerResult, kam: ServerResult | undefined): void {
   row(
     '  of which SQLite store, MB',
     fmtMb(per10k(sb.memory, 'store')),
+    kam?.memory?.before.storeBytes === undefined ? '-' : fmtMb(per10k(kam.memory, 'store')),
     '-',
-    '-',
-    'data pages in use, WAL included (Kamailio: usrloc in shared memory only)',
+    kam?.memory?.before.storeBytes === undefined
+      ? 'data pages in use, WAL included (Kamailio: usrloc in shared memory only)'
+      : 'data pages in use, WAL included (Kamailio: its usrloc database)',
   );
   row(
     'resident per 10k bindings, MB',

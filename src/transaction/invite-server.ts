@@ -431,6 +431,9 @@ export class InviteServerTransaction {
       );
     }
     this.current = to;
+    // The provisional response is re-sent only in Proceeding (§17.2.1); Accepted and Completed
+    // last 32 s, too long to hold a parsed message no one will send again.
+    this.provisional = undefined;
     this.ctx.emit({ type: 'state', side: 'server', kind: this.kind, id: this.id, from, to });
     if (to === 'terminated') {
       // §17.2.1: "Once the transaction is in the 'Terminated' state, it MUST be destroyed
