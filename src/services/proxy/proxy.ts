@@ -470,7 +470,9 @@ export function createProxy(options: ProxyOptions): Proxy {
   function withoutOwnCredentials(m: SipRequest, realm: string): SipRequest {
     const values = m.getRawAll('Proxy-Authorization');
     if (values.length === 0) return m;
-    const keep = values.filter((v) => !new RegExp(`realm="${escapeRegExp(realm)}"`, 'i').test(v));
+    // `realm` is lower case (the From host); names and hosts compare case-insensitively.
+    const ours = `realm="${realm}"`;
+    const keep = values.filter((v) => !v.toLowerCase().includes(ours));
     let r = m.remove('Proxy-Authorization');
     for (const v of keep) r = r.append('Proxy-Authorization', v);
     return r;
@@ -1133,8 +1135,4 @@ export function createProxy(options: ProxyOptions): Proxy {
       contexts.clear();
     },
   };
-}
-
-function escapeRegExp(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }

@@ -380,6 +380,42 @@ describe('stateful proxy (RFC 3261 §16)', { timeout: 180_000 }, () => {
     }
   });
 
+  it('§22.3: our realm’s Proxy-Authorization is consumed, another realm’s passes on', async () => {
+    const bob = track(await phone(server, 'bob'));
+    const alice = track(await phone(server, 'alice', { register: false }));
+    const got = within(
+      new Promise<SipRequest>((resolve) => bob.ua.once('message', resolve)),
+      10_000,
+      'MESSAGE at bob',
+    );
+    const other =
+      'Digest username="a", realm="Other.Example", nonce="n", uri="sip:x", response="r"';
+    const m = createRequest({
+      method: 'MESSAGE',
+      uri: 'sip:bob@example.com',
+      from: `<sip:alice@example.com>;tag=${alice.stack.ids.tag()}`,
+      to: '<sip:bob@example.com>',
+      callId: alice.stack.ids.callId(),
+      cseq: 1,
+      headers: [['Proxy-Authorization', other]],
+      body: 'hi',
+      contentType: 'text/plain',
+    });
+    const res = await within(
+      alice.stack.send(m, {
+        destination: { protocol: 'udp', address: '127.0.0.1', port: server.udp },
+        credentials: { username: 'alice', password: 'alice-pw' },
+      }).final,
+      10_000,
+      'MESSAGE',
+    );
+    assert.equal(res.status, 200);
+    const at = await got;
+    assert.deepEqual(at.getRawAll('Proxy-Authorization'), [other]);
+    await bob.close();
+    await server.store.location.removeAll('sip:bob@example.com');
+  });
+
   it('who may call: 407 first, 403 when From is not the authenticated user, 404/480 for local callers, 480 for strangers, 403 for relaying', async () => {
     const alice = track(await phone(server, 'alice', { register: false }));
     const dest = { protocol: 'udp', address: '127.0.0.1', port: server.udp } as const;
