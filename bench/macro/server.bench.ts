@@ -1297,7 +1297,7 @@ async function run(opts: SuiteOptions): Promise<void> {
       'an unexpected message, on -recv_timeout, or when unfinished at the end of the step. ' +
       'Retransmissions alone do not fail it.',
     `Switchboard keeps a finished UDP transaction for Timer J / L (64*T1 = ${TIMER_J_MS / 1000} ` +
-      's, RFC 3261 §17.2.2, RFC 6026) and sends its 401/407 from a server transaction; Kamailio ' +
+      's, RFC 3261 §17.2.2, RFC 6026) and sends its 401/407 as a stateless UAS (§8.2.7); Kamailio ' +
       'sends 401/407 and the REGISTER 200 statelessly (sl) and keeps a finished transaction for ' +
       `tm's wait timer (${KAMAILIO_WT_MS / 1000} s). Both at their defaults but Kamailio's shared ` +
       `memory: -m ${KAMAILIO_SHM_MB} MB (its default of 64 runs out in overloaded steps).`,
