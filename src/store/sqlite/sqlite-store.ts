@@ -433,17 +433,15 @@ function isBusy(e: unknown): boolean {
 function retryingWhenBusy<T extends object>(o: T, timeoutMs: number): T {
   const out: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(o)) {
-    // Values, and the synchronous methods (which answer "cannot tell" when busy themselves).
-    if (typeof value !== 'function' || SYNCHRONOUS_METHODS.has(name)) {
+    if (typeof value !== 'function') {
       out[name] = value;
       continue;
     }
-    const method = value as (...args: unknown[]) => Promise<unknown>;
+    const method = value as (...args: unknown[]) => unknown;
     const retry = async (args: unknown[], first: unknown): Promise<unknown> => {
-      if (!isBusy(first)) throw first;
+      if (!isBusy(first) || timeoutMs <= 0) throw first;
       // The clock is read only once the database was found busy, not on every call.
       const deadline = Date.now() + timeoutMs;
-      if (Date.now() >= deadline) throw first;
       for (let attempt = 1; ; attempt++) {
         // The holder's transaction lasts tens of µs: the next turn usually finds it free.
         if (attempt < 8) await nextTurn();
@@ -457,21 +455,21 @@ function retryingWhenBusy<T extends object>(o: T, timeoutMs: number): T {
     };
     // The first try is the method's own promise with one handler attached: every store call
     // of a request passes here, and an async wrapper would add a promise and a turn to each.
-    out[name] = (...args: unknown[]): Promise<unknown> => {
-      let first: Promise<unknown>;
+    // A synchronous method's answer (`unwatched`) is passed on as it is: it handles busy itself.
+    out[name] = (...args: unknown[]): unknown => {
+      let first: unknown;
       try {
         first = method.apply(o, args);
       } catch (e) {
         return retry(args, e);
       }
-      return first.then(undefined, (e: unknown) => retry(args, e));
+      return first instanceof Promise
+        ? first.then(undefined, (e: unknown) => retry(args, e))
+        : first;
     };
   }
   return out as T;
 }
-
-/** Store methods that return at once, not a promise (`retryingWhenBusy` leaves them). */
-const SYNCHRONOUS_METHODS: ReadonlySet<string> = new Set(['unwatched']);
 
 function migrate(db: Database.Database): void {
   db.exec('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)');
