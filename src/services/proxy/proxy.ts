@@ -330,11 +330,7 @@ export function createProxy(options: ProxyOptions): Proxy {
   ): void => {
     answered++;
     void req
-      .reply(status, {
-        ...(reason !== undefined ? { reason } : {}),
-        headers,
-        ...(stateless ? { stateless } : {}),
-      })
+      .reply(status, { ...(reason !== undefined ? { reason } : {}), headers, stateless })
       .catch(() => undefined);
   };
 

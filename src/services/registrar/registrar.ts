@@ -106,7 +106,7 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
     req.reply(r.status, {
       ...(r.reason !== undefined ? { reason: r.reason } : {}),
       headers: r.headers ?? [],
-      ...(r.stateless === true ? { stateless: true } : {}),
+      stateless: r.stateless === true,
     });
 
   /** The lower-cased host of a sip/sips Request-URI, or undefined. */
