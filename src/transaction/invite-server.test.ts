@@ -14,6 +14,7 @@ import { createMemoryTransportPair, testRequest } from '../../test/support/memor
 import type { InviteServerState, InviteServerTransaction } from './invite-server.ts';
 import { buildAckForNon2xx } from './requests.ts';
 import { TransactionLayer, type ServerTransaction } from './transaction-layer.ts';
+import { serverTransactions } from '../../test/support/server-transactions.ts';
 
 type Step =
   | readonly ['advance', number]
@@ -355,17 +356,7 @@ test('INVITE server: the 100 Trying carries no To tag and copies Timestamp (§17
 });
 
 test('INVITE server: respondStateless refuses 1xx and 2xx (a 2xx is retransmitted by the TU, §13.3.1.4)', () => {
-  const clock = new ManualClock();
-  const net = createMemoryTransportPair({ clock, latencyMs: 0 });
-  const layer = new TransactionLayer({ transport: net.b, clock });
-  const txs: ServerTransaction[] = [];
-  layer.setDelegate({ onRequest: (t) => void txs.push(t) });
-  void net.a.sendRequest(
-    testRequest({ method: 'INVITE', from: net.a, to: net.b }),
-    net.b.destination,
-  );
-  clock.advance(0);
-  const tx = txs[0] as InviteServerTransaction;
+  const tx = serverTransactions('INVITE').txs[0] as InviteServerTransaction;
   for (const status of [180, 200]) {
     assert.throws(() => tx.respondStateless(createResponse(tx.request, status, { toTag: 't' })), {
       code: 'SB_ERR_INVALID_ARGUMENT',

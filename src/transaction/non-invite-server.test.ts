@@ -12,6 +12,7 @@ import type { TransportError } from '../transport/transport.ts';
 import { createMemoryTransportPair, testRequest } from '../../test/support/memory-transport.ts';
 import type { NonInviteServerState, NonInviteServerTransaction } from './non-invite-server.ts';
 import { TransactionLayer, type ServerTransaction } from './transaction-layer.ts';
+import { serverTransactions } from '../../test/support/server-transactions.ts';
 
 type Step =
   | readonly ['advance', number]
@@ -216,20 +217,7 @@ for (const row of TABLE) {
 }
 
 test('non-INVITE server: respond() rejects with the transport error, and resolves once sent', async () => {
-  const clock = new ManualClock();
-  const net = createMemoryTransportPair({ clock, latencyMs: 0 });
-  const layer = new TransactionLayer({ transport: net.b, clock });
-  const txs: ServerTransaction[] = [];
-  layer.setDelegate({ onRequest: (t) => void txs.push(t) });
-  void net.a.sendRequest(
-    testRequest({ method: 'OPTIONS', from: net.a, to: net.b, callId: 'one' }),
-    net.b.destination,
-  );
-  void net.a.sendRequest(
-    testRequest({ method: 'OPTIONS', from: net.a, to: net.b, callId: 'two' }),
-    net.b.destination,
-  );
-  clock.advance(0);
+  const { net, txs } = serverTransactions('OPTIONS', ['one', 'two']);
   assert.equal(txs.length, 2);
   await txs[0]!.respond(createResponse(txs[0]!.request, 200, { toTag: 't' }));
   net.b.failSends = 'SB_ERR_TRANSPORT_SEND';
@@ -239,17 +227,7 @@ test('non-INVITE server: respond() rejects with the transport error, and resolve
 });
 
 test('non-INVITE server: respondStateless refuses a provisional response', () => {
-  const clock = new ManualClock();
-  const net = createMemoryTransportPair({ clock, latencyMs: 0 });
-  const layer = new TransactionLayer({ transport: net.b, clock });
-  const txs: ServerTransaction[] = [];
-  layer.setDelegate({ onRequest: (t) => void txs.push(t) });
-  void net.a.sendRequest(
-    testRequest({ method: 'OPTIONS', from: net.a, to: net.b }),
-    net.b.destination,
-  );
-  clock.advance(0);
-  const tx = txs[0] as NonInviteServerTransaction;
+  const tx = serverTransactions('OPTIONS').txs[0] as NonInviteServerTransaction;
   assert.throws(() => tx.respondStateless(createResponse(tx.request, 100)), {
     code: 'SB_ERR_INVALID_ARGUMENT',
   });
