@@ -1031,14 +1031,13 @@ function printSummary(sb: ServerResult, kam: ServerResult | undefined): void {
     ratio(perBindingMb(sb.memory, 'used'), perBindingMb(kam?.memory, 'used')),
     'held by the allocator: V8 heap in use after full GC + SQLite store / shared memory in use',
   );
+  const kamStore = kam?.memory?.before.storeBytes === undefined ? undefined : kam.memory;
   row(
     '  of which SQLite store, MB',
     fmtMb(per10k(sb.memory, 'store')),
-    kam?.memory?.before.storeBytes === undefined ? '-' : fmtMb(per10k(kam.memory, 'store')),
+    kamStore === undefined ? '-' : fmtMb(per10k(kamStore, 'store')),
     '-',
-    kam?.memory?.before.storeBytes === undefined
-      ? 'data pages in use, WAL included (Kamailio: usrloc in shared memory only)'
-      : 'data pages in use, WAL included (Kamailio: its usrloc database)',
+    `data pages in use, WAL included (Kamailio: ${kamStore === undefined ? 'usrloc in shared memory only' : 'its usrloc database'})`,
   );
   row(
     'resident per 10k bindings, MB',
