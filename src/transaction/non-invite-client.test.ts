@@ -8,6 +8,8 @@ import { test } from 'node:test';
 import { ManualClock } from '../base/clock.ts';
 import { createIdGenerator, seededRandom } from '../base/ids.ts';
 import { createResponse } from '../sip/message/builder.ts';
+import type { SipResponse } from '../sip/message/message.ts';
+import { serializeMessage } from '../sip/message/serialize.ts';
 import type { InboundRequest, TransportError } from '../transport/transport.ts';
 import { createMemoryTransportPair, testRequest } from '../../test/support/memory-transport.ts';
 import type { NonInviteClientState, NonInviteClientTransaction } from './non-invite-client.ts';
@@ -216,4 +218,39 @@ test('non-INVITE client: cancel() is a no-op for non-INVITE requests (§9.1)', (
   clock.advance(0);
   layer.close();
   assert.equal(clock.pending(), 0);
+});
+
+test('non-INVITE client: in Completed over UDP the final response is kept as its octets and read back whole', async () => {
+  const clock = new ManualClock();
+  const net = createMemoryTransportPair({ clock, latencyMs: 0 });
+  const layer = new TransactionLayer({ transport: net.a, clock });
+  layer.setDelegate({ onRequest: () => {} });
+  const atB: InboundRequest[] = [];
+  net.b.setDelegate({ onRequest: (r) => atB.push(r), onResponse: () => {} });
+  let delivered: SipResponse | undefined;
+  const tx = layer.sendRequest(
+    testRequest({ method: 'MESSAGE', from: net.a, to: net.b }),
+    net.b.destination,
+    { onResponse: (res) => (delivered = res), onTimeout: () => {}, onTransportError: () => {} },
+  ) as NonInviteClientTransaction;
+  clock.advance(0);
+  await flush();
+  void net.b.sendResponse(
+    createResponse(atB[0]!.message, 202, { toTag: 'kept', headers: [['X-Kept', 'yes']] }),
+    atB[0]!.source,
+  );
+  clock.advance(0);
+  await flush();
+  assert.equal(tx.state, 'completed');
+  assert.ok(delivered !== undefined);
+  const kept = tx.lastResponse;
+  assert.ok(kept !== undefined);
+  // Parsed again from the octets, not the object the TU got: same bytes, same fields.
+  assert.notEqual(kept, delivered);
+  assert.deepEqual(serializeMessage(kept), serializeMessage(delivered));
+  assert.equal(kept.status, 202);
+  assert.equal(kept.to.tag, 'kept');
+  assert.equal(kept.getRaw('X-Kept'), 'yes');
+  assert.equal(tx.lastResponse, kept);
+  layer.close();
 });

@@ -22,6 +22,7 @@ import type { Destination } from '../transport/transport.ts';
 import { isReliable } from '../transport/transport.ts';
 import { SwitchboardError } from '../base/errors.ts';
 import { sendSafely, toError, type MachineTimer, type TransactionContext } from './context.ts';
+import { reparseKept } from './kept.ts';
 import { backoffCapped, TimerSet, timerValues, type TimerValues } from './timers.ts';
 
 /** Figure 6 states. */
@@ -84,6 +85,8 @@ export class NonInviteClientTransaction {
   private readonly timers: TimerSet<MachineTimer>;
   private intervalE: number;
   private last: SipResponse | undefined;
+  /** Completed over UDP: the final response as the octets it came in (see `enterCompleted`). */
+  private lastBytes: Uint8Array | undefined;
   private started = false;
 
   constructor(o: NonInviteClientInit) {
@@ -111,6 +114,9 @@ export class NonInviteClientTransaction {
 
   /** The last response received (provisional or final). */
   get lastResponse(): SipResponse | undefined {
+    if (this.last === undefined && this.lastBytes !== undefined) {
+      this.last = reparseKept(this.lastBytes) as SipResponse;
+    }
     return this.last;
   }
 
@@ -221,8 +227,18 @@ export class NonInviteClientTransaction {
     if (this.current !== 'completed') return;
     // §17.1.2.2: "Once the client transaction enters the 'Completed' state, it MUST set Timer K to
     // fire in T4 seconds for unreliable transports, and zero seconds for reliable transports."
-    if (this.values.K === 0) this.transition('terminated');
-    else this.timers.start('K', this.values.K, () => this.onTimerK());
+    if (this.values.K === 0) {
+      this.transition('terminated');
+      return;
+    }
+    this.timers.start('K', this.values.K, () => this.onTimerK());
+    // For those T4 the final response is kept as the datagram it came in, not as parsed header
+    // objects (kept.ts); a response made here (no octets) stays as it is.
+    const wire = this.last?.wire;
+    if (wire !== undefined) {
+      this.lastBytes = wire;
+      this.last = undefined;
+    }
   }
 
   private onTimerE(): void {

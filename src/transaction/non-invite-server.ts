@@ -17,12 +17,12 @@
  * ```
  */
 import type { SipRequest, SipResponse } from '../sip/message/message.ts';
-import { parseMessage } from '../sip/parser/parse-message.ts';
 import { serializeMessage } from '../sip/message/serialize.ts';
 import type { InboundRequest, Source } from '../transport/transport.ts';
 import { isReliable } from '../transport/transport.ts';
 import { SwitchboardError } from '../base/errors.ts';
 import { sendSafely, toError, type MachineTimer, type TransactionContext } from './context.ts';
+import { reparseKept } from './kept.ts';
 import { TimerSet, timerValues, type TimerValues } from './timers.ts';
 
 /** Figure 8 states. */
@@ -109,14 +109,14 @@ export class NonInviteServerTransaction {
 
   /** The request that created the transaction. */
   get request(): SipRequest {
-    this.req ??= reparse(this.reqBytes!) as SipRequest;
+    this.req ??= reparseKept(this.reqBytes!) as SipRequest;
     return this.req;
   }
 
   /** The last response passed to the transport (provisional or final). */
   get lastResponse(): SipResponse | undefined {
     if (this.last === undefined && this.lastBytes !== undefined) {
-      this.last = reparse(this.lastBytes) as SipResponse;
+      this.last = reparseKept(this.lastBytes) as SipResponse;
     }
     return this.last;
   }
@@ -335,13 +335,4 @@ export class NonInviteServerTransaction {
       }
     }
   }
-}
-
-/** A message this transaction serialized, parsed again. */
-function reparse(bytes: Uint8Array): SipRequest | SipResponse {
-  const r = parseMessage(bytes, { framing: 'datagram' });
-  if (!r.ok) {
-    throw new SwitchboardError('SB_ERR_HEADER_UNDECODABLE', `a kept message: ${r.error.code}`);
-  }
-  return r.message as SipRequest | SipResponse;
 }

@@ -29,11 +29,19 @@ export function serializeHead(m: SipMessage): string {
   return out + '\r\n';
 }
 
-/** The message as octets, ready for a transport. */
-export function serializeMessage(m: SipMessage): Uint8Array {
+/**
+ * The message as octets, ready for a transport. `encode` turns the header text into UTF-8: by
+ * default a fresh array of its own (what a transaction may keep for 32 s); a transport that
+ * hands the octets straight to a socket may pass a faster one that allocates from a shared pool
+ * (node's Buffer.from), since nothing keeps them.
+ */
+export function serializeMessage(
+  m: SipMessage,
+  encode: (text: string) => Uint8Array = utf8Encode,
+): Uint8Array {
   if (m.wire !== undefined) return m.wire;
   const head = serializeHead(m);
-  const headBytes = m.binary ? binaryEncode(head) : utf8Encode(head);
+  const headBytes = m.binary ? binaryEncode(head) : encode(head);
   return m.body.length === 0 ? headBytes : concatBytes([headBytes, m.body]);
 }
 

@@ -1,0 +1,19 @@
+/**
+ * Messages a finished transaction keeps as octets. A transaction that only waits to absorb or
+ * answer retransmissions (RFC 3261 §17.1.2.2 Completed for T4, §17.2.2 Completed for 64*T1)
+ * keeps the few hundred octets of a message instead of its parsed objects, which would
+ * otherwise be promoted to the old generation at every busy moment; it parses them again only
+ * when someone reads them.
+ */
+import { SwitchboardError } from '../base/errors.ts';
+import type { SipRequest, SipResponse } from '../sip/message/message.ts';
+import { parseMessage } from '../sip/parser/parse-message.ts';
+
+/** A kept message, parsed again. */
+export function reparseKept(bytes: Uint8Array): SipRequest | SipResponse {
+  const r = parseMessage(bytes, { framing: 'datagram' });
+  if (!r.ok) {
+    throw new SwitchboardError('SB_ERR_HEADER_UNDECODABLE', `a kept message: ${r.error.code}`);
+  }
+  return r.message as SipRequest | SipResponse;
+}
