@@ -368,3 +368,27 @@ test('INVITE client: the 2xx is handed to the TU each time; the TU ACKs it throu
   assert.equal(tx.state, 'accepted');
   assert.equal(h.layer.size.client, 1);
 });
+
+test('INVITE client: in Accepted the 2xx is kept as its octets; setUser hands later 2xx to another TU (RFC 6026 §8.4)', async () => {
+  const h = harness();
+  const tx = h.start();
+  h.answer(200, 'first');
+  await flush();
+  assert.equal(tx.state, 'accepted');
+  const kept = tx.lastResponse;
+  assert.ok(kept !== undefined);
+  assert.equal(kept.status, 200);
+  assert.equal(kept.to.tag, 'first');
+  assert.equal(tx.lastResponse, kept, 'parsed once, then the same object');
+  const later: string[] = [];
+  tx.setUser({
+    onResponse: (res) => later.push(`${res.status} ${res.to.tag}`),
+    onTimeout: () => later.push('timeout'),
+    onTransportError: () => later.push('transport-error'),
+  });
+  h.answer(200, 'first');
+  await flush();
+  assert.deepEqual(later, ['200 first']);
+  assert.deepEqual(h.tu, ['0 200'], 'the first TU hears nothing more');
+  assert.equal(tx.lastResponse?.to.tag, 'first', 'lastResponse stays the first 2xx');
+});

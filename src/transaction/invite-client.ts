@@ -33,6 +33,7 @@ import { SwitchboardError } from '../base/errors.ts';
 import { sendSafely, toError, type MachineTimer, type TransactionContext } from './context.ts';
 import type { NonInviteClientTransaction, NonInviteClientUser } from './non-invite-client.ts';
 import { buildAckForNon2xx, buildCancel } from './requests.ts';
+import { reparseKept } from './kept.ts';
 import { backoffUncapped, TimerSet, timerValues, type TimerValues } from './timers.ts';
 
 /** Figure 5 states, with Accepted from RFC 6026 §8.4. */
@@ -113,12 +114,14 @@ export class InviteClientTransaction {
   readonly reliable: boolean;
   private current: InviteClientState = 'calling';
   private readonly host: InviteClientHost;
-  private readonly user: InviteClientUser;
+  private user: InviteClientUser;
   private readonly ctx: TransactionContext;
   private readonly values: TimerValues;
   private readonly timers: TimerSet<MachineTimer>;
   private intervalA: number;
   private last: SipResponse | undefined;
+  /** Accepted: the 2xx as the octets it came in (see `receiveResponse`). */
+  private lastBytes: Uint8Array | undefined;
   private ackRequest: SipRequest | undefined;
   private cancelReq: SipRequest | undefined;
   private cancelUser: NonInviteClientUser = NO_CANCEL_USER;
@@ -150,7 +153,19 @@ export class InviteClientTransaction {
 
   /** The last response received. */
   get lastResponse(): SipResponse | undefined {
+    if (this.last === undefined && this.lastBytes !== undefined) {
+      this.last = reparseKept(this.lastBytes) as SipResponse;
+    }
     return this.last;
+  }
+
+  /**
+   * Gives the transaction another TU. A proxy whose response context is over hands an Accepted
+   * branch a smaller one that only passes on later 2xx responses (RFC 6026 §8.4), so that the
+   * 64*T1 of Accepted do not keep the whole context alive.
+   */
+  setUser(user: InviteClientUser): void {
+    this.user = user;
   }
 
   /** The ACK this transaction sent for a non-2xx final response (§17.1.1.3), once sent. */
@@ -224,6 +239,12 @@ export class InviteClientTransaction {
           this.transition('accepted');
           this.timers.start('M', this.values.M, () => this.onTimerM());
           this.deliver(res);
+          // For the 64*T1 of Accepted the 2xx is kept as the octets it came in, not as parsed
+          // header objects (kept.ts); lastResponse parses them again when read.
+          if (res.wire !== undefined && this.last === res) {
+            this.lastBytes = res.wire;
+            this.last = undefined;
+          }
           return;
         }
         // §17.1.1.2: "When in either the 'Calling' or 'Proceeding' states, reception of a
@@ -247,7 +268,7 @@ export class InviteClientTransaction {
         return;
       case 'accepted':
         // RFC 6026 §8.4: in Accepted every 2xx (a retransmission, or the 2xx of another fork) is
-        // passed up to the TU; anything else is absorbed.
+        // passed up to the TU; anything else is absorbed. (`lastResponse` stays the first 2xx.)
         if (status >= 200 && status < 300) this.deliver(res);
         else this.ctx.emit({ type: 'absorbed', side: 'client', id: this.id, what: 'response' });
         return;

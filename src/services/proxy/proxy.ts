@@ -47,7 +47,11 @@ import {
 import { silentLogger, type Clock, type Logger, type TimerHandle } from '../../base/index.ts';
 import type { DigestServer } from '../../auth/index.ts';
 import type { IncomingRequest, Stack } from '../../stack/index.ts';
-import type { ClientTransaction, ServerTransaction } from '../../transaction/index.ts';
+import type {
+  ClientTransaction,
+  InviteClientUser,
+  ServerTransaction,
+} from '../../transaction/index.ts';
 import {
   formatHostPort,
   viaFor,
@@ -976,16 +980,53 @@ export function createProxy(options: ProxyOptions): Proxy {
       void ctx.server.respond(res).catch(() => undefined);
       return;
     }
-    // A later 2xx (another fork, or a retransmission): the server transaction passes
-    // it on in Accepted (RFC 6026 §8.7); after a non-2xx final answer it cannot, and the
-    // 2xx still "MUST be forwarded" (§16.7 step 10), so it goes out statelessly.
-    const last = ctx.server.lastResponse;
-    if (last !== undefined && last.status >= 200 && last.status < 300) {
-      void ctx.server.respond(res).catch(() => undefined);
-    } else {
-      void stack.transport.sendResponse(res, ctx.source).catch(() => undefined);
-    }
+    passOnLater2xx(ctx, res);
     settle(ctx);
+  }
+
+  /**
+   * A 2xx after the final response (another fork, or a retransmission): the server transaction
+   * passes it on in Accepted (RFC 6026 §8.7); after a non-2xx final answer it cannot, and the
+   * 2xx still "MUST be forwarded" (§16.7 step 10), so it goes out statelessly.
+   */
+  function passOnLater2xx(
+    to: { readonly server: ServerTransaction; readonly source: Source },
+    res: SipResponse,
+  ): void {
+    const last = to.server.lastResponse;
+    if (last !== undefined && last.status >= 200 && last.status < 300) {
+      void to.server.respond(res).catch(() => undefined);
+    } else {
+      void stack.transport.sendResponse(res, to.source).catch(() => undefined);
+    }
+  }
+
+  /**
+   * The TU of an INVITE branch once its context is settled. Such a branch waits out Accepted
+   * (RFC 6026 §8.4, 64*T1) or Completed (Timer D) only so that a later 2xx, a retransmission or
+   * another fork's, is still forwarded (§16.7 step 5); for that it needs the server transaction
+   * and the caller's request, not the context. The context's own callbacks would keep all of it
+   * (the requests as received and as forwarded, the responses, the targets) alive for those
+   * 32 s, and, promoted to the old generation, cost the garbage collector on every call.
+   */
+  function settledBranchUser(ctx: Context): InviteClientUser {
+    const after = {
+      server: ctx.server,
+      source: ctx.source,
+      original: ctx.observed === true ? ctx.original : undefined,
+    };
+    return {
+      onResponse: (received) => {
+        // As receiveResponse does for a branch that is done: only a 2xx that can go upstream.
+        if (received.status < 200 || received.status >= 300) return;
+        const res = received.removeFirst(ViaHeader);
+        if (!res.has('Via')) return;
+        if (after.original !== undefined) options.calls?.response(after.original, res);
+        passOnLater2xx(after, res);
+      },
+      onTimeout: () => {},
+      onTransportError: () => {},
+    };
   }
 
   function finishBranch(ctx: Context, branch: Branch, res: SipResponse): void {
@@ -1061,7 +1102,14 @@ export function createProxy(options: ProxyOptions): Proxy {
     if (ctx.branches.some((b) => !b.done) || ctx.starting > 0) return;
     contexts.delete(ctx);
     stack.offCancelOf(ctx.server);
-    for (const b of ctx.branches) stopTimerC(b);
+    let late: InviteClientUser | undefined;
+    for (const b of ctx.branches) {
+      stopTimerC(b);
+      if (b.tx?.kind === 'invite' && b.tx.state !== 'terminated') {
+        late ??= settledBranchUser(ctx);
+        b.tx.setUser(late);
+      }
+    }
   }
 
   /** §16.10: a CANCEL for the server transaction cancels every pending branch. */

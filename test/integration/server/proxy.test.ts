@@ -687,6 +687,69 @@ describe('stateful proxy (RFC 3261 §16)', { timeout: 180_000 }, () => {
     await server.store.location.removeAll('sip:bob@example.com');
   });
 
+  it('§16.7 step 5: 2xx responses after the final one still reach the caller: a second fork’s 200 and a retransmitted 200', async () => {
+    // Two contacts of carol that answer by hand: c1 at once, and again 300 ms later (a
+    // retransmission); c2 after 150 ms, once the proxy has sent c1's 200 upstream and its
+    // response context is over (RFC 6026 §8.4: the branches wait in Accepted).
+    const c1 = await createStack({ listen: ['udp:127.0.0.1:0'] });
+    const c2 = await createStack({ listen: ['udp:127.0.0.1:0'] });
+    const answer = (stack: Stack, tag: string, delays: readonly number[]): void =>
+      stack.onRequest((req) => {
+        const m = req.message;
+        if (m.method !== 'INVITE') return;
+        const port = stack.transport.listeners[0]!.local.port;
+        const ok = createResponse(m, 200, {
+          toTag: tag,
+          headers: [['Contact', `<sip:carol@127.0.0.1:${port}>`]],
+        });
+        for (const d of delays) {
+          setTimeout(
+            () => void stack.transport.sendResponse(ok, req.source).catch(() => undefined),
+            d,
+          );
+        }
+      });
+    answer(c1, 'one', [0, 300]);
+    answer(c2, 'two', [150]);
+    for (const [i, c] of [c1, c2].entries()) {
+      await server.store.location.upsert({
+        aor: 'sip:carol@example.com',
+        contact: `sip:carol@127.0.0.1:${c.transport.listeners[0]!.local.port}`,
+        expiresAt: Date.now() + 600_000,
+        q: 1,
+        callId: `late-2xx-${i}`,
+        cseq: 1,
+        path: [],
+      });
+    }
+    const alice = track(await phone(server, 'alice', { register: false }));
+    const alicePort = alice.stack.transport.listeners[0]!.local.port;
+    const oks: TransportMessageEvent[] = [];
+    const onSend = (e: unknown): void => {
+      const m = e as TransportMessageEvent;
+      if (m.kind === 'response' && m.status === 200 && m.remote.port === alicePort) {
+        if (m.cseq?.endsWith('INVITE') === true) oks.push(m);
+      }
+    };
+    diagnosticsChannel.subscribe(TRANSPORT_CHANNELS.send, onSend);
+    try {
+      const call = await within(
+        alice.ua.call('sip:carol@example.com', { sdp: SDP }),
+        10_000,
+        'answer',
+      );
+      for (let i = 0; i < 100 && oks.length < 3; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(oks.length, 3, 'the first 200, the other fork’s 200 and the retransmission');
+      assert.equal(new Set(oks.map((o) => o.callId)).size, 1);
+      await call.hangup().catch(() => undefined);
+    } finally {
+      diagnosticsChannel.unsubscribe(TRANSPORT_CHANNELS.send, onSend);
+      await c1.close();
+      await c2.close();
+      await server.store.location.removeAll('sip:carol@example.com');
+    }
+  });
+
   it('a loop through the proxy is detected (482) or ends at Max-Forwards (483)', async () => {
     // dave's binding points at the proxy itself: each pass spirals back.
     await server.store.location.upsert({
