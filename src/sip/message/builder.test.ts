@@ -99,3 +99,38 @@ test('reason phrases', () => {
   assert.equal(reasonPhrase(489), 'Bad Event');
   assert.equal(reasonPhrase(499), 'Client Error');
 });
+
+test('serializeMessage remembers octets in an array of their own, never pooled ones', () => {
+  const make = (body?: string) =>
+    createRequest({
+      method: 'MESSAGE',
+      uri: 'sip:bob@example.com',
+      from: '<sip:alice@example.com>;tag=a',
+      to: '<sip:bob@example.com>',
+      callId: 'memo@example.com',
+      cseq: 1,
+      ...(body !== undefined ? { body, contentType: 'text/plain' } : {}),
+    });
+  const text = new TextEncoder();
+  let pooledCalls = 0;
+  // Stands in for a pooled encoder: another array each time.
+  const pooled = (s: string): Uint8Array => (pooledCalls++, text.encode(s));
+  const a = make();
+  const p1 = serializeMessage(a, pooled);
+  const p2 = serializeMessage(a, pooled);
+  assert.notEqual(p1, p2, 'pooled octets are not kept');
+  assert.equal(pooledCalls, 2);
+  const own = serializeMessage(a);
+  assert.deepEqual(own, p1);
+  assert.equal(serializeMessage(a), own, 'the same array again');
+  assert.equal(serializeMessage(a, pooled), own, 'whatever the encoder');
+  assert.equal(pooledCalls, 2);
+  // A copy is another message: serialized anew, with what changed.
+  const b = a.append('Subject', 'hi');
+  assert.notEqual(serializeMessage(b), own);
+  assert.match(messageToString(b), /\r\nSubject: hi\r\n/);
+  // With a body the octets are concatenated into an array of their own: kept at once.
+  const c = make('hello');
+  const c1 = serializeMessage(c, pooled);
+  assert.equal(serializeMessage(c), c1);
+});

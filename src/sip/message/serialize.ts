@@ -33,16 +33,23 @@ export function serializeHead(m: SipMessage): string {
  * The message as octets, ready for a transport. `encode` turns the header text into UTF-8: by
  * default a fresh array of its own (what a transaction may keep for 32 s); a transport that
  * hands the octets straight to a socket may pass a faster one that allocates from a shared pool
- * (node's Buffer.from), since nothing keeps them.
+ * (node's Buffer.from), since nothing keeps them. Octets in an array of their own are
+ * remembered on the message (`encoded`) and given again by later calls, whatever `encode`.
  */
 export function serializeMessage(
   m: SipMessage,
   encode: (text: string) => Uint8Array = utf8Encode,
 ): Uint8Array {
   if (m.wire !== undefined) return m.wire;
+  if (m.encoded !== undefined) return m.encoded;
   const head = serializeHead(m);
+  const own = m.binary || encode === utf8Encode || m.body.length > 0;
   const headBytes = m.binary ? binaryEncode(head) : encode(head);
-  return m.body.length === 0 ? headBytes : concatBytes([headBytes, m.body]);
+  const bytes = m.body.length === 0 ? headBytes : concatBytes([headBytes, m.body]);
+  // Octets in an array of their own are kept on the message; pooled ones (the transport's
+  // encoder) never are, since keeping a slice would pin its whole pool.
+  if (own) m.encoded = bytes;
+  return bytes;
 }
 
 /** The message as text (body decoded as UTF-8), for logs and tests. */
