@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import { ManualClock } from '../base/clock.ts';
 import { createIdGenerator, seededRandom } from '../base/ids.ts';
 import { createResponse } from '../sip/message/builder.ts';
+import { serializeMessage } from '../sip/message/serialize.ts';
 import type { InboundRequest, TransportError } from '../transport/transport.ts';
 import { createMemoryTransportPair, testRequest } from '../../test/support/memory-transport.ts';
 import type { InviteClientState, InviteClientTransaction } from './invite-client.ts';
@@ -369,9 +370,10 @@ test('INVITE client: the 2xx is handed to the TU each time; the TU ACKs it throu
   assert.equal(h.layer.size.client, 1);
 });
 
-test('INVITE client: in Accepted the 2xx is kept as its octets; setUser hands later 2xx to another TU (RFC 6026 §8.4)', async () => {
+test('INVITE client: in Accepted the INVITE and the 2xx are kept as octets; setUser hands later 2xx to another TU (RFC 6026 §8.4)', async () => {
   const h = harness();
   const tx = h.start();
+  const sent = tx.request;
   h.answer(200, 'first');
   await flush();
   assert.equal(tx.state, 'accepted');
@@ -380,6 +382,11 @@ test('INVITE client: in Accepted the 2xx is kept as its octets; setUser hands la
   assert.equal(kept.status, 200);
   assert.equal(kept.to.tag, 'first');
   assert.equal(tx.lastResponse, kept, 'parsed once, then the same object');
+  const invite = tx.request;
+  assert.equal(invite.method, 'INVITE');
+  assert.notEqual(invite, sent, 'the INVITE, parsed again from its octets');
+  assert.deepEqual(serializeMessage(invite), serializeMessage(sent));
+  assert.equal(tx.request, invite);
   const later: string[] = [];
   tx.setUser({
     onResponse: (res) => later.push(`${res.status} ${res.to.tag}`),

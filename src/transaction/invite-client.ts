@@ -33,7 +33,7 @@ import { SwitchboardError } from '../base/errors.ts';
 import { sendSafely, toError, type MachineTimer, type TransactionContext } from './context.ts';
 import type { NonInviteClientTransaction, NonInviteClientUser } from './non-invite-client.ts';
 import { buildAckForNon2xx, buildCancel } from './requests.ts';
-import { reparseKept } from './kept.ts';
+import { reparseKept, serializeQuietly } from './kept.ts';
 import { backoffUncapped, TimerSet, timerValues, type TimerValues } from './timers.ts';
 
 /** Figure 5 states, with Accepted from RFC 6026 §8.4. */
@@ -109,7 +109,6 @@ export class InviteClientTransaction {
   readonly kind = 'invite' as const;
   readonly side = 'client' as const;
   readonly id: string;
-  readonly request: SipRequest;
   readonly destination: Destination;
   readonly reliable: boolean;
   private current: InviteClientState = 'calling';
@@ -119,8 +118,11 @@ export class InviteClientTransaction {
   private readonly values: TimerValues;
   private readonly timers: TimerSet<MachineTimer>;
   private intervalA: number;
+  private req: SipRequest | undefined;
+  /** Accepted: the request as the octets it was sent in (see `keepAsOctets`). */
+  private reqBytes: Uint8Array | undefined;
   private last: SipResponse | undefined;
-  /** Accepted: the 2xx as the octets it came in (see `receiveResponse`). */
+  /** Accepted: the 2xx as the octets it came in (see `keepAsOctets`). */
   private lastBytes: Uint8Array | undefined;
   private ackRequest: SipRequest | undefined;
   private cancelReq: SipRequest | undefined;
@@ -136,7 +138,10 @@ export class InviteClientTransaction {
       );
     }
     this.id = o.id;
-    this.request = o.request;
+    this.req = o.request;
+    // Serialized once, in an array of its own: the transport sends (and Timer A resends) these
+    // octets, and Accepted keeps them.
+    serializeQuietly(o.request);
     this.destination = o.destination;
     this.host = o.host;
     this.user = o.user;
@@ -149,6 +154,12 @@ export class InviteClientTransaction {
 
   get state(): InviteClientState {
     return this.current;
+  }
+
+  /** The INVITE (parsed again from its octets once the transaction is Accepted). */
+  get request(): SipRequest {
+    this.req ??= reparseKept(this.reqBytes!) as SipRequest;
+    return this.req;
   }
 
   /** The last response received. */
@@ -239,12 +250,7 @@ export class InviteClientTransaction {
           this.transition('accepted');
           this.timers.start('M', this.values.M, () => this.onTimerM());
           this.deliver(res);
-          // For the 64*T1 of Accepted the 2xx is kept as the octets it came in, not as parsed
-          // header objects (kept.ts); lastResponse parses them again when read.
-          if (res.wire !== undefined && this.last === res) {
-            this.lastBytes = res.wire;
-            this.last = undefined;
-          }
+          this.keepAsOctets(res);
           return;
         }
         // §17.1.1.2: "When in either the 'Calling' or 'Proceeding' states, reception of a
@@ -405,6 +411,25 @@ export class InviteClientTransaction {
   /** The state, read afresh after a TU callback (which may have changed it). */
   private stateNow(): InviteClientState {
     return this.current;
+  }
+
+  /**
+   * Accepted lasts 64*T1 whatever the transport and needs neither message, only to pass later
+   * 2xx up: the INVITE and the 2xx are kept as octets, not as parsed header objects (kept.ts),
+   * and parsed again if read. A message without octets (one made here) stays as it is.
+   */
+  private keepAsOctets(res: SipResponse): void {
+    if (this.current !== 'accepted') return;
+    if (res.wire !== undefined && this.last === res) {
+      this.lastBytes = res.wire;
+      this.last = undefined;
+    }
+    const req = this.req;
+    const bytes = req?.wire ?? req?.encoded;
+    if (bytes !== undefined) {
+      this.reqBytes = bytes;
+      this.req = undefined;
+    }
   }
 
   private deliver(res: SipResponse): void {

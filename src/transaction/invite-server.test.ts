@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import { ManualClock } from '../base/clock.ts';
 import { createIdGenerator, seededRandom } from '../base/ids.ts';
 import { createResponse } from '../sip/message/builder.ts';
+import { serializeMessage } from '../sip/message/serialize.ts';
 import type { InboundResponse, TransportError } from '../transport/transport.ts';
 import { createMemoryTransportPair, testRequest } from '../../test/support/memory-transport.ts';
 import type { InviteServerState, InviteServerTransaction } from './invite-server.ts';
@@ -363,4 +364,23 @@ test('INVITE server: respondStateless refuses 1xx and 2xx (a 2xx is retransmitte
     });
   }
   assert.equal(tx.state, 'proceeding');
+});
+
+test('INVITE server: in Accepted the INVITE and the 2xx are kept as octets and read back whole (RFC 6026 §8.7)', async () => {
+  const tx = serverTransactions('INVITE').txs[0] as InviteServerTransaction;
+  const invite = tx.request;
+  const ok = createResponse(invite, 200, { toTag: 'acc', headers: [['X-Kept', 'yes']] });
+  await tx.respond(ok);
+  assert.equal(tx.state, 'accepted');
+  const req = tx.request;
+  assert.notEqual(req, invite, 'parsed again from the octets');
+  assert.deepEqual(serializeMessage(req), serializeMessage(invite));
+  assert.equal(req.callId, invite.callId);
+  assert.equal(tx.request, req, 'parsed once, then the same object');
+  const last = tx.lastResponse;
+  assert.ok(last !== undefined);
+  assert.notEqual(last, ok);
+  assert.deepEqual(serializeMessage(last), serializeMessage(ok));
+  assert.equal(last.to.tag, 'acc');
+  assert.equal(last.getRaw('X-Kept'), 'yes');
 });

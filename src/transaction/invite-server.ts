@@ -30,9 +30,11 @@
  */
 import { createResponse } from '../sip/message/builder.ts';
 import type { SipRequest, SipResponse } from '../sip/message/message.ts';
+import { serializeMessage } from '../sip/message/serialize.ts';
 import type { InboundRequest, Source } from '../transport/transport.ts';
 import { isReliable } from '../transport/transport.ts';
 import { SwitchboardError } from '../base/errors.ts';
+import { reparseKept, serializeQuietly } from './kept.ts';
 import { sendSafely, toError, type MachineTimer, type TransactionContext } from './context.ts';
 import { backoffCapped, TimerSet, timerValues, type TimerValues } from './timers.ts';
 
@@ -91,7 +93,6 @@ export class InviteServerTransaction {
   readonly kind = 'invite' as const;
   readonly side = 'server' as const;
   readonly id: string;
-  readonly request: SipRequest;
   /** @internal The TransactionLayer's matching keys (see forgetServer). */
   layerKeys: unknown;
   /** Where the INVITE came from; responses go back through it (§18.2.2). */
@@ -105,7 +106,11 @@ export class InviteServerTransaction {
   private readonly timers: TimerSet<MachineTimer>;
   private intervalG: number;
   private provisional: SipResponse | undefined;
+  private req: SipRequest | undefined;
   private last: SipResponse | undefined;
+  /** Accepted: the INVITE and the 2xx as octets (see `keepAsOctets`). */
+  private reqBytes: Uint8Array | undefined;
+  private lastBytes: Uint8Array | undefined;
   /** A transport error has been reported to the TU (RFC 6026 §8.8). */
   private failed = false;
 
@@ -117,7 +122,7 @@ export class InviteServerTransaction {
       );
     }
     this.id = o.id;
-    this.request = o.request;
+    this.req = o.request;
     this.source = o.source;
     this.host = o.host;
     this.ctx = o.host.ctx;
@@ -136,8 +141,17 @@ export class InviteServerTransaction {
     return this.current;
   }
 
+  /** The INVITE (parsed again from its octets once the transaction is Accepted). */
+  get request(): SipRequest {
+    this.req ??= reparseKept(this.reqBytes!) as SipRequest;
+    return this.req;
+  }
+
   /** The last response passed to the transport (provisional or final). */
   get lastResponse(): SipResponse | undefined {
+    if (this.last === undefined && this.lastBytes !== undefined) {
+      this.last = reparseKept(this.lastBytes) as SipResponse;
+    }
     return this.last;
   }
 
@@ -176,10 +190,14 @@ export class InviteServerTransaction {
           // transport layer for transmission. It is not retransmitted by the server transaction;
           // retransmissions of 2xx responses are handled by the TU. The server transaction MUST
           // then transition to the 'Accepted' state." RFC 6026 §8.7: Timer L is set to 64*T1.
+          // Serialized first, in an array of its own: the transport sends these octets and
+          // Accepted keeps them (serializeMessage remembers them on the message).
+          serializeQuietly(res);
           const sent = this.send(res, false);
           if (this.current === 'proceeding') {
             this.transition('accepted');
             this.timers.start('L', this.values.L, () => this.onTimerL());
+            this.keepAsOctets();
           }
           return sent;
         }
@@ -388,6 +406,29 @@ export class InviteServerTransaction {
       state: this.current,
     });
     return Promise.resolve();
+  }
+
+  /**
+   * Accepted lasts 64*T1 (RFC 6026 §8.7) only to absorb retransmitted INVITEs and pass on
+   * ACKs and later 2xx: the INVITE and the 2xx are kept as octets, not as parsed header
+   * objects (kept.ts), and parsed again if read.
+   */
+  private keepAsOctets(): void {
+    const req = this.req;
+    const last = this.last;
+    if (req === undefined || last === undefined) return;
+    const lastBytes = last.wire ?? last.encoded;
+    if (lastBytes === undefined) return;
+    let reqBytes: Uint8Array;
+    try {
+      reqBytes = serializeMessage(req);
+    } catch {
+      return;
+    }
+    this.reqBytes = reqBytes;
+    this.lastBytes = lastBytes;
+    this.req = undefined;
+    this.last = undefined;
   }
 
   private send(res: SipResponse, retransmission: boolean): Promise<void> {

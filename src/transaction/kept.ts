@@ -7,6 +7,7 @@
  */
 import { SwitchboardError } from '../base/errors.ts';
 import type { SipRequest, SipResponse } from '../sip/message/message.ts';
+import { serializeMessage } from '../sip/message/serialize.ts';
 import { parseMessage } from '../sip/parser/parse-message.ts';
 
 /** A kept message, parsed again. */
@@ -16,4 +17,17 @@ export function reparseKept(bytes: Uint8Array): SipRequest | SipResponse {
     throw new SwitchboardError('SB_ERR_HEADER_UNDECODABLE', `a kept message: ${r.error.code}`);
   }
   return r.message as SipRequest | SipResponse;
+}
+
+/**
+ * Serializes a message that is about to be sent and then kept, so that its octets are made
+ * once, in an array of their own (serializeMessage remembers them on the message, and the
+ * transport sends them). A message that cannot be serialized fails later, in the transport.
+ */
+export function serializeQuietly(m: SipRequest | SipResponse): void {
+  try {
+    serializeMessage(m);
+  } catch {
+    // the transport reports it
+  }
 }

@@ -22,7 +22,7 @@ import type { Destination } from '../transport/transport.ts';
 import { isReliable } from '../transport/transport.ts';
 import { SwitchboardError } from '../base/errors.ts';
 import { sendSafely, toError, type MachineTimer, type TransactionContext } from './context.ts';
-import { reparseKept } from './kept.ts';
+import { reparseKept, serializeQuietly } from './kept.ts';
 import { backoffCapped, TimerSet, timerValues, type TimerValues } from './timers.ts';
 
 /** Figure 6 states. */
@@ -73,7 +73,6 @@ export class NonInviteClientTransaction {
   readonly kind = 'non-invite' as const;
   readonly side = 'client' as const;
   readonly id: string;
-  readonly request: SipRequest;
   readonly destination: Destination;
   readonly reliable: boolean;
   private current: NonInviteClientState = 'trying';
@@ -84,8 +83,10 @@ export class NonInviteClientTransaction {
   private readonly values: TimerValues;
   private readonly timers: TimerSet<MachineTimer>;
   private intervalE: number;
+  private req: SipRequest | undefined;
   private last: SipResponse | undefined;
-  /** Completed over UDP: the final response as the octets it came in (see `enterCompleted`). */
+  /** Completed over UDP: the request and the final response as octets (see `enterCompleted`). */
+  private reqBytes: Uint8Array | undefined;
   private lastBytes: Uint8Array | undefined;
   private started = false;
 
@@ -97,7 +98,10 @@ export class NonInviteClientTransaction {
       );
     }
     this.id = o.id;
-    this.request = o.request;
+    this.req = o.request;
+    // Serialized once, in an array of its own: the transport sends (and Timer E resends) these
+    // octets, and Completed keeps them.
+    if (!isReliable(o.destination.protocol)) serializeQuietly(o.request);
     this.destination = o.destination;
     this.host = o.host;
     this.user = o.user;
@@ -110,6 +114,12 @@ export class NonInviteClientTransaction {
 
   get state(): NonInviteClientState {
     return this.current;
+  }
+
+  /** The request (parsed again from its octets once the transaction is Completed). */
+  get request(): SipRequest {
+    this.req ??= reparseKept(this.reqBytes!) as SipRequest;
+    return this.req;
   }
 
   /** The last response received (provisional or final). */
@@ -232,12 +242,17 @@ export class NonInviteClientTransaction {
       return;
     }
     this.timers.start('K', this.values.K, () => this.onTimerK());
-    // For those T4 the final response is kept as the datagram it came in, not as parsed header
-    // objects (kept.ts); a response made here (no octets) stays as it is.
+    // For those T4 the request and the final response are kept as octets, not as parsed
+    // header objects (kept.ts); a message without octets (one made here) stays as it is.
     const wire = this.last?.wire;
     if (wire !== undefined) {
       this.lastBytes = wire;
       this.last = undefined;
+    }
+    const sent = this.req?.wire ?? this.req?.encoded;
+    if (sent !== undefined) {
+      this.reqBytes = sent;
+      this.req = undefined;
     }
   }
 

@@ -21,8 +21,8 @@ import { serializeMessage } from '../sip/message/serialize.ts';
 import type { InboundRequest, Source } from '../transport/transport.ts';
 import { isReliable } from '../transport/transport.ts';
 import { SwitchboardError } from '../base/errors.ts';
+import { reparseKept, serializeQuietly } from './kept.ts';
 import { sendSafely, toError, type MachineTimer, type TransactionContext } from './context.ts';
-import { reparseKept } from './kept.ts';
 import { TimerSet, timerValues, type TimerValues } from './timers.ts';
 
 /** Figure 8 states. */
@@ -338,14 +338,5 @@ export class NonInviteServerTransaction {
         }
       }
     }
-  }
-}
-
-/** serializeMessage for its side effect; a message that cannot be serialized fails later, in the transport. */
-function serializeQuietly(m: SipResponse): void {
-  try {
-    serializeMessage(m);
-  } catch {
-    // the transport reports it
   }
 }

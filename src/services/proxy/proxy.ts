@@ -1004,24 +1004,21 @@ export function createProxy(options: ProxyOptions): Proxy {
   /**
    * The TU of an INVITE branch once its context is settled. Such a branch waits out Accepted
    * (RFC 6026 §8.4, 64*T1) or Completed (Timer D) only so that a later 2xx, a retransmission or
-   * another fork's, is still forwarded (§16.7 step 5); for that it needs the server transaction
-   * and the caller's request, not the context. The context's own callbacks would keep all of it
-   * (the requests as received and as forwarded, the responses, the targets) alive for those
-   * 32 s, and, promoted to the old generation, cost the garbage collector on every call.
+   * another fork's, is still forwarded (§16.7 step 5); for that it needs the server transaction,
+   * not the context. The context's own callbacks would keep all of it (the requests as received
+   * and as forwarded, the responses, the targets) alive for those 32 s, and, promoted to the
+   * old generation, cost the garbage collector on every call. The caller's request, for an
+   * observed call, is read from the server transaction (which keeps it as octets meanwhile).
    */
   function settledBranchUser(ctx: Context): InviteClientUser {
-    const after = {
-      server: ctx.server,
-      source: ctx.source,
-      original: ctx.observed === true ? ctx.original : undefined,
-    };
+    const after = { server: ctx.server, source: ctx.source, observed: ctx.observed === true };
     return {
       onResponse: (received) => {
         // As receiveResponse does for a branch that is done: only a 2xx that can go upstream.
         if (received.status < 200 || received.status >= 300) return;
         const res = received.removeFirst(ViaHeader);
         if (!res.has('Via')) return;
-        if (after.original !== undefined) options.calls?.response(after.original, res);
+        if (after.observed) options.calls?.response(after.server.request, res);
         passOnLater2xx(after, res);
       },
       onTimeout: () => {},
