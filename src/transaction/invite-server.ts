@@ -30,11 +30,10 @@
  */
 import { createResponse } from '../sip/message/builder.ts';
 import type { SipRequest, SipResponse } from '../sip/message/message.ts';
-import { serializeMessage } from '../sip/message/serialize.ts';
 import type { InboundRequest, Source } from '../transport/transport.ts';
 import { isReliable } from '../transport/transport.ts';
 import { SwitchboardError } from '../base/errors.ts';
-import { reparseKept, serializeQuietly } from './kept.ts';
+import { keptOctets, reparseKept, serializeQuietly } from './kept.ts';
 import { sendSafely, toError, type MachineTimer, type TransactionContext } from './context.ts';
 import { backoffCapped, TimerSet, timerValues, type TimerValues } from './timers.ts';
 
@@ -414,19 +413,11 @@ export class InviteServerTransaction {
    * objects (kept.ts), and parsed again if read.
    */
   private keepAsOctets(): void {
-    const req = this.req;
-    const last = this.last;
-    if (req === undefined || last === undefined) return;
-    const lastBytes = last.wire ?? last.encoded;
-    if (lastBytes === undefined) return;
-    let reqBytes: Uint8Array;
-    try {
-      reqBytes = serializeMessage(req);
-    } catch {
-      return;
-    }
-    this.reqBytes = reqBytes;
-    this.lastBytes = lastBytes;
+    if (this.req === undefined || this.last === undefined) return;
+    const kept = keptOctets(this.req, this.last);
+    if (kept === undefined) return;
+    this.reqBytes = kept.req;
+    this.lastBytes = kept.res;
     this.req = undefined;
     this.last = undefined;
   }

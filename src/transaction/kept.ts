@@ -31,3 +31,19 @@ export function serializeQuietly(m: SipRequest | SipResponse): void {
     // the transport reports it
   }
 }
+
+/**
+ * The octets of a request and its final response, for a transaction to keep; undefined when
+ * either cannot be serialized (the transaction then keeps the parsed messages). A message
+ * serialized before it was sent (`serializeQuietly`) gives the octets it was sent in.
+ */
+export function keptOctets(
+  req: SipRequest,
+  res: SipResponse,
+): { readonly req: Uint8Array; readonly res: Uint8Array } | undefined {
+  try {
+    return { req: serializeMessage(req), res: serializeMessage(res) };
+  } catch {
+    return undefined;
+  }
+}

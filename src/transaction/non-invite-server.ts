@@ -17,11 +17,10 @@
  * ```
  */
 import type { SipRequest, SipResponse } from '../sip/message/message.ts';
-import { serializeMessage } from '../sip/message/serialize.ts';
 import type { InboundRequest, Source } from '../transport/transport.ts';
 import { isReliable } from '../transport/transport.ts';
 import { SwitchboardError } from '../base/errors.ts';
-import { reparseKept, serializeQuietly } from './kept.ts';
+import { keptOctets, reparseKept, serializeQuietly } from './kept.ts';
 import { sendSafely, toError, type MachineTimer, type TransactionContext } from './context.ts';
 import { TimerSet, timerValues, type TimerValues } from './timers.ts';
 
@@ -271,19 +270,11 @@ export class NonInviteServerTransaction {
    * same message: a property the message core's tests hold.)
    */
   private compact(): void {
-    const req = this.req;
-    const last = this.last;
-    if (req === undefined || last === undefined) return;
-    let reqBytes: Uint8Array;
-    let lastBytes: Uint8Array;
-    try {
-      reqBytes = serializeMessage(req);
-      lastBytes = serializeMessage(last);
-    } catch {
-      return;
-    }
-    this.reqBytes = reqBytes;
-    this.lastBytes = lastBytes;
+    if (this.req === undefined || this.last === undefined) return;
+    const kept = keptOctets(this.req, this.last);
+    if (kept === undefined) return;
+    this.reqBytes = kept.req;
+    this.lastBytes = kept.res;
     this.req = undefined;
     this.last = undefined;
   }
