@@ -33,7 +33,7 @@ import { SwitchboardError } from '../base/errors.ts';
 import { sendSafely, toError, type MachineTimer, type TransactionContext } from './context.ts';
 import type { NonInviteClientTransaction, NonInviteClientUser } from './non-invite-client.ts';
 import { buildAckForNon2xx, buildCancel } from './requests.ts';
-import { reparseKept, serializeQuietly } from './kept.ts';
+import { keptOctets, reparseKept, serializeQuietly } from './kept.ts';
 import { backoffUncapped, TimerSet, timerValues, type TimerValues } from './timers.ts';
 
 /** Figure 5 states, with Accepted from RFC 6026 §8.4. */
@@ -250,7 +250,7 @@ export class InviteClientTransaction {
           this.transition('accepted');
           this.timers.start('M', this.values.M, () => this.onTimerM());
           this.deliver(res);
-          this.keepAsOctets(res);
+          this.keepAsOctets();
           return;
         }
         // §17.1.1.2: "When in either the 'Calling' or 'Proceeding' states, reception of a
@@ -415,21 +415,17 @@ export class InviteClientTransaction {
 
   /**
    * Accepted lasts 64*T1 whatever the transport and needs neither message, only to pass later
-   * 2xx up: the INVITE and the 2xx are kept as octets, not as parsed header objects (kept.ts),
-   * and parsed again if read. A message without octets (one made here) stays as it is.
+   * 2xx up: the INVITE and the 2xx are kept as the octets they were sent and received in, not
+   * as parsed header objects (kept.ts), and parsed again if read.
    */
-  private keepAsOctets(res: SipResponse): void {
-    if (this.current !== 'accepted') return;
-    if (res.wire !== undefined && this.last === res) {
-      this.lastBytes = res.wire;
-      this.last = undefined;
-    }
-    const req = this.req;
-    const bytes = req?.wire ?? req?.encoded;
-    if (bytes !== undefined) {
-      this.reqBytes = bytes;
-      this.req = undefined;
-    }
+  private keepAsOctets(): void {
+    if (this.current !== 'accepted' || this.req === undefined || this.last === undefined) return;
+    const kept = keptOctets(this.req, this.last);
+    if (kept === undefined) return;
+    this.reqBytes = kept.req;
+    this.lastBytes = kept.res;
+    this.req = undefined;
+    this.last = undefined;
   }
 
   private deliver(res: SipResponse): void {

@@ -1,7 +1,7 @@
 /**
  * Messages a finished transaction keeps as octets. A transaction that only waits to absorb or
- * answer retransmissions (RFC 3261 §17.1.2.2 Completed for T4, §17.2.2 Completed for 64*T1)
- * keeps the few hundred octets of a message instead of its parsed objects, which would
+ * answer retransmissions (RFC 3261 §17.1.2.2 Completed for T4, §17.2.2 Completed for 64*T1,
+ * RFC 6026 §8.4 and §8.7 Accepted for 64*T1) keeps the few hundred octets of a message instead of its parsed objects, which would
  * otherwise be promoted to the old generation at every busy moment; it parses them again only
  * when someone reads them.
  */

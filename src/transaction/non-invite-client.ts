@@ -22,7 +22,7 @@ import type { Destination } from '../transport/transport.ts';
 import { isReliable } from '../transport/transport.ts';
 import { SwitchboardError } from '../base/errors.ts';
 import { sendSafely, toError, type MachineTimer, type TransactionContext } from './context.ts';
-import { reparseKept, serializeQuietly } from './kept.ts';
+import { keptOctets, reparseKept, serializeQuietly } from './kept.ts';
 import { backoffCapped, TimerSet, timerValues, type TimerValues } from './timers.ts';
 
 /** Figure 6 states. */
@@ -243,17 +243,14 @@ export class NonInviteClientTransaction {
     }
     this.timers.start('K', this.values.K, () => this.onTimerK());
     // For those T4 the request and the final response are kept as octets, not as parsed
-    // header objects (kept.ts); a message without octets (one made here) stays as it is.
-    const wire = this.last?.wire;
-    if (wire !== undefined) {
-      this.lastBytes = wire;
-      this.last = undefined;
-    }
-    const sent = this.req?.wire ?? this.req?.encoded;
-    if (sent !== undefined) {
-      this.reqBytes = sent;
-      this.req = undefined;
-    }
+    // header objects (kept.ts): the octets the request was sent in and the response came in.
+    if (this.req === undefined || this.last === undefined) return;
+    const kept = keptOctets(this.req, this.last);
+    if (kept === undefined) return;
+    this.reqBytes = kept.req;
+    this.lastBytes = kept.res;
+    this.req = undefined;
+    this.last = undefined;
   }
 
   private onTimerE(): void {
