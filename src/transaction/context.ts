@@ -11,6 +11,7 @@
  */
 import type { Clock } from '../base/clock.ts';
 import { silentLogger, type Logger } from '../base/logger.ts';
+import { OctetArena } from '../base/text.ts';
 import { resolveTimers, type TimerName, type TransactionTimers } from './timers.ts';
 
 /** Client transactions send requests; server transactions receive them (RFC 3261 §17). */
@@ -115,6 +116,11 @@ export interface TransactionContext {
   readonly clock: Clock;
   readonly timers: TransactionTimers;
   readonly logger: Logger;
+  /**
+   * Where the octets of kept final responses and non-INVITE requests are carved from: they
+   * live a bounded time (Timer J, L, M, K; at most 64*T1 plus T4), about as long as each other.
+   */
+  readonly arena: OctetArena;
   emit(event: TransactionEvent): void;
   /**
    * Calls into the TU. An exception thrown there is logged and reported as a
@@ -145,6 +151,7 @@ export function createTransactionContext(o: TransactionContextOptions): Transact
     clock: o.clock,
     timers: resolveTimers(o.timers),
     logger,
+    arena: new OctetArena(),
     emit,
     callUser(id, fn) {
       try {

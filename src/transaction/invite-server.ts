@@ -189,9 +189,9 @@ export class InviteServerTransaction {
           // transport layer for transmission. It is not retransmitted by the server transaction;
           // retransmissions of 2xx responses are handled by the TU. The server transaction MUST
           // then transition to the 'Accepted' state." RFC 6026 §8.7: Timer L is set to 64*T1.
-          // Serialized first, in an array of its own: the transport sends these octets and
-          // Accepted keeps them (serializeMessage remembers them on the message).
-          serializeQuietly(res);
+          // Serialized first, carved from the arena: the transport sends these octets and
+          // Accepted keeps them for Timer L (the message remembers them).
+          serializeQuietly(res, this.ctx.arena);
           const sent = this.send(res, false);
           if (this.current === 'proceeding') {
             this.transition('accepted');

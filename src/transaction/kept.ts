@@ -7,7 +7,8 @@
  */
 import { SwitchboardError } from '../base/errors.ts';
 import type { SipRequest, SipResponse } from '../sip/message/message.ts';
-import { serializeMessage } from '../sip/message/serialize.ts';
+import type { OctetArena } from '../base/text.ts';
+import { serializeMessage, serializeToArena } from '../sip/message/serialize.ts';
 import { parseMessage } from '../sip/parser/parse-message.ts';
 
 /** A kept message, parsed again. */
@@ -21,12 +22,15 @@ export function reparseKept(bytes: Uint8Array): SipRequest | SipResponse {
 
 /**
  * Serializes a message that is about to be sent and then kept, so that its octets are made
- * once, in an array of their own (serializeMessage remembers them on the message, and the
- * transport sends them). A message that cannot be serialized fails later, in the transport.
+ * once (the message remembers them, and the transport sends them): carved from `arena` when
+ * given, for octets kept for a bounded time like the others there (a final response, a
+ * non-INVITE request), else in an array of their own (an INVITE request, kept while the call
+ * rings). A message that cannot be serialized fails later, in the transport.
  */
-export function serializeQuietly(m: SipRequest | SipResponse): void {
+export function serializeQuietly(m: SipRequest | SipResponse, arena?: OctetArena): void {
   try {
-    serializeMessage(m);
+    if (arena === undefined) serializeMessage(m);
+    else serializeToArena(m, arena);
   } catch {
     // the transport reports it
   }

@@ -99,9 +99,9 @@ export class NonInviteClientTransaction {
     }
     this.id = o.id;
     this.req = o.request;
-    // Serialized once, in an array of its own: the transport sends (and Timer E resends) these
-    // octets, and Completed keeps them.
-    if (!isReliable(o.destination.protocol)) serializeQuietly(o.request);
+    // Serialized once, carved from the arena: the transport sends (and Timer E resends) these
+    // octets, and Completed keeps them (at most Timer F plus T4).
+    if (!isReliable(o.destination.protocol)) serializeQuietly(o.request, o.host.ctx.arena);
     this.destination = o.destination;
     this.host = o.host;
     this.user = o.user;

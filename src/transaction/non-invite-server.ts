@@ -141,10 +141,10 @@ export class NonInviteServerTransaction {
       case 'trying':
       case 'proceeding': {
         this.last = res;
-        // A final response that Completed will keep (see `compact`) is serialized here, in an
-        // array of its own: the transport then sends those octets instead of serializing it
-        // again (serializeMessage remembers them on the message).
-        if (status >= 200 && this.values.J > 0) serializeQuietly(res);
+        // A final response that Completed will keep (see `compact`) is serialized here, carved
+        // from the arena: the transport then sends those octets instead of serializing it
+        // again (the message remembers them).
+        if (status >= 200 && this.values.J > 0) serializeQuietly(res, this.ctx.arena);
         const sent = this.send(res, false);
         if (status < 200) {
           // §17.2.2: "While in the 'Trying' state, if the TU passes a provisional response to

@@ -2,9 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createErrorResponse, createRequest, createResponse } from './builder.ts';
 import { parseMessage } from '../parser/parse-message.ts';
-import { serializeMessage, messageToString } from './serialize.ts';
+import { serializeMessage, messageToString, serializeToArena } from './serialize.ts';
 import { reasonPhrase } from './status.ts';
 import { SwitchboardError } from '../../base/errors.ts';
+import { OctetArena } from '../../base/text.ts';
 import { crlf, INVITE } from '../../../test/support/messages.ts';
 
 test('createRequest builds a parseable request with the §8.1.1 fields', () => {
@@ -133,4 +134,35 @@ test('serializeMessage remembers octets in an array of their own, never pooled o
   const c = make('hello');
   const c1 = serializeMessage(c, pooled);
   assert.equal(serializeMessage(c), c1);
+});
+
+test('serializeToArena carves header and body from the arena, and the message remembers them', () => {
+  const arena = new OctetArena(4096);
+  const make = (callId: string, body?: string) =>
+    createRequest({
+      method: 'MESSAGE',
+      uri: 'sip:bob@example.com',
+      from: '<sip:alice@example.com>;tag=a',
+      to: '<sip:bob@example.com>',
+      callId,
+      cseq: 1,
+      ...(body !== undefined ? { body, contentType: 'text/plain' } : {}),
+    });
+  const a = make('arena-1@example.com', 'hello');
+  const b = make('arena-2@example.com');
+  const ka = serializeToArena(a, arena);
+  const kb = serializeToArena(b, arena);
+  assert.equal(ka.buffer, kb.buffer, 'one chunk for both');
+  assert.equal(ka.buffer.byteLength, 4096);
+  assert.equal(serializeMessage(a), ka, 'the transport sends the same octets');
+  assert.equal(serializeToArena(a, arena), ka);
+  assert.deepEqual(
+    ka,
+    serializeMessage(make('arena-1@example.com', 'hello').append('X', 'y').remove('X')),
+  );
+  assert.match(messageToString(a), /\r\n\r\nhello$/);
+  // A message received keeps the octets it came in.
+  const parsed = parseMessage(INVITE);
+  assert.ok(parsed.ok);
+  assert.equal(serializeToArena(parsed.message, arena), parsed.message.wire);
 });

@@ -4,7 +4,13 @@
  * raw text when it has one (unknown headers pass through byte for byte) and
  * Content-Length is made to match the body (§20.14; required on streams, §18.3).
  */
-import { binaryEncode, concatBytes, utf8Decode, utf8Encode } from '../../base/text.ts';
+import {
+  binaryEncode,
+  concatBytes,
+  utf8Decode,
+  utf8Encode,
+  type OctetArena,
+} from '../../base/text.ts';
 import type { SipMessage } from './message.ts';
 
 /** The header section (start line, fields, empty line) as text. */
@@ -49,6 +55,20 @@ export function serializeMessage(
   // Octets in an array of their own are kept on the message; pooled ones (the transport's
   // encoder) never are, since keeping a slice would pin its whole pool.
   if (own) m.encoded = bytes;
+  return bytes;
+}
+
+/**
+ * `serializeMessage` for octets that will be kept (a finished transaction's messages): header
+ * and body are carved from `arena`, one array for both, and remembered on the message. A
+ * message received keeps its wire octets; one that is not valid UTF-8 gets an array of its own.
+ */
+export function serializeToArena(m: SipMessage, arena: OctetArena): Uint8Array {
+  if (m.wire !== undefined) return m.wire;
+  if (m.encoded !== undefined) return m.encoded;
+  if (m.binary) return serializeMessage(m);
+  const bytes = arena.encode(serializeHead(m), m.body.length > 0 ? m.body : undefined);
+  m.encoded = bytes;
   return bytes;
 }
 

@@ -1,0 +1,45 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { OctetArena, utf8Decode, utf8Encode } from './text.ts';
+
+describe('OctetArena', () => {
+  it('gives the UTF-8 of the text, then the tail, carved one after another from one chunk', () => {
+    const arena = new OctetArena(1024);
+    const a = arena.encode('REGISTER sip:example.com SIP/2.0\r\n\r\n');
+    const b = arena.encode('Subject: caf\u00e9 \u{1f600}\r\n\r\n', new Uint8Array([1, 2, 3]));
+    assert.deepEqual(a, utf8Encode('REGISTER sip:example.com SIP/2.0\r\n\r\n'));
+    assert.deepEqual(
+      b.subarray(0, b.length - 3),
+      utf8Encode('Subject: caf\u00e9 \u{1f600}\r\n\r\n'),
+    );
+    assert.deepEqual([...b.subarray(b.length - 3)], [1, 2, 3]);
+    assert.equal(a.buffer, b.buffer, 'one chunk');
+    assert.equal(b.byteOffset, a.byteOffset + a.length, 'back to back');
+  });
+
+  it('starts a fresh chunk when the text does not fit, and never overwrites what it gave', () => {
+    const arena = new OctetArena(256);
+    const given: [Uint8Array, string][] = [];
+    for (let i = 0; i < 40; i++) {
+      // Non-ASCII text takes more octets than characters: the fit is checked on what was written.
+      const text = `${i}:` + '\u00e9x'.repeat(i % 20);
+      given.push([arena.encode(text), text]);
+    }
+    for (const [bytes, text] of given) assert.equal(utf8Decode(bytes), text);
+    assert.ok(new Set(given.map(([b]) => b.buffer)).size > 1, 'several chunks');
+    for (const [b] of given) assert.equal(b.buffer.byteLength, 256);
+  });
+
+  it('a message over a quarter of a chunk gets an array of its own', () => {
+    const arena = new OctetArena(256);
+    const small = arena.encode('x'.repeat(10));
+    const big = arena.encode('y'.repeat(60), new Uint8Array(10));
+    assert.notEqual(big.buffer, small.buffer);
+    assert.equal(big.length, 70);
+    assert.equal(big.buffer.byteLength, 70);
+    // The chunk carries on where it was.
+    const next = arena.encode('z');
+    assert.equal(next.buffer, small.buffer);
+    assert.equal(next.byteOffset, 10);
+  });
+});
