@@ -104,10 +104,15 @@ export function backoffUncapped(previous: number): number {
   return 2 * previous;
 }
 
-/** Clock-scheduled named timers of one transaction, all cancelled together at termination. */
+/**
+ * Clock-scheduled named timers of one transaction, all cancelled together at termination. A
+ * transaction runs at most three at a time, so they are kept in two short arrays (name, handle)
+ * rather than a Map: every transaction has a TimerSet, and a Map is a hash table of its own.
+ */
 export class TimerSet<N extends string = TimerName> {
   private readonly clock: Clock;
-  private readonly handles = new Map<N, TimerHandle>();
+  private readonly names: N[] = [];
+  private readonly handles: TimerHandle[] = [];
 
   constructor(clock: Clock) {
     this.clock = clock;
@@ -117,32 +122,39 @@ export class TimerSet<N extends string = TimerName> {
   start(name: N, ms: number, fire: () => void): void {
     this.stop(name);
     const handle = this.clock.setTimer(ms, () => {
-      if (this.handles.get(name) !== handle) return;
-      this.handles.delete(name);
+      const i = this.handles.indexOf(handle);
+      if (i < 0) return;
+      this.forget(i);
       fire();
     });
-    this.handles.set(name, handle);
+    this.names.push(name);
+    this.handles.push(handle);
   }
 
   stop(name: N): void {
-    const h = this.handles.get(name);
-    if (h !== undefined) {
-      h.cancel();
-      this.handles.delete(name);
-    }
+    const i = this.names.indexOf(name);
+    if (i < 0) return;
+    this.handles[i]!.cancel();
+    this.forget(i);
   }
 
   isRunning(name: N): boolean {
-    return this.handles.has(name);
+    return this.names.includes(name);
   }
 
   /** Names of the running timers (tests, diagnostics). */
   running(): N[] {
-    return [...this.handles.keys()];
+    return [...this.names];
   }
 
   stopAll(): void {
-    for (const h of this.handles.values()) h.cancel();
-    this.handles.clear();
+    for (const h of this.handles) h.cancel();
+    this.names.length = 0;
+    this.handles.length = 0;
+  }
+
+  private forget(i: number): void {
+    this.names.splice(i, 1);
+    this.handles.splice(i, 1);
   }
 }
