@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { isIP } from 'node:net';
 import { describe, it } from 'node:test';
 import {
   defaultPort,
@@ -33,6 +34,45 @@ describe('address helpers', () => {
     assert.ok(sameAddress('::ffff:127.0.0.1', '127.0.0.1'));
     assert.ok(!sameAddress('127.0.0.1', '127.0.0.2'));
     assert.ok(!sameAddress('pc33.example.com', '192.0.2.1'));
+  });
+
+  it('ipFamily agrees with node:net isIP on dotted quads and near misses', () => {
+    const fixed = [
+      '0.0.0.0',
+      '255.255.255.255',
+      '256.1.1.1',
+      '1.2.3',
+      '1.2.3.4.5',
+      '01.2.3.4',
+      '1.02.3.4',
+      '1.2.3.04',
+      '1..2.3',
+      '.1.2.3',
+      '1.2.3.',
+      '1.2.3.4 ',
+      '1.2.3.4a',
+      '1000.1.1.1',
+      '10.0.0.10',
+      '100.200.250.199',
+      '1.2.3.-4',
+      '',
+      '::ffff:1.2.3.4',
+      '[127.0.0.1]',
+    ];
+    let seed = 7;
+    const rnd = (n: number): number => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n;
+    const alphabet = '0123456789.0123456789.x:';
+    const random: string[] = [];
+    for (let i = 0; i < 20_000; i++) {
+      let t = '';
+      for (let k = 4 + rnd(14); k > 0; k--) t += alphabet[rnd(alphabet.length)];
+      random.push(t);
+    }
+    for (const t of [...fixed, ...random]) {
+      const bare = t.startsWith('[') && t.endsWith(']') ? t.slice(1, -1) : t;
+      assert.equal(ipFamily(t), isIP(bare), t);
+      if (isIP(bare) === 4) assert.equal(normalizeAddress(t), bare, t);
+    }
   });
 
   it('families, brackets and host:port', () => {

@@ -16,8 +16,35 @@ export function stripBrackets(host: string): string {
     : host;
 }
 
+/**
+ * True when `s` is a dotted-quad IPv4 address as node:net's isIPv4 accepts it: four decimal
+ * octets up to 255, without leading zeros. A scan of at most 15 characters, where isIP runs a
+ * regular expression; every datagram sent asks (the UDP lookup), so this answers first.
+ */
+function isDottedQuad(s: string): boolean {
+  const n = s.length;
+  if (n < 7 || n > 15) return false;
+  let parts = 0;
+  let value = 0;
+  let digits = 0;
+  for (let i = 0; i <= n; i++) {
+    const c = i < n ? s.charCodeAt(i) : 0x2e;
+    if (c === 0x2e) {
+      if (digits === 0 || value > 255 || ++parts > 4) return false;
+      value = 0;
+      digits = 0;
+    } else if (c >= 0x30 && c <= 0x39) {
+      if (digits > 0 && value === 0) return false; // a leading zero
+      value = value * 10 + (c - 0x30);
+      if (++digits > 3) return false;
+    } else return false;
+  }
+  return parts === 4;
+}
+
 /** The family of an IP literal (brackets allowed), 0 for a host name. */
 export function ipFamily(host: string): IpFamily {
+  if (isDottedQuad(host)) return 4;
   return isIP(stripBrackets(host)) as IpFamily;
 }
 
@@ -28,6 +55,7 @@ export function ipFamily(host: string): IpFamily {
  * reduced to its IPv4 address. Host names are returned lower-cased.
  */
 export function normalizeAddress(host: string): string {
+  if (isDottedQuad(host)) return host;
   const bare = stripBrackets(host);
   const family = isIP(bare);
   if (family === 4) return bare;
