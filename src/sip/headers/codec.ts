@@ -5,6 +5,7 @@
  * flattens them across fields.
  */
 import type { Result } from '../../base/result.ts';
+import { headerIdOfKey } from './names.ts';
 
 export interface HeaderCodec<T> {
   /** Canonical name, e.g. 'Call-ID'. */
@@ -17,11 +18,16 @@ export interface HeaderCodec<T> {
   readonly list: boolean;
   parse(value: string): Result<T, string>;
   format(value: T): string;
+  /**
+   * The id `names.ts` gives `key` (0 for a header it does not list), set by `defineCodec` so
+   * that reading a header does not look its name up again; absent, it is looked up.
+   */
+  readonly id?: number;
 }
 
 /** The element type of a list codec. */
 export type ListElement<C> = C extends HeaderCodec<readonly (infer E)[]> ? E : never;
 
 export function defineCodec<T>(def: HeaderCodec<T>): HeaderCodec<T> {
-  return Object.freeze(def);
+  return Object.freeze({ ...def, id: headerIdOfKey(def.key) });
 }

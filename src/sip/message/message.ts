@@ -416,7 +416,7 @@ export abstract class SipMessage {
    * when a field is malformed.
    */
   decode<T>(codec: HeaderCodec<T>): Result<T, SipParseError> | undefined {
-    const id = headerIdOfKey(codec.key);
+    const id = codec.id ?? headerIdOfKey(codec.key);
     const n = this.size;
     // A parsed message's index is scanned directly for a known header.
     const ix = id !== 0 ? this.parsed?.index : undefined;
