@@ -28,6 +28,7 @@ import { silentLogger, type Clock, type Logger, type TimerHandle } from '../../b
 import {
   formatUri,
   SessionExpiresHeader,
+  type NameAddr,
   type SipRequest,
   type SipResponse,
 } from '../../sip/index.ts';
@@ -98,18 +99,17 @@ export interface DialogTracker extends CallObserver {
   close(): Promise<void>;
 }
 
-/** One observed user's side of one call: its RFC 4235 §3.7.1 machine. */
+/**
+ * One observed user's side of one call: its RFC 4235 §3.7.1 machine. What only a stored row
+ * shows (its id, the identities) is worked out when a row is written (`rowOf`): most users are
+ * watched by nobody, and their calls never need it.
+ */
 interface Party {
   readonly aor: string;
-  readonly id: string;
   readonly direction: DialogDirection;
   state: DialogStateValue;
   localTag: string | undefined;
   remoteTag: string | undefined;
-  readonly localIdentity: string;
-  readonly localDisplay: string | undefined;
-  readonly remoteIdentity: string;
-  readonly remoteDisplay: string | undefined;
   /** A row was written (its end must be written too, watched or not). */
   stored: boolean;
   /** The expiry of the row last written. */
@@ -120,6 +120,9 @@ interface Party {
 interface Entry {
   readonly callId: string;
   readonly fromTag: string;
+  /** The INVITE's From and To, for the identities of a written row. */
+  readonly from: NameAddr;
+  readonly to: NameAddr;
   readonly createdAt: number;
   readonly parties: Party[];
   /** When the call is taken as ended if nothing else ends it (epoch ms). */
@@ -195,20 +198,61 @@ export function createDialogTracker(options: DialogTrackerOptions): DialogTracke
     return e.deadline;
   }
 
+  /** The store row of `p` in `at.state`, with the identities of §4.1.1 (local: the observed user). */
+  function rowOf(
+    e: Entry,
+    p: Party,
+    at: {
+      state: DialogStateValue;
+      localTag: string | undefined;
+      remoteTag: string | undefined;
+      now: number;
+      expiresAt: number;
+      event?: string;
+      code?: number;
+    },
+  ): StoredDialogState {
+    const initiator = p.direction === 'initiator';
+    // §4.1.1: the caller's identity is its From; the callee's is its own AOR (the Request-URI
+    // before the location lookup), shown with the To display name.
+    const localIdentity = initiator ? uriOf(e.from) : p.aor;
+    const localDisplay = initiator ? e.from.displayName : e.to.displayName;
+    const remoteIdentity = uriOf(initiator ? e.to : e.from);
+    const remoteDisplay = initiator ? e.to.displayName : e.from.displayName;
+    return {
+      aor: p.aor,
+      id: dialogId(e.callId, e.fromTag, p.direction),
+      callId: e.callId,
+      ...(at.localTag !== undefined ? { localTag: at.localTag } : {}),
+      ...(at.remoteTag !== undefined ? { remoteTag: at.remoteTag } : {}),
+      direction: p.direction,
+      state: at.state,
+      ...(at.event !== undefined ? { event: at.event } : {}),
+      ...(at.code !== undefined ? { code: at.code } : {}),
+      localIdentity,
+      ...(localDisplay !== undefined ? { localDisplay } : {}),
+      remoteIdentity,
+      ...(remoteDisplay !== undefined ? { remoteDisplay } : {}),
+      createdAt: e.createdAt,
+      updatedAt: at.now,
+      expiresAt: at.expiresAt,
+    };
+  }
+
   /** Queues the write of `p`'s state (in the call's order), when someone may look at it. */
   function write(e: Entry, p: Party, extra: { event?: string; code?: number } = {}): void {
-    // What changes with the call is taken now; the row is built only for a watched user.
-    const now = clock.wallNow();
-    const state = p.state;
-    const localTag = p.localTag;
-    const remoteTag = p.remoteTag;
-    const expiresAt = rowExpiry(e, state, now);
     // The common case, decided at once: nothing written for this party yet, nothing queued
     // for the call, and the store knows nobody watches the user — no promise, no row.
     if (!p.stored && e.queued === 0 && subscriptions.unwatched?.(p.aor, DIALOG_EVENT) === true) {
       skipped++;
       return;
     }
+    // What changes with the call is taken now; the row is built only for a watched user.
+    const now = clock.wallNow();
+    const state = p.state;
+    const localTag = p.localTag;
+    const remoteTag = p.remoteTag;
+    const expiresAt = rowExpiry(e, state, now);
     e.queued++;
     const job = e.writes.then(async () => {
       // A user nobody watches: no write (a watcher who comes later sees the next change).
@@ -216,24 +260,7 @@ export function createDialogTracker(options: DialogTrackerOptions): DialogTracke
         skipped++;
         return;
       }
-      const row: StoredDialogState = {
-        aor: p.aor,
-        id: p.id,
-        callId: e.callId,
-        ...(localTag !== undefined ? { localTag } : {}),
-        ...(remoteTag !== undefined ? { remoteTag } : {}),
-        direction: p.direction,
-        state,
-        ...(extra.event !== undefined ? { event: extra.event } : {}),
-        ...(extra.code !== undefined ? { code: extra.code } : {}),
-        localIdentity: p.localIdentity,
-        ...(p.localDisplay !== undefined ? { localDisplay: p.localDisplay } : {}),
-        remoteIdentity: p.remoteIdentity,
-        ...(p.remoteDisplay !== undefined ? { remoteDisplay: p.remoteDisplay } : {}),
-        createdAt: e.createdAt,
-        updatedAt: now,
-        expiresAt,
-      };
+      const row = rowOf(e, p, { state, localTag, remoteTag, now, expiresAt, ...extra });
       await dialogs.put(row);
       p.stored = true;
       p.storedExpiresAt = row.expiresAt;
@@ -268,6 +295,21 @@ export function createDialogTracker(options: DialogTrackerOptions): DialogTracke
       entries.delete(keyOf(e.callId, e.fromTag));
   }
 
+  const party = (
+    aor: string,
+    direction: DialogDirection,
+    localTag: string | undefined,
+    remoteTag: string | undefined,
+  ): Party => ({
+    aor,
+    direction,
+    state: 'trying',
+    localTag,
+    remoteTag,
+    stored: false,
+    storedExpiresAt: 0,
+  });
+
   function invite(m: SipRequest, parties: { callee?: string; caller?: string }): void {
     if (stopped) return;
     const fromTag = m.from.tag;
@@ -286,46 +328,20 @@ export function createDialogTracker(options: DialogTrackerOptions): DialogTracke
       callId: m.callId,
       fromTag,
       createdAt: now,
+      from: m.from,
+      to: m.to,
       parties: [],
       deadline: now + maxEarlyMs,
       sessionMs: undefined,
       writes: Promise.resolve(),
       queued: 0,
     };
-    const from = m.from;
-    const to = m.to;
     if (parties.caller !== undefined) {
-      e.parties.push({
-        aor: parties.caller,
-        id: dialogId(m.callId, fromTag, 'initiator'),
-        direction: 'initiator',
-        state: 'trying',
-        // §4.1.1: the observed user's tag is the local one; the caller's is the From tag.
-        localTag: fromTag,
-        remoteTag: undefined,
-        localIdentity: uriOf(from),
-        localDisplay: from.displayName,
-        remoteIdentity: uriOf(to),
-        remoteDisplay: to.displayName,
-        stored: false,
-        storedExpiresAt: 0,
-      });
+      // §4.1.1: the observed user's tag is the local one; the caller's is the From tag.
+      e.parties.push(party(parties.caller, 'initiator', fromTag, undefined));
     }
     if (parties.callee !== undefined && parties.callee !== parties.caller) {
-      e.parties.push({
-        aor: parties.callee,
-        id: dialogId(m.callId, fromTag, 'recipient'),
-        direction: 'recipient',
-        state: 'trying',
-        localTag: undefined,
-        remoteTag: fromTag,
-        localIdentity: parties.callee,
-        localDisplay: to.displayName,
-        remoteIdentity: uriOf(from),
-        remoteDisplay: from.displayName,
-        stored: false,
-        storedExpiresAt: 0,
-      });
+      e.parties.push(party(parties.callee, 'recipient', undefined, fromTag));
     }
     entries.set(key, e);
     // §3.7.1: "trying" from the INVITE on.

@@ -530,14 +530,33 @@ interface StoreCache {
   domains: Set<string> | undefined;
   /** AORs that had no live kept message when last counted, with the time counted at. */
   readonly noMessages: Map<string, number>;
-  /** `aor\n` + event (or `*`: any event) that had no live subscription when last counted. */
-  readonly noSubscriptions: Map<string, number>;
+  /**
+   * Per event (or `*`: any event), the AORs that had no live subscription when last counted.
+   * Keyed in two steps, so that a look-up joins no strings (the tracker asks on every state
+   * change of every call, RFC 4235).
+   */
+  readonly noSubscriptions: Map<string, Set<string>>;
 }
 
 /** Remembers `key` in `map`, forgetting everything first when the map is full. */
 function remember(map: Map<string, number>, key: string, value: number): void {
   if (map.size >= MAX_CACHED_NONE) map.clear();
   map.set(key, value);
+}
+
+/** Most events whose subscription-less AORs are remembered (event names come from requests). */
+const MAX_CACHED_EVENTS = 64;
+
+/** Remembers that `aor` has no subscription of `event`, within the same bounds. */
+function rememberNone(map: Map<string, Set<string>>, event: string, aor: string): void {
+  let set = map.get(event);
+  if (set === undefined) {
+    if (map.size >= MAX_CACHED_EVENTS) map.clear();
+    set = new Set();
+    map.set(event, set);
+  }
+  if (set.size >= MAX_CACHED_NONE) set.clear();
+  set.add(aor);
 }
 
 function storeCache(db: Database.Database, checkIntervalMs: number): StoreCache {
@@ -1166,8 +1185,8 @@ function subscriptionStore(
 ): SubscriptionStore {
   /** This connection may have raised `aor`'s counts: forget that it had none. */
   const counted = (aor: string, event: string): void => {
-    cache.noSubscriptions.delete(`${aor}\n${event}`);
-    cache.noSubscriptions.delete(`${aor}\n*`);
+    cache.noSubscriptions.get(event)?.delete(aor);
+    cache.noSubscriptions.get('*')?.delete(aor);
   };
   const insert = db.prepare(
     `INSERT INTO subscriptions (call_id, local_tag, remote_tag, aor, event, event_id, watcher,
@@ -1321,10 +1340,10 @@ function subscriptionStore(
   });
   function count(aor: string, event: string | undefined): number {
     cache.validate();
-    const key = `${aor}\n${event ?? '*'}`;
-    if (cache.noSubscriptions.has(key)) return 0;
+    const key = event ?? '*';
+    if (cache.noSubscriptions.get(key)?.has(aor) === true) return 0;
     const n = event === undefined ? countFor.get(aor)! : countForEvent.get(aor, event)!;
-    if (n === 0) remember(cache.noSubscriptions, key, 0);
+    if (n === 0) rememberNone(cache.noSubscriptions, key, aor);
     return n;
   }
 
