@@ -227,6 +227,20 @@ describe('issuers sharing one secret (worker processes)', () => {
     assert.equal(w1.acceptNc(n1, 1), 'ok');
   });
 
+  it('a nonce issued for another worker is counted by that worker', () => {
+    const clock = new ManualClock();
+    const opts = { secret: SECRET, clock, ttlMs: 1_000 } as const;
+    const w0 = createNonceManager({ ...opts, random: seededRandom(1), issuer: 0 });
+    const w1 = createNonceManager({ ...opts, random: seededRandom(2), issuer: 1 });
+    // w0 challenges a request whose answer w1 will see (the owner of its Call-ID).
+    const n = w0.issue('example.com', 1);
+    assert.equal(Buffer.from(n, 'base64url')[8], 1);
+    assert.equal(w1.check(n, 'example.com'), 'valid');
+    assert.equal(w1.acceptNc(n, 1), 'ok');
+    assert.equal(w0.acceptNc(n, 2), 'stale');
+    assert.throws(() => w0.issue('example.com', 256), { code: 'SB_ERR_INVALID_ARGUMENT' });
+  });
+
   it('the issuer octet is covered by the MAC', () => {
     const { m } = manager({ issuer: 3 });
     const raw = Buffer.from(m.issue('example.com'), 'base64url');

@@ -62,8 +62,11 @@ export interface NonceManagerOptions {
 }
 
 export interface NonceManager {
-  /** A fresh nonce for `realm`. */
-  issue(realm: string): string;
+  /**
+   * A fresh nonce for `realm`, marked for `issuer` when given (the worker that will see the
+   * request that answers it), else for this manager's own `issuer`.
+   */
+  issue(realm: string, issuer?: number): string;
   /**
    * 'valid' when the MAC matches this realm and the nonce is younger than the
    * TTL; 'stale' when the MAC matches but it is too old (or dated more than a
@@ -172,14 +175,24 @@ export function createNonceManager(options: NonceManagerOptions): NonceManager {
   );
 
   return {
-    issue(realm) {
+    issue(realm, forIssuer) {
       const ts = Math.max(0, Math.floor(clock.wallNow()));
       const raw = Buffer.allocUnsafe(RAW_LEN);
       raw.writeUInt32BE(Math.floor(ts / 0x1_0000_0000), 0);
       raw.writeUInt32BE(ts % 0x1_0000_0000, 4);
       const body = raw.subarray(0, TS_LEN + RAND_LEN);
       random.fill(body.subarray(TS_LEN));
-      if (issuer !== undefined) raw[TS_LEN] = issuer;
+      if (
+        forIssuer !== undefined &&
+        !(Number.isInteger(forIssuer) && forIssuer >= 0 && forIssuer <= 255)
+      ) {
+        throw new SwitchboardError(
+          'SB_ERR_INVALID_ARGUMENT',
+          `nonce issuer ${forIssuer} not in 0..255`,
+        );
+      }
+      const mark = forIssuer ?? issuer;
+      if (mark !== undefined) raw[TS_LEN] = mark;
       mac(body, realm, raw, TS_LEN + RAND_LEN);
       return raw.toString('base64url');
     },

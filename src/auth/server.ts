@@ -68,6 +68,12 @@ export interface DigestServerOptions {
   readonly maxTrackedNonces?: number;
   /** Marks this server's nonces, when several share the secret (NonceManagerOptions.issuer). */
   readonly nonceIssuer?: number;
+  /**
+   * The issuer to mark a challenge's nonce for, from the request challenged: the worker that
+   * will verify the answer (the owner of its Call-ID), when the one challenging may be another.
+   * Without it, nonces are marked `nonceIssuer`.
+   */
+  readonly nonceIssuerOf?: (request: SipRequest) => number;
   readonly lookup: Ha1Lookup;
   /** Told about a stored HA1 that is not a hex digest (the HA1 itself is never logged). */
   readonly logger?: Logger;
@@ -150,9 +156,10 @@ export interface DigestServer {
   readonly algorithms: readonly DigestAlgorithm[];
   /**
    * One challenge value per offered algorithm, most preferred first (RFC 8760
-   * §2.3), all with the same fresh nonce and qop="auth".
+   * §2.3), all with the same fresh nonce and qop="auth"; the nonce is marked for
+   * `nonceIssuerOf(request)` when both are given.
    */
-  challengeHeaders(stale?: boolean): string[];
+  challengeHeaders(stale?: boolean, request?: SipRequest): string[];
   /** A 401 (or 407 with `proxy`) response to `request` carrying the challenges (RFC 3261 §22.2, §22.3). */
   challenge(request: SipRequest, options: ChallengeOptions): SipResponse;
   /** Verifies the request's credentials for this realm. Never throws on wire input. */
@@ -229,8 +236,12 @@ export function createDigestServer(options: DigestServerOptions): DigestServer {
     dummy[h] = hex(b);
   }
 
-  function challengeHeaders(stale = false): string[] {
-    const nonce = nonces.issue(realm);
+  function challengeHeaders(stale = false, request?: SipRequest): string[] {
+    const issuerOf = options.nonceIssuerOf;
+    const nonce = nonces.issue(
+      realm,
+      request !== undefined && issuerOf !== undefined ? issuerOf(request) : undefined,
+    );
     return algorithms.map((algorithm) => {
       const params = [
         quotedParam('realm', realm),
@@ -245,6 +256,7 @@ export function createDigestServer(options: DigestServerOptions): DigestServer {
   }
 
   function failure(
+    request: SipRequest,
     hs: AuthHeaderSet,
     reason: AuthFailureReason,
     detail: AuthFailureDetail,
@@ -255,7 +267,7 @@ export function createDigestServer(options: DigestServerOptions): DigestServer {
       detail,
       status: hs.status,
       header: hs.challenge,
-      challenge: challengeHeaders(reason === 'stale'),
+      challenge: challengeHeaders(reason === 'stale', request),
     };
   }
 
@@ -295,7 +307,7 @@ export function createDigestServer(options: DigestServerOptions): DigestServer {
     const hs = authHeaderSet(options.proxy);
     const found = findCredentials(request, hs);
     if (typeof found === 'string') {
-      return failure(hs, found === 'malformed' ? 'invalid' : 'missing', found);
+      return failure(request, hs, found === 'malformed' ? 'invalid' : 'missing', found);
     }
     const { username, nonce, uri, cnonce, nc } = found;
     if (
@@ -304,30 +316,30 @@ export function createDigestServer(options: DigestServerOptions): DigestServer {
       uri === undefined ||
       found.response === undefined
     ) {
-      return failure(hs, 'invalid', 'malformed');
+      return failure(request, hs, 'invalid', 'malformed');
     }
     // RFC 7616 §3.4.4: a hashed username could only be resolved by hashing
     // every user of the realm; this server does not offer userhash.
-    if (found.userhash) return failure(hs, 'invalid', 'userhash');
+    if (found.userhash) return failure(request, hs, 'invalid', 'userhash');
     // RFC 7616 §3.4: "The values of the opaque and algorithm fields must be
     // those supplied in the WWW-Authenticate response header field"; absent
     // means MD5 (§3.3).
     const algorithm = canonicalAlgorithm(found.algorithm);
     if (algorithm === undefined || !algorithms.includes(algorithm)) {
-      return failure(hs, 'invalid', 'algorithm');
+      return failure(request, hs, 'invalid', 'algorithm');
     }
     if (found.qop === undefined || found.qop.toLowerCase() !== 'auth') {
-      return failure(hs, 'invalid', 'qop');
+      return failure(request, hs, 'invalid', 'qop');
     }
     // RFC 7616 §3.4 (cnonce, nc): both accompany a qop; nc counts from 00000001.
     if (nc === undefined || nc < 1 || cnonce === undefined || cnonce === '') {
-      return failure(hs, 'invalid', 'malformed');
+      return failure(request, hs, 'invalid', 'malformed');
     }
     const response = found.response.toLowerCase();
-    if (!isDigestHex(algorithm, response)) return failure(hs, 'invalid', 'malformed');
-    if (!uriMatches(uri, request)) return failure(hs, 'invalid', 'uri');
+    if (!isDigestHex(algorithm, response)) return failure(request, hs, 'invalid', 'malformed');
+    if (!uriMatches(uri, request)) return failure(request, hs, 'invalid', 'uri');
     const nonceStatus = nonces.check(nonce, realm);
-    if (nonceStatus === 'invalid') return failure(hs, 'invalid', 'nonce');
+    if (nonceStatus === 'invalid') return failure(request, hs, 'invalid', 'nonce');
 
     // From here the work is the same whether the user exists or not.
     const hash = hashOf(algorithm);
@@ -343,7 +355,7 @@ export function createDigestServer(options: DigestServerOptions): DigestServer {
       uri,
     });
     const same = timingSafeEqual(Buffer.from(expected, 'latin1'), Buffer.from(response, 'latin1'));
-    if (!same || stored === undefined) return failure(hs, 'invalid', 'response');
+    if (!same || stored === undefined) return failure(request, hs, 'invalid', 'response');
 
     // RFC 2617 §3.2.1, stale: "The server should only set stale to TRUE if it
     // receives a request for which the nonce is invalid but with a valid digest
@@ -352,10 +364,10 @@ export function createDigestServer(options: DigestServerOptions): DigestServer {
     // answered the same way: the digest
     // shows knowledge of the password, and a client whose requests crossed
     // recovers with a fresh nonce, while a replayer gains nothing from it.
-    if (nonceStatus === 'stale') return failure(hs, 'stale', 'expired');
+    if (nonceStatus === 'stale') return failure(request, hs, 'stale', 'expired');
     const ncStatus = nonces.acceptNc(nonce, nc);
-    if (ncStatus === 'replay') return failure(hs, 'stale', 'replay');
-    if (ncStatus === 'stale') return failure(hs, 'stale', 'evicted');
+    if (ncStatus === 'replay') return failure(request, hs, 'stale', 'replay');
+    if (ncStatus === 'stale') return failure(request, hs, 'stale', 'evicted');
     return { ok: true, username, realm, algorithm };
   }
 
@@ -365,7 +377,7 @@ export function createDigestServer(options: DigestServerOptions): DigestServer {
     challengeHeaders,
     challenge(request, o) {
       const hs = authHeaderSet(o.proxy);
-      const values = o.values ?? challengeHeaders(o.stale ?? false);
+      const values = o.values ?? challengeHeaders(o.stale ?? false, request);
       return createResponse(request, hs.status, {
         toTag: o.toTag ?? ids.tag(),
         headers: values.map((v) => [hs.challenge, v] as const),

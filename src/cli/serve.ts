@@ -21,7 +21,7 @@
  * The digest nonce secret is random per start: after a restart, nonces issued before it
  * fail verification and clients are challenged again (a fresh 401).
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { createSecureContext } from 'node:tls';
@@ -50,6 +50,7 @@ import {
 import { createProxy, type Proxy } from '../services/proxy/index.ts';
 import { createRegistrar, type Registrar } from '../services/registrar/index.ts';
 import { createStack, type Stack } from '../stack/index.ts';
+import { peekUnauthenticatedRegister, type SipRequest } from '../sip/index.ts';
 import type { LocationStore, PresenceStore, Store } from '../store/index.ts';
 import { openSqliteStore } from '../store/sqlite/sqlite-store.ts';
 import {
@@ -230,6 +231,11 @@ export interface ServiceContext {
   /** A worker's index: it marks the nonces it issues (nonce.ts `issuer`). */
   readonly nonceIssuer?: number;
   /**
+   * Which worker will verify the answer to a challenge of this request (the owner of its
+   * Call-ID): a worker answers a REGISTER without credentials itself, for any Call-ID.
+   */
+  readonly nonceIssuerOf?: (request: SipRequest) => number;
+  /**
    * Whether this process owns a Call-ID (workers: the steering hash); it sends the NOTIFYs
    * of the subscriptions whose Call-ID it owns. Default: every one.
    */
@@ -280,6 +286,7 @@ export function buildServices(ctx: ServiceContext): Services {
         logger,
         algorithms: config.auth.algorithms,
         ...(ctx.nonceIssuer !== undefined ? { nonceIssuer: ctx.nonceIssuer } : {}),
+        ...(ctx.nonceIssuerOf !== undefined ? { nonceIssuerOf: ctx.nonceIssuerOf } : {}),
         lookup: async (username, r, hash) => {
           const u = await users.get(`sip:${username}@${r}`);
           if (u === undefined) return undefined;
@@ -563,7 +570,13 @@ export async function runServe(
       }
       transport = await createTransportLayer({
         ...(role !== undefined ? { id: `w${role.index}` } : {}),
-        ...(mesh !== undefined ? { steering: mesh } : {}),
+        // A REGISTER without credentials is answered by the worker that reads it, whoever
+        // owns its Call-ID: the registrar challenges it statelessly (RFC 3261 §8.2.7, §10.3
+        // step 3) and marks the nonce for the owner, which sees the answer. Half of all first
+        // REGISTERs skip a hand-over.
+        ...(mesh !== undefined
+          ? { steering: mesh, answeredByReader: peekUnauthenticatedRegister }
+          : {}),
         listen,
         clock,
         random,
@@ -581,8 +594,17 @@ export async function runServe(
       random,
       logger,
       // A request a worker starts (new Call-ID) must have its responses steered back to it.
+      // Workers answer one another's stateless requests (a REGISTER without credentials, read
+      // by any): their To tags come from one salt, derived from the secret they share.
       ...(role !== undefined
-        ? { ids: ownedCallIds(createIdGenerator(random), role.index, role.workers) }
+        ? {
+            ids: ownedCallIds(createIdGenerator(random), role.index, role.workers),
+            tagSalt: createHash('sha256')
+              .update('switchboard stateless To tag\0')
+              .update(role.secret)
+              .digest('hex')
+              .slice(0, 16),
+          }
         : {}),
       maxServerTransactions: config.limits.maxServerTransactions,
       ...(config.limits.maxServerTransactionsPerSource > 0
@@ -600,6 +622,7 @@ export async function runServe(
         ? {
             secret: role.secret,
             nonceIssuer: role.index,
+            nonceIssuerOf: (m: SipRequest) => ownerOfCallId(m.callId, role.workers),
             ownsCallId: (id: string) => ownerOfCallId(id, role.workers) === role.index,
           }
         : {}),

@@ -48,6 +48,8 @@ export interface CreateStackOptions {
   readonly resolver?: SipResolver;
   /** See StackOptions.ids. */
   readonly ids?: IdGenerator;
+  /** See StackOptions.tagSalt. */
+  readonly tagSalt?: string;
 }
 
 export async function createStack(options: CreateStackOptions = {}): Promise<Stack> {
@@ -79,6 +81,7 @@ export async function createStack(options: CreateStackOptions = {}): Promise<Sta
     ...(options.timers !== undefined ? { timers: options.timers } : {}),
     ...(options.userAgent !== undefined ? { userAgent: options.userAgent } : {}),
     ...(options.ids !== undefined ? { ids: options.ids } : {}),
+    ...(options.tagSalt !== undefined ? { tagSalt: options.tagSalt } : {}),
     ...(options.maxServerTransactionsPerSource !== undefined
       ? { maxServerTransactionsPerSource: options.maxServerTransactionsPerSource }
       : {}),

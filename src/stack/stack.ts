@@ -87,6 +87,12 @@ export interface StackOptions {
   readonly maxServerTransactionsPerSource?: number;
   /** Branches, tags and Call-IDs (default: from `random`; a server's workers own their Call-IDs). */
   readonly ids?: IdGenerator;
+  /**
+   * The secret part of the To tags of stateless responses (default: random). Processes that
+   * answer the same requests (a server's workers) share one, so that a retransmission gets the
+   * same tag whichever answers it (RFC 3261 §8.2.7).
+   */
+  readonly tagSalt?: string;
 }
 
 /** A request received by the application, with what it needs to answer. */
@@ -183,7 +189,7 @@ export class Stack {
     this.clock = options.clock ?? systemClock();
     this.random = options.random ?? cryptoRandom();
     this.ids = options.ids ?? createIdGenerator(this.random);
-    this.tagSalt = this.ids.callId();
+    this.tagSalt = options.tagSalt ?? this.ids.callId();
     this.logger = options.logger ?? silentLogger;
     this.userAgent = options.userAgent ?? 'Switchboard';
     this.resolver = options.resolver;

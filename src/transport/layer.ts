@@ -250,6 +250,13 @@ export interface TransportLayerOptions {
    * Give each worker's layer a distinct `id`: connection ids start with it.
    */
   readonly steering?: SteeringLink;
+  /**
+   * With `steering`: datagrams that whichever worker reads them may answer, because the answer
+   * keeps no state another message of the Call-ID needs (a stateless challenge, RFC 3261
+   * §8.2.7). Asked with the octets before any parse; true keeps the datagram here. A server
+   * passes `peekUnauthenticatedRegister`.
+   */
+  readonly answeredByReader?: (bytes: Uint8Array, maxHeaderBytes: number) => boolean;
 }
 
 /** A live stream connection, as `connections()` reports it. */
@@ -352,6 +359,8 @@ class Layer implements SwitchboardTransportLayer, ListenerHost {
   private connectionSeq = 0;
   private closing: Promise<void> | undefined;
   private readonly steering: SteeringLink | undefined;
+  private readonly answeredByReader:
+    ((bytes: Uint8Array, maxHeaderBytes: number) => boolean) | undefined;
   /** Other workers' connections (steering): by id, and by remote endpoint key. */
   private readonly peerConnById = new Map<string, { owner: number; key: string }>();
   private readonly peerConnByEndpoint = new Map<string, { owner: number; id: string }>();
@@ -371,6 +380,7 @@ class Layer implements SwitchboardTransportLayer, ListenerHost {
     this.checkSentBy = options.checkResponseSentBy ?? true;
     this.delegate = options.delegate;
     this.steering = options.steering;
+    this.answeredByReader = options.answeredByReader;
     this.steering?.attach({
       message: (m) => this.receiveForwarded(m),
       write: (id, bytes) => this.writeForPeer(id, bytes),
@@ -630,7 +640,10 @@ class Layer implements SwitchboardTransportLayer, ListenerHost {
       const callId = workers > 1 ? peekCallId(bytes, this.limits.maxHeaderBytes) : undefined;
       if (callId !== undefined) {
         const owner = ownerOfCallId(callId, workers);
-        if (owner !== this.steering.self) {
+        if (
+          owner !== this.steering.self &&
+          this.answeredByReader?.(bytes, this.limits.maxHeaderBytes) !== true
+        ) {
           this.forwardTo(owner, bytes, framing, source);
           return;
         }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseMessage } from './parse-message.ts';
-import { peekCallId } from './peek-call-id.ts';
+import { peekCallId, peekUnauthenticatedRegister } from './peek-call-id.ts';
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 
@@ -87,5 +87,75 @@ describe('peekCallId', () => {
   it('reads no further than maxHeaderBytes', () => {
     const b = request('Call-ID: abc\r\n');
     assert.equal(peekCallId(b, 40), undefined);
+  });
+});
+
+describe('peekUnauthenticatedRegister', () => {
+  const register = (extra: string, method = 'REGISTER', end = '\r\n'): Uint8Array =>
+    enc(
+      `${method} sip:example.com SIP/2.0\r\n` +
+        'Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-1\r\n' +
+        'From: <sip:alice@example.com>;tag=a\r\n' +
+        'To: <sip:alice@example.com>\r\n' +
+        'Call-ID: r1@192.0.2.1\r\n' +
+        `CSeq: 1 ${method}\r\n` +
+        extra +
+        'Content-Length: 0\r\n' +
+        end,
+    );
+  const auth =
+    'Digest username="alice", realm="example.com", nonce="n", uri="sip:example.com", response="0"';
+  for (const [name, bytes, want] of [
+    ['a REGISTER without credentials', register(''), true],
+    [
+      'Proxy-Authorization is not what a registrar reads',
+      register(`Proxy-Authorization: ${auth}\r\n`),
+      true,
+    ],
+    [
+      'Authorization-Info is another header',
+      register('Authorization-Info: nextnonce="x"\r\n'),
+      true,
+    ],
+    ['with Authorization', register(`Authorization: ${auth}\r\n`), false],
+    [
+      'Authorization in any case, white space before the colon',
+      register(`aUTHORIZATION \t: ${auth}\r\n`),
+      false,
+    ],
+    ['another method', register('', 'OPTIONS'), false],
+    ['a method in the wrong case', register('', 'register'), false],
+    ['a header section that does not end', register('', 'REGISTER', ''), false],
+    ['a response', enc('SIP/2.0 200 OK\r\nCall-ID: x\r\n\r\n'), false],
+    ['nothing', enc(''), false],
+  ] as const) {
+    it(`${name}: ${want}`, () => assert.equal(peekUnauthenticatedRegister(bytes), want));
+  }
+
+  it('never says yes to a message the parser reads as anything but a REGISTER without Authorization', () => {
+    let seed = 11;
+    const rnd = (n: number): number => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n;
+    const pieces = [
+      `Authorization: ${auth}\r\n`,
+      'authorization:x\r\n',
+      ' Authorization: folded\r\n',
+      'Authorization : x\r\n',
+      'X-Authorization: y\r\n',
+      'Subject: Authorization: no\r\n',
+      '\tcontinued\r\n',
+      'Contact: <sip:alice@192.0.2.1>\r\n',
+      '\n',
+      '\r\n',
+    ];
+    for (let i = 0; i < 3000; i++) {
+      let extra = '';
+      for (let k = rnd(4); k > 0; k--) extra += pieces[rnd(pieces.length)];
+      const b = register(extra, rnd(5) === 0 ? 'OPTIONS' : 'REGISTER');
+      if (!peekUnauthenticatedRegister(b)) continue;
+      const r = parseMessage(b);
+      if (!r.ok) continue; // the reader answers 400 itself: no state either
+      assert.ok(r.message.isRequest() && r.message.method === 'REGISTER', JSON.stringify(extra));
+      assert.equal(r.message.getRaw('Authorization'), undefined, JSON.stringify(extra));
+    }
   });
 });

@@ -79,3 +79,46 @@ export function peekCallId(bytes: Uint8Array, maxHeaderBytes = 65_536): string |
   }
   return undefined;
 }
+
+/** "REGISTER " */
+const REGISTER = [82, 69, 71, 73, 83, 84, 69, 82, 32];
+/** "authorization" */
+const AUTHORIZATION = [97, 117, 116, 104, 111, 114, 105, 122, 97, 116, 105, 111, 110];
+
+/** Whether the header name at `at` is `authorization` (any case), then white space and a colon. */
+function isAuthorizationName(b: Uint8Array, at: number, end: number): boolean {
+  if (at + AUTHORIZATION.length > end) return false;
+  for (let k = 0; k < AUTHORIZATION.length; k++) {
+    if (lower(b[at + k]!) !== AUTHORIZATION[k]) return false;
+  }
+  let i = at + AUTHORIZATION.length;
+  while (i < end && (b[i] === SP || b[i] === HT)) i++;
+  return i < end && b[i] === COLON;
+}
+
+/**
+ * Whether the datagram is certainly a REGISTER without credentials: its start line begins
+ * with `REGISTER ` (methods are case-sensitive, RFC 3261 §7.1), its header section ends within
+ * `maxHeaderBytes`, and no header line in it is named Authorization (§20.7; it has no compact
+ * form). A registrar answers such a request with a challenge or an error and keeps no state
+ * (§8.2.7, §10.3 step 3), so a server of several workers lets whichever worker read it answer
+ * it instead of handing it to the Call-ID's owner. False whenever in doubt.
+ */
+export function peekUnauthenticatedRegister(bytes: Uint8Array, maxHeaderBytes = 65_536): boolean {
+  const end = Math.min(bytes.length, maxHeaderBytes);
+  let i = 0;
+  while (i < end && (bytes[i] === CR || bytes[i] === LF)) i++;
+  if (i + REGISTER.length > end) return false;
+  for (let k = 0; k < REGISTER.length; k++) if (bytes[i + k] !== REGISTER[k]) return false;
+  while (i < end && bytes[i] !== LF) i++;
+  i++;
+  while (i < end) {
+    const c = bytes[i]!;
+    // The empty line: the header section is over, and it named no Authorization.
+    if (c === CR || c === LF) return true;
+    if (c !== SP && c !== HT && isAuthorizationName(bytes, i, end)) return false;
+    while (i < end && bytes[i] !== LF) i++;
+    i++;
+  }
+  return false;
+}

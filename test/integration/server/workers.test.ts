@@ -9,6 +9,9 @@
  * - A nonce is good in every worker, but its counts are kept by the worker that issued it:
  *   credentials with another worker's nonce get 401 stale=true (RFC 7616 §3.4 replay
  *   protection), the same credentials to the issuing worker 200, and once more 401 (replay).
+ * - A REGISTER without credentials is answered by whichever worker reads it: copies read by
+ *   either get the same To tag (one shared salt), and the nonce is marked for the owner of the
+ *   Call-ID, which accepts the authenticated REGISTER.
  * - A worker killed with SIGKILL is replaced, and the server keeps answering meanwhile.
  * - SIGTERM drains every worker and exits 0 with no process left; SIGKILL of the supervisor
  *   takes its workers with it (they leave when their IPC channel closes).
@@ -276,6 +279,85 @@ describe('switchboard serve --workers 2', () => {
       assert.match(home, /^SIP\/2\.0 200 /);
       const replay = await register(callIdFor(0, 'k'), credentials(nonce, 1));
       assert.match(replay, /^SIP\/2\.0 401 /);
+    } finally {
+      sock.close();
+    }
+  });
+
+  it('answers a REGISTER without credentials in whichever worker reads it, for the owner of its Call-ID', async () => {
+    const port = server!.ports.udp!;
+    const sock = createSocket('udp4');
+    const got: string[] = [];
+    sock.on('message', (b) => got.push(b.toString()));
+    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
+    const local = sock.address().port;
+    const text = (callId: string, branch: string, cseq: number, auth?: string): string =>
+      [
+        'REGISTER sip:example.com SIP/2.0',
+        `Via: SIP/2.0/UDP 127.0.0.1:${local};branch=${branch};rport`,
+        'Max-Forwards: 70',
+        `From: <sip:alice@example.com>;tag=f-${callId.slice(0, 8)}`,
+        'To: <sip:alice@example.com>',
+        `Call-ID: ${callId}`,
+        `CSeq: ${cseq} REGISTER`,
+        `Contact: <sip:alice@127.0.0.1:${local}>`,
+        ...(auth !== undefined ? [`Authorization: ${auth}`] : []),
+        'Expires: 60',
+        'Content-Length: 0',
+        '',
+        '',
+      ].join('\r\n');
+    const answers = async (branch: string, n: number): Promise<string[]> => {
+      await within(
+        (async () => {
+          while (got.filter((t) => t.includes(branch)).length < n) await sleep(5);
+        })(),
+        5000,
+        `${n} answers to ${branch}`,
+      );
+      return got.filter((t) => t.includes(branch));
+    };
+    try {
+      for (let i = 0; i < 12; i++) {
+        const callId = `reader-${i}-${Date.now()}@127.0.0.1`;
+        const owner = ownerOfCallId(callId, 2);
+        // Sent five times: each copy is read by either worker, and all get the same answer tag
+        // (RFC 3261 §8.2.7), since the workers share the salt of stateless To tags.
+        const branch = `z9hG4bKreader${i}`;
+        for (let k = 0; k < 5; k++) sock.send(text(callId, branch, 1), port, '127.0.0.1');
+        const challenges = await answers(branch, 5);
+        const tags = new Set(challenges.map((t) => /^To:.*;tag=([^;\r\n]+)/m.exec(t)?.[1]));
+        assert.equal(
+          tags.size,
+          1,
+          `one To tag for the retransmissions:\n${challenges.join('\n----\n')}`,
+        );
+        for (const c of challenges) {
+          assert.match(c, /^SIP\/2\.0 401 /);
+          // The nonce is marked for the worker that will see the answer (nonce.ts issuer).
+          const nonce = /nonce="([^"]+)"/.exec(c)![1]!;
+          assert.equal(Buffer.from(nonce, 'base64url')[8], owner, `nonce issuer of ${callId}`);
+        }
+        const nonce = /nonce="([^"]+)"/.exec(challenges[0]!)![1]!;
+        const cnonce = `rc${i}`;
+        const response = digestResponse({
+          algorithm: 'MD5',
+          ha1: ha1('MD5', 'alice', 'example.com', 'pw-alice'),
+          nonce,
+          nc: 1,
+          cnonce,
+          qop: 'auth',
+          method: 'REGISTER',
+          uri: 'sip:example.com',
+        });
+        const auth =
+          `Digest username="alice", realm="example.com", nonce="${nonce}", uri="sip:example.com", ` +
+          `response="${response}", algorithm=MD5, qop=auth, nc=00000001, cnonce="${cnonce}"`;
+        const branch2 = `z9hG4bKreaderauth${i}`;
+        sock.send(text(callId, branch2, 2, auth), port, '127.0.0.1');
+        const [ok] = await answers(branch2, 1);
+        assert.match(ok!, /^SIP\/2\.0 200 /, `the authenticated REGISTER of ${callId}`);
+      }
     } finally {
       sock.close();
     }
