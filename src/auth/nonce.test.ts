@@ -20,6 +20,27 @@ function manager(over: Partial<NonceManagerOptions> = {}) {
 }
 
 describe('issue / check', () => {
+  it('a nonce issued here and one issued by another holder of the secret check the same', () => {
+    const clock = new ManualClock();
+    const opts = { secret: SECRET, clock, ttlMs: 1_000 } as const;
+    // `few` remembers only its last two nonces: older ones are checked by their MAC.
+    const few = createNonceManager({ ...opts, random: seededRandom(1), maxTracked: 2 });
+    const other = createNonceManager({ ...opts, random: seededRandom(2) });
+    const a = few.issue('example.com');
+    const b = few.issue('example.com');
+    const c = few.issue('example.com');
+    const foreign = other.issue('example.com');
+    for (const n of [a, b, c, foreign]) {
+      assert.equal(few.check(n, 'example.com'), 'valid', n);
+      assert.equal(few.check(n, 'example.org'), 'invalid', `${n} in another realm`);
+    }
+    const tampered = Buffer.from(c, 'base64url');
+    tampered[0]! ^= 1;
+    assert.equal(few.check(tampered.toString('base64url'), 'example.com'), 'invalid');
+    clock.advance(1_001);
+    for (const n of [a, b, c, foreign]) assert.equal(few.check(n, 'example.com'), 'stale', n);
+  });
+
   it('a fresh nonce is valid for its realm, base64url, 48 characters', () => {
     const { m } = manager();
     const n = m.issue('example.com');
