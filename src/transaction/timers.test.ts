@@ -91,3 +91,27 @@ test('TimerSet: restart replaces, stop cancels, stopAll clears the clock', () =>
   clock.advance(100);
   assert.equal(fired.length, 2);
 });
+
+test('TimerSet: stopping or firing one of several leaves the others as they were', () => {
+  const clock = new ManualClock();
+  const set = new TimerSet(clock);
+  const fired: string[] = [];
+  for (const [name, ms] of [
+    ['A', 100],
+    ['B', 200],
+    ['D', 300],
+    ['E', 400],
+  ] as const) {
+    set.start(name, ms, () => fired.push(`${name}@${clock.now()}`));
+  }
+  set.stop('B'); // from the middle
+  assert.deepEqual(set.running().sort(), ['A', 'D', 'E']);
+  clock.advance(100); // A fires: the first
+  assert.deepEqual(set.running().sort(), ['D', 'E']);
+  set.start('D', 50, () => fired.push(`D'@${clock.now()}`)); // restarted
+  set.stop('E'); // the last
+  assert.deepEqual(set.running(), ['D']);
+  clock.advance(1000);
+  assert.deepEqual(fired, ['A@100', "D'@150"]);
+  assert.deepEqual(set.running(), []);
+});

@@ -142,7 +142,7 @@ export class TimerSet<N extends string = TimerName> {
     return this.names.includes(name);
   }
 
-  /** Names of the running timers (tests, diagnostics). */
+  /** Names of the running timers, in no particular order (tests, diagnostics). */
   running(): N[] {
     return [...this.names];
   }
@@ -153,8 +153,14 @@ export class TimerSet<N extends string = TimerName> {
     this.handles.length = 0;
   }
 
+  /** Removes entry `i`, moving the last one into its place (splice would allocate an array). */
   private forget(i: number): void {
-    this.names.splice(i, 1);
-    this.handles.splice(i, 1);
+    const last = this.names.length - 1;
+    if (i !== last) {
+      this.names[i] = this.names[last]!;
+      this.handles[i] = this.handles[last]!;
+    }
+    this.names.pop();
+    this.handles.pop();
   }
 }
