@@ -147,6 +147,13 @@ function createHmacSha256(
   };
 }
 
+/** An issuer is one octet of the nonce (0..255), or absent. */
+function checkIssuer(issuer: number | undefined): void {
+  if (issuer !== undefined && !(Number.isInteger(issuer) && issuer >= 0 && issuer <= 255)) {
+    throw new SwitchboardError('SB_ERR_INVALID_ARGUMENT', `nonce issuer ${issuer} not in 0..255`);
+  }
+}
+
 export function createNonceManager(options: NonceManagerOptions): NonceManager {
   const { clock, random, ttlMs } = options;
   if (!(options.secret instanceof Uint8Array) || options.secret.length < MIN_SECRET) {
@@ -159,9 +166,7 @@ export function createNonceManager(options: NonceManagerOptions): NonceManager {
     throw new SwitchboardError('SB_ERR_INVALID_ARGUMENT', 'nonce ttlMs must be positive');
   }
   const issuer = options.issuer;
-  if (issuer !== undefined && !(Number.isInteger(issuer) && issuer >= 0 && issuer <= 255)) {
-    throw new SwitchboardError('SB_ERR_INVALID_ARGUMENT', `nonce issuer ${issuer} not in 0..255`);
-  }
+  checkIssuer(issuer);
   const mac = createHmacSha256(Buffer.from(options.secret));
   /** Where `check` puts the MAC it expects. */
   const expected = Buffer.alloc(MAC_LEN);
@@ -176,34 +181,26 @@ export function createNonceManager(options: NonceManagerOptions): NonceManager {
   /**
    * Nonces issued here lately, with their time and realm: `check` finds most nonces here (the
    * answer to a challenge comes back to the process that sent it) and skips recomputing their
-   * MAC, two SHA-256 compressions of the four a challenge and its answer cost. Oldest first
-   * out; a nonce no longer here is checked by its MAC as before.
+   * MAC, two SHA-256 compressions of the four a challenge and its answer cost. Least recently
+   * used first out; a nonce no longer here is checked by its MAC as before.
    */
-  const issued = new Map<string, { ts: number; realm: string }>();
-  const maxIssued = options.maxTracked ?? 10_000;
+  const issued = new BoundedLru<string, { ts: number; realm: string }>(
+    options.maxTracked ?? 10_000,
+  );
 
   return {
     issue(realm, forIssuer) {
+      checkIssuer(forIssuer);
       const ts = Math.max(0, Math.floor(clock.wallNow()));
       const raw = Buffer.allocUnsafe(RAW_LEN);
       raw.writeUInt32BE(Math.floor(ts / 0x1_0000_0000), 0);
       raw.writeUInt32BE(ts % 0x1_0000_0000, 4);
       const body = raw.subarray(0, TS_LEN + RAND_LEN);
       random.fill(body.subarray(TS_LEN));
-      if (
-        forIssuer !== undefined &&
-        !(Number.isInteger(forIssuer) && forIssuer >= 0 && forIssuer <= 255)
-      ) {
-        throw new SwitchboardError(
-          'SB_ERR_INVALID_ARGUMENT',
-          `nonce issuer ${forIssuer} not in 0..255`,
-        );
-      }
       const mark = forIssuer ?? issuer;
       if (mark !== undefined) raw[TS_LEN] = mark;
       mac(body, realm, raw, TS_LEN + RAND_LEN);
       const nonce = raw.toString('base64url');
-      if (issued.size >= maxIssued) issued.delete(issued.keys().next().value!);
       issued.set(nonce, { ts, realm });
       return nonce;
     },
