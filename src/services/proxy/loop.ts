@@ -11,14 +11,17 @@ import type { SipRequest } from '../../sip/index.ts';
 /** Marks branches this proxy made (after the RFC 3261 magic cookie). */
 export const BRANCH_MARK = 'z9hG4bK-sb';
 
-/** FNV-1a, 32 bits: cheap and stable; collisions only cost a missed loop (Max-Forwards still ends it). */
-function fnv1a(s: string): string {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h.toString(36);
+/** FNV-1a, 32 bits, of one more string: cheap and stable; a collision only costs a missed loop (Max-Forwards still ends it). */
+function mix(h: number, s: string): number {
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  // A separator, so that ("ab", "c") and ("a", "bc") differ.
+  return Math.imul(h ^ 1, 0x01000193);
+}
+
+/** Every field of one header, in order, as if joined with commas (RFC 3261 §7.3.1). */
+function mixAll(h: number, request: SipRequest, name: string): number {
+  for (const v of request.getRawAll(name)) h = mix(h, v);
+  return h;
 }
 
 /**
@@ -29,20 +32,30 @@ function fnv1a(s: string): string {
  * a looped request arrives with our own Via on top of it, so the Via that was
  * topmost when we forwarded it is no longer topmost; the other fields identify the
  * request as well, and a changed Request-URI or Route still marks a spiral.
+ *
+ * The fields are hashed one after the other, not joined first: a joined string of a
+ * request with credentials is several hundred characters built only to be hashed.
  */
 export function loopHash(request: SipRequest): string {
-  return fnv1a(
-    [
-      request.uriText,
-      request.to.tag ?? '',
-      request.from.tag ?? '',
-      request.callId,
-      String(request.cseq.seq),
-      request.getRawAll('Proxy-Require').join(','),
-      request.getRawAll('Proxy-Authorization').join(','),
-      request.getRawAll('Route').join(','),
-    ].join('\u0001'),
-  );
+  let h = 0x811c9dc5;
+  h = mix(h, request.uriText);
+  h = mix(h, request.to.tag ?? '');
+  h = mix(h, request.from.tag ?? '');
+  h = mix(h, request.callId);
+  h = Math.imul(h ^ request.cseq.seq, 0x01000193);
+  h = mixAll(h, request, 'Proxy-Require');
+  h = mixAll(h, request, 'Proxy-Authorization');
+  h = mixAll(h, request, 'Route');
+  return (h >>> 0).toString(36);
+}
+
+/**
+ * Whether any Via value of the request may carry a branch of ours: when none does, as
+ * for every request straight from a user agent, no Via needs decoding to rule out a loop.
+ */
+export function mayCarryOurBranch(request: SipRequest): boolean {
+  for (const v of request.getRawAll('Via')) if (v.includes(BRANCH_MARK)) return true;
+  return false;
 }
 
 /** A branch for a request forwarded by this proxy: the loop hash and a unique suffix. */

@@ -61,7 +61,7 @@ import {
 } from '../../transport/index.ts';
 import type { DomainStore, LocationStore, UserStore } from '../../store/index.ts';
 import { chooseBest, mergeChallenges } from './best-response.ts';
-import { hashOfBranch, loopHash, proxyBranch } from './loop.ts';
+import { hashOfBranch, loopHash, mayCarryOurBranch, proxyBranch } from './loop.ts';
 import { reachTarget, setRoutes, strictRouteFixed } from './reach.ts';
 import { groupByQ, type Target } from './targets.ts';
 
@@ -350,6 +350,7 @@ export function createProxy(options: ProxyOptions): Proxy {
 
   /** §16.3 item 4: one of our Via values carries this request's own loop hash. */
   function looped(m: SipRequest, hash: string): boolean {
+    if (!mayCarryOurBranch(m)) return false;
     let vias;
     try {
       vias = m.via;

@@ -750,7 +750,7 @@ describe('stateful proxy (RFC 3261 §16)', { timeout: 180_000 }, () => {
     }
   });
 
-  it('a loop through the proxy is detected (482) or ends at Max-Forwards (483)', async () => {
+  it('a loop through the proxy is detected by its branch (482), long before Max-Forwards (483)', async () => {
     // dave's binding points at the proxy itself: each pass spirals back.
     await server.store.location.upsert({
       aor: 'sip:dave@example.com',
@@ -763,7 +763,7 @@ describe('stateful proxy (RFC 3261 §16)', { timeout: 180_000 }, () => {
     });
     const alice = track(await phone(server, 'alice', { register: false }));
     const r = await callFails(alice, 'sip:dave@example.com');
-    assert.ok(r.status === 482 || r.status === 483, `got ${r.status}`);
+    assert.equal(r.status, 482);
     await server.store.location.removeAll('sip:dave@example.com');
   });
 });
