@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import { defaultLimits, utf8Encode } from '../base/index.ts';
 import {
   formatUri,
   messageToString,
   parseMessage,
   serializeMessage,
+  ViaHeader,
   type SipRequest,
 } from '../sip/index.ts';
 import { failedRequestFields, headRequestFields, looksLikeResponse, stampVia } from './inbound.ts';
@@ -132,6 +134,70 @@ describe('stampVia: where the stamped Via goes', () => {
     );
     assert.equal(out.fields[0]!.value.includes(','), false);
     assert.equal(out.fields[1]!.value, 'SIP/2.0/UDP mid.example.com;branch=z9hG4bK3');
+  });
+});
+
+describe('stampVia: the stamped Via is kept decoded', () => {
+  it('is what its text parses to, for any sent-by, parameters and source', () => {
+    const host = fc.oneof(
+      fc.constantFrom('192.0.2.1', 'pc33.example.com', '[2001:db8::1]', '127.0.0.1'),
+      fc.ipV4(),
+    );
+    const param = fc.oneof(
+      fc.constantFrom(';rport', ';rport=5062', ';received=10.0.0.1', ';lr', ';maddr=10.1.1.1'),
+      fc.stringMatching(/^;[a-z]{1,5}(=[a-z0-9]{1,5})?$/),
+    );
+    const source = fc.record({
+      address: fc.oneof(fc.ipV4(), fc.constantFrom('::1', '2001:db8::9')),
+      port: fc.integer({ min: 1, max: 65535 }),
+    });
+    fc.assert(
+      fc.property(
+        host,
+        fc.option(fc.integer({ min: 1, max: 65535 }), { nil: undefined }),
+        fc.array(param, { maxLength: 4 }),
+        source,
+        (h, port, params, remote) => {
+          const via = `SIP/2.0/UDP ${h}${port === undefined ? '' : `:${port}`}${params.join('')};branch=z9hG4bK1`;
+          const parsed = parseMessage(
+            [
+              'OPTIONS sip:bob@example.com SIP/2.0',
+              `Via: ${via}`,
+              'From: <sip:alice@example.com>;tag=1',
+              'To: <sip:bob@example.com>',
+              'Call-ID: abc',
+              'CSeq: 1 OPTIONS',
+              'Content-Length: 0',
+              '',
+              '',
+            ].join('\r\n'),
+          );
+          if (!parsed.ok) return; // a parameter combination the parser refuses
+          const out = stampVia(parsed.message as SipRequest, remote);
+          const again = ViaHeader.parse(out.getRaw('Via')!);
+          assert.ok(again.ok);
+          assert.deepEqual(out.topVia, again.value[0]);
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  it('parses no field again: the copy holds the objects decoded before', () => {
+    const req = request('SIP/2.0/UDP 192.0.2.1:5060;rport;branch=z9hG4bK1');
+    const from = req.from;
+    const cseq = req.cseq;
+    const out = stampVia(req, { address: '192.0.2.9', port: 5080 });
+    assert.equal(out.from, from);
+    assert.equal(out.cseq, cseq);
+    const top = out.topVia;
+    assert.equal(top.received, '192.0.2.9');
+    assert.equal(top.rport, 5080);
+    // Further changes keep them too, the stamped Via included.
+    const changed = out.set('Max-Forwards', '69').prepend('Record-Route', '<sip:p.example.com;lr>');
+    assert.equal(changed.from, from);
+    assert.equal(changed.topVia, top);
+    assert.equal(changed.maxForwards, 69);
   });
 });
 

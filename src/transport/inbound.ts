@@ -14,6 +14,7 @@ import {
   formatVia,
   makeField,
   parseMessage,
+  viaWithParams,
   withParam,
   type HeaderField,
   type ParseResult,
@@ -50,12 +51,19 @@ export function stampVia(req: SipRequest, remote: Endpoint): SipRequest {
   if (!differs && !wantsRport) return req;
   let params = withParam(via.params, 'received', normalizeAddress(remote.address));
   if (wantsRport) params = withParam(params, 'rport', String(remote.port));
-  const stamped: Via = { ...via, params };
-  // Usually the top Via is a field of its own: only that field changes, and what the
-  // others decoded to is kept. Otherwise it is split off its field.
+  const built = viaWithParams(via, params);
+  const stamped: Via = typeof built === 'string' ? { ...via, params } : built;
+  // Usually the top Via is a field of its own: only that field changes, what the others
+  // decoded to is kept, and so is the stamped Via itself (no one parses it again).
+  // Otherwise it is split off its field.
   const k = req.firstAt(ViaHeader.key);
   const first = req.decodeField(k, ViaHeader);
-  if (first !== undefined && first.length === 1) return req.replaceAt(k, formatVia(stamped));
+  if (first !== undefined && first.length === 1) {
+    const text = formatVia(stamped);
+    return typeof built === 'string'
+      ? req.replaceAt(k, text)
+      : req.replaceAt(k, text, ViaHeader, [stamped] as readonly Via[]);
+  }
   return req.removeFirst(ViaHeader).prepend('Via', formatVia(stamped));
 }
 

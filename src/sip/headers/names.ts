@@ -116,6 +116,14 @@ export function headerKey(name: string): string {
   return INDEX.get(lower) ?? lower;
 }
 
+/**
+ * The key of a known header written in one of its common spellings (canonical, lower, upper,
+ * compact), else undefined. Such a name is a token: a field built with it needs no check.
+ */
+export function knownSpellingKey(name: string): string | undefined {
+  return INDEX.get(name);
+}
+
 /** Canonical spelling for a key, or undefined for headers outside the table. */
 export function canonicalHeaderName(key: string): string | undefined {
   return CANONICAL.get(key);

@@ -189,6 +189,15 @@ export function parseViaListGeneral(value: string): Result<readonly Via[], strin
   }
 }
 
+/**
+ * `via` with other parameters, its branch, received and rport read from them as the parser
+ * reads them: what `formatVia` of the result parses back to. An error when a parameter
+ * breaks a rule the parser checks (a branch or received without a value, a bad rport).
+ */
+export function viaWithParams(via: Via, params: Params): Via | string {
+  return buildVia(via.protocol, via.version, via.transport, via.host, via.port, params);
+}
+
 export function formatVia(v: Via): string {
   let out = `${v.protocol}/${v.version}/${v.transport} ${v.host}`;
   if (v.port !== undefined) out += ':' + v.port;

@@ -7,6 +7,7 @@ import { reasonPhrase } from './status.ts';
 import { SwitchboardError } from '../../base/errors.ts';
 import { OctetArena } from '../../base/text.ts';
 import { crlf, INVITE } from '../../../test/support/messages.ts';
+import { makeField } from './message.ts';
 
 test('createRequest builds a parseable request with the §8.1.1 fields', () => {
   const req = createRequest({
@@ -165,4 +166,51 @@ test('serializeToArena carves header and body from the arena, and the message re
   const parsed = parseMessage(INVITE);
   assert.ok(parsed.ok);
   assert.equal(serializeToArena(parsed.message, arena), parsed.message.wire);
+});
+
+test('makeField: known spellings take their key; other names must be tokens; no line breaks', () => {
+  assert.deepEqual(makeField('Via', ' SIP/2.0/UDP h '), {
+    name: 'Via',
+    key: 'via',
+    value: 'SIP/2.0/UDP h',
+    raw: undefined,
+  });
+  assert.equal(makeField('v', 'x').key, 'via');
+  assert.equal(makeField('CALL-ID', 'x').key, 'call-id');
+  assert.equal(makeField('X-Custom-Thing', 'x').key, 'x-custom-thing');
+  for (const bad of ['', 'Bad Name', 'Via:', 'Ünïcode', 'a\r\nb']) {
+    assert.throws(
+      () => makeField(bad, 'x'),
+      (e: unknown) => e instanceof SwitchboardError && e.code === 'SB_ERR_INVALID_HEADER_NAME',
+      JSON.stringify(bad),
+    );
+  }
+  for (const bad of ['a\r\nInjected: 1', 'a\nb', 'a\rb']) {
+    assert.throws(
+      () => makeField('Subject', bad),
+      (e: unknown) => e instanceof SwitchboardError && e.code === 'SB_ERR_INVALID_HEADER_VALUE',
+    );
+  }
+});
+
+test('a changed message keeps a Content-Length written with leading zeros when it still holds', () => {
+  const text = [
+    'MESSAGE sip:bob@example.com SIP/2.0',
+    'Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK-lz',
+    'From: <sip:alice@example.com>;tag=1',
+    'To: <sip:bob@example.com>',
+    'Call-ID: lz',
+    'CSeq: 1 MESSAGE',
+    'Content-Length: 0004',
+    '',
+    'abcd',
+  ].join('\r\n');
+  const r = parseMessage(text);
+  assert.ok(r.ok);
+  const out = messageToString(r.message.set('Subject', 'x'));
+  assert.match(out, /\r\nContent-Length: 0004\r\n/);
+  // A body of another length gets the right value.
+  const other = messageToString(r.message.withBody('abcdef', 'text/plain'));
+  assert.match(other, /\r\nContent-Length: 6\r\n/);
+  assert.doesNotMatch(other, /0004/);
 });

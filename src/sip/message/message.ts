@@ -17,7 +17,13 @@ import { SwitchboardError } from '../../base/errors.ts';
 import { err, ok, type Result } from '../../base/result.ts';
 import { utf8Decode, utf8Encode } from '../../base/text.ts';
 import type { HeaderCodec } from '../headers/codec.ts';
-import { HeaderId, headerIdOfKey, headerKey, headerKeyOfId } from '../headers/names.ts';
+import {
+  HeaderId,
+  headerIdOfKey,
+  headerKey,
+  headerKeyOfId,
+  knownSpellingKey,
+} from '../headers/names.ts';
 import { wireError, type SipParseError, type WireErrorCode } from '../parser/errors.ts';
 import { CallIdHeader, ContentLengthHeader, MaxForwardsHeader } from '../headers/scalar.ts';
 import { CSeqHeader, type CSeq } from '../headers/cseq.ts';
@@ -534,8 +540,54 @@ export abstract class SipMessage {
 
   // ---- changes (each returns a new message) ------------------------------
 
+  /**
+   * A copy with these fields. What this message decoded of the fields the copy keeps (the
+   * same field objects) is carried over: a proxy changes a request in a few fields
+   * (Max-Forwards, Route, Via, Record-Route, RFC 3261 §16.6) and the transport stamps the
+   * top Via (§18.2.1), and each change used to decode From, To, CSeq, the Vias ... again in
+   * the copy (15 header parses per proxied call).
+   */
   private with(fields: readonly HeaderField[], body: Uint8Array = this.body): this {
-    return this.copy(fields, body);
+    const m = this.copy(fields, body);
+    m.slots = this.slotsFor(fields);
+    return m;
+  }
+
+  /** `m`, a copy of this message with `fields` made otherwise (a new start line), with what was decoded of them. */
+  protected keepDecoded<M extends SipMessage>(m: M, fields: readonly HeaderField[]): M {
+    m.slots = this.slotsFor(fields);
+    return m;
+  }
+
+  /** The decode cache for a copy with `fields`: the slots of the fields kept, at their new places. */
+  private slotsFor(fields: readonly HeaderField[]): (DecodedSlot | undefined)[] | undefined {
+    const old = this.objs;
+    const p = this.parsed;
+    const mine = this.slots;
+    if (old === undefined || (p === undefined && mine === undefined)) return undefined;
+    let out: (DecodedSlot | undefined)[] | undefined;
+    // Changes keep the order of the fields they keep, so the search goes on from the last
+    // match; a field not found (a new one) leaves it where it was.
+    let from = 0;
+    for (let i = 0; i < fields.length; i++) {
+      const f = fields[i];
+      let at = -1;
+      for (let s = from; s < old.length; s++) {
+        if (old[s] === f) {
+          at = s;
+          break;
+        }
+      }
+      if (at < 0) continue;
+      from = at + 1;
+      let slot: DecodedSlot | undefined;
+      if (p !== undefined) {
+        const codec = resultCodec(p, at);
+        if (codec !== undefined) slot = { codec, result: p.results[at]! };
+      } else slot = mine![at];
+      if (slot !== undefined) (out ??= new Array<DecodedSlot | undefined>(fields.length))[i] = slot;
+    }
+    return out;
   }
 
   /** Appends a field. */
@@ -576,24 +628,21 @@ export abstract class SipMessage {
   }
 
   /**
-   * @internal A copy with the value of field `k` replaced (same name, same place). What the
-   * other fields decoded to is carried over, so that a message changed in one field (the
-   * top Via a transport stamps, RFC 3261 §18.2.1) does not decode From, To, CSeq ... again.
+   * @internal A copy with the value of field `k` replaced (same name, same place); what the
+   * other fields decoded to is carried over (see `with`). `decoded`, when given, is what the
+   * new value decodes to with `codec`: the caller built the value from it (the top Via a
+   * transport stamps, RFC 3261 §18.2.1), and it need not be parsed again.
    */
-  replaceAt(k: number, value: string): this {
+  replaceAt<T>(k: number, value: string, codec?: HeaderCodec<T>, decoded?: T): this {
     const fields = [...this.fields];
     fields[k] = makeField(fields[k]!.name, value);
     const m = this.with(fields);
-    const slots: (DecodedSlot | undefined)[] = new Array<DecodedSlot | undefined>(fields.length);
-    const p = this.parsed;
-    for (let i = 0; i < fields.length; i++) {
-      if (i === k) continue;
-      if (p !== undefined) {
-        const codec = resultCodec(p, i);
-        if (codec !== undefined) slots[i] = { codec, result: p.results[i]! };
-      } else slots[i] = this.slots?.[i];
+    if (codec !== undefined && decoded !== undefined) {
+      (m.slots ??= new Array<DecodedSlot | undefined>(fields.length))[k] = {
+        codec: codec as HeaderCodec<unknown>,
+        result: ok(decoded),
+      };
     }
-    m.slots = slots;
     return m;
   }
 
@@ -637,15 +686,22 @@ export abstract class SipMessage {
 
 /** A header field built in code; validates the name and that the value holds no line break. */
 export function makeField(name: string, value: string): HeaderField {
-  if (name.length === 0) throw new SwitchboardError('SB_ERR_INVALID_HEADER_NAME', '(empty)');
-  for (let i = 0; i < name.length; i++) {
-    const c = name.charCodeAt(i);
-    if (c >= 128 || (CHAR_CLASS[c]! & TOKEN) === 0) {
-      throw new SwitchboardError('SB_ERR_INVALID_HEADER_NAME', name);
+  // A known spelling (nearly every field built in code) is a token already.
+  let key = knownSpellingKey(name);
+  if (key === undefined) {
+    if (name.length === 0) throw new SwitchboardError('SB_ERR_INVALID_HEADER_NAME', '(empty)');
+    for (let i = 0; i < name.length; i++) {
+      const c = name.charCodeAt(i);
+      if (c >= 128 || (CHAR_CLASS[c]! & TOKEN) === 0) {
+        throw new SwitchboardError('SB_ERR_INVALID_HEADER_NAME', name);
+      }
     }
+    key = headerKey(name);
   }
-  if (/[\r\n]/.test(value)) throw new SwitchboardError('SB_ERR_INVALID_HEADER_VALUE', name);
-  return { name, key: headerKey(name), value: value.trim(), raw: undefined };
+  if (value.indexOf('\n') >= 0 || value.indexOf('\r') >= 0) {
+    throw new SwitchboardError('SB_ERR_INVALID_HEADER_VALUE', name);
+  }
+  return { name, key, value: value.trim(), raw: undefined };
 }
 
 /**
@@ -753,19 +809,23 @@ export class SipRequest extends SipMessage {
 
   /** A copy with another Request-URI (§16.6 step 2, §16.12 strict-route fix-up). */
   withUri(uri: Uri): SipRequest {
-    return new SipRequest(
-      requestInit(
-        this.method,
-        uri,
-        formatUri(uri),
-        this.version,
-        undefined,
-        this.fields,
-        this.body,
-        -1,
-        undefined,
-        this.binary,
+    const fields = this.fields;
+    return this.keepDecoded(
+      new SipRequest(
+        requestInit(
+          this.method,
+          uri,
+          formatUri(uri),
+          this.version,
+          undefined,
+          fields,
+          this.body,
+          -1,
+          undefined,
+          this.binary,
+        ),
       ),
+      fields,
     );
   }
 }

@@ -13,6 +13,17 @@ import {
 } from '../../base/text.ts';
 import type { SipMessage } from './message.ts';
 
+/**
+ * True when a Content-Length value written with leading zeros ("0136", which §20.14's
+ * 1*DIGIT allows) gives the body's length: the field then passes through as received.
+ */
+function sameLength(value: string, length: string): boolean {
+  if (value.length <= length.length) return false;
+  const lead = value.length - length.length;
+  for (let i = 0; i < lead; i++) if (value.charCodeAt(i) !== 0x30) return false;
+  return value.endsWith(length);
+}
+
 /** The header section (start line, fields, empty line) as text. */
 export function serializeHead(m: SipMessage): string {
   const bodyLength = String(m.body.length);
@@ -24,7 +35,7 @@ export function serializeHead(m: SipMessage): string {
     if (f.key === 'content-length') {
       if (sawLength) continue;
       sawLength = true;
-      if (f.value !== bodyLength) {
+      if (f.value !== bodyLength && !sameLength(f.value, bodyLength)) {
         out += f.name + ': ' + bodyLength + '\r\n';
         continue;
       }
