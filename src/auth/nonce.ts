@@ -10,6 +10,9 @@
  *   nonce = base64url( ts(8, big-endian wall-clock ms) | rand(12) | mac(16) )
  *   mac   = first 16 octets of HMAC-SHA256(secret, ts | rand | UTF-8(realm))
  *
+ * `rand` is random, or for a challenge to a given request the first 12 octets of SHA-256 of
+ * the request's identity with `ts` rounded down to the second (see `issue`).
+ *
  * The timestamp and random part have fixed lengths, so the MAC input is
  * unambiguous; truncating HMAC-SHA256 to half its length is allowed by RFC
  * 2104 §5. The HMAC is computed as RFC 2104 §2 defines it, from the two padded
@@ -65,8 +68,17 @@ export interface NonceManager {
   /**
    * A fresh nonce for `realm`, marked for `issuer` when given (the worker that will see the
    * request that answers it), else for this manager's own `issuer`.
+   *
+   * With `request` (a string that identifies the request being challenged: its Call-ID, CSeq
+   * and branch), the nonce is derived from it and from the current second instead of random
+   * octets, so that a retransmission challenged again within the second gets the very same
+   * challenge, whichever process reads it. A stateless UAS must answer a retransmission as it
+   * answered the original (RFC 3261 §8.2.7 asks it of the To tag); a client that already
+   * moved on takes an identical response for a retransmission (§17.1.2.2) where a second,
+   * different challenge would look like a new answer. The MAC still binds the nonce to the
+   * secret, the realm and the time.
    */
-  issue(realm: string, issuer?: number): string;
+  issue(realm: string, issuer?: number, request?: string): string;
   /**
    * 'valid' when the MAC matches this realm and the nonce is younger than the
    * TTL; 'stale' when the MAC matches but it is too old (or dated more than a
@@ -189,14 +201,16 @@ export function createNonceManager(options: NonceManagerOptions): NonceManager {
   );
 
   return {
-    issue(realm, forIssuer) {
+    issue(realm, forIssuer, request) {
       checkIssuer(forIssuer);
-      const ts = Math.max(0, Math.floor(clock.wallNow()));
+      const now = Math.max(0, Math.floor(clock.wallNow()));
+      const ts = request === undefined ? now : now - (now % 1000);
       const raw = Buffer.allocUnsafe(RAW_LEN);
       raw.writeUInt32BE(Math.floor(ts / 0x1_0000_0000), 0);
       raw.writeUInt32BE(ts % 0x1_0000_0000, 4);
       const body = raw.subarray(0, TS_LEN + RAND_LEN);
-      random.fill(body.subarray(TS_LEN));
+      if (request === undefined) random.fill(body.subarray(TS_LEN));
+      else raw.write(hash('sha256', request, 'binary'), TS_LEN, RAND_LEN, 'latin1');
       const mark = forIssuer ?? issuer;
       if (mark !== undefined) raw[TS_LEN] = mark;
       mac(body, realm, raw, TS_LEN + RAND_LEN);

@@ -302,6 +302,37 @@ describe('challenges', () => {
     assert.notEqual(a, b);
   });
 
+  it('a request without credentials is challenged alike when retransmitted within the second', async () => {
+    const clock = new ManualClock(0, 1_700_000_000_250);
+    const s = server({ clock });
+    const first = wireRegister('Basic x').remove('Authorization');
+    const again = wireRegister('Basic x').remove('Authorization');
+    const a = s.challenge(first, { proxy: false, toTag: 't' });
+    clock.advance(700);
+    const b = s.challenge(again, { proxy: false, toTag: 't' });
+    assert.deepEqual(b.getRawAll('WWW-Authenticate'), a.getRawAll('WWW-Authenticate'));
+    // The next second, another request, or one with credentials: another nonce.
+    clock.advance(100);
+    const c = s.challenge(first, { proxy: false, toTag: 't' });
+    const other = s.challenge(first.set('CSeq', '3 REGISTER'), { proxy: false, toTag: 't' });
+    const nonces = [a, c, other].map((r) => r.get(WwwAuthenticateHeader)![0]!.nonce);
+    assert.equal(new Set(nonces).size, 3);
+    const withCredentials = wireRegister('Basic x');
+    assert.notEqual(
+      nonceOf(s.challengeHeaders(false, withCredentials), 'MD5'),
+      nonceOf(s.challengeHeaders(false, withCredentials), 'MD5'),
+    );
+    // Each is a valid nonce all the same.
+    for (const nonce of nonces) {
+      const response = md5Response(nonce!, 'c0ffee', '00000001', 'REGISTER', 'sip:example.com');
+      const req = wireRegister(
+        `Digest username="alice", realm="example.com", nonce="${nonce}", uri="sip:example.com", ` +
+          `response="${response}", cnonce="c0ffee", qop=auth, nc=00000001, algorithm=MD5`,
+      );
+      assert.equal((await s.verify(req, { proxy: false })).ok, true);
+    }
+  });
+
   it('the configured order is the offer order (RFC 8760 §2.3)', () => {
     const s = server({ algorithms: ['MD5', 'SHA-256-sess'] });
     assert.deepEqual(s.algorithms, ['MD5', 'SHA-256-sess']);

@@ -236,11 +236,38 @@ export function createDigestServer(options: DigestServerOptions): DigestServer {
     dummy[h] = hex(b);
   }
 
+  /**
+   * A request that carries credentials and still gets a challenge (a wrong response, a stale
+   * nonce, a replayed count) gets a random nonce: one derived from the request could be the
+   * nonce it already carries (a client that kept its CSeq and branch, a replay), and the
+   * client would loop on it.
+   */
+  function hasCredentials(request: SipRequest): boolean {
+    return request.has('Authorization') || request.has('Proxy-Authorization');
+  }
+
+  /**
+   * What a retransmission shares with its original and no other request does (RFC 3261
+   * §17.2.3: the branch and sent-by; the Call-ID and CSeq as well, for RFC 2543 peers whose
+   * branch is not unique), so that both are challenged with one nonce (`NonceManager.issue`).
+   */
+  function requestIdentity(request: SipRequest): string {
+    let via = '';
+    try {
+      const top = request.topVia;
+      via = `${top.branch ?? ''}\u0000${top.host}:${top.port ?? ''}`;
+    } catch {
+      // No usable Via: the other fields still tell requests apart.
+    }
+    return `${request.callId}\u0000${request.cseq.seq}\u0000${request.method}\u0000${via}\u0000${realm}`;
+  }
+
   function challengeHeaders(stale = false, request?: SipRequest): string[] {
     const issuerOf = options.nonceIssuerOf;
     const nonce = nonces.issue(
       realm,
       request !== undefined && issuerOf !== undefined ? issuerOf(request) : undefined,
+      request === undefined || hasCredentials(request) ? undefined : requestIdentity(request),
     );
     return algorithms.map((algorithm) => {
       const params = [

@@ -332,6 +332,18 @@ describe('switchboard serve --workers 2', () => {
           1,
           `one To tag for the retransmissions:\n${challenges.join('\n----\n')}`,
         );
+        // And the same nonce, derived from the request and the second (nonce.ts): copies read in
+        // one second get one challenge; five copies sent at once may straddle a second, never two.
+        const stamps = new Map<string, number>();
+        for (const c of challenges) {
+          const n = /nonce="([^"]+)"/.exec(c)![1]!;
+          stamps.set(n, Buffer.from(n, 'base64url').readUInt32BE(4));
+        }
+        const seconds = [...stamps.values()].sort((a, b) => a - b);
+        assert.ok(
+          stamps.size === 1 || (stamps.size === 2 && seconds[1]! - seconds[0]! === 1000),
+          `one nonce per second for the retransmissions:\n${challenges.join('\n----\n')}`,
+        );
         for (const c of challenges) {
           assert.match(c, /^SIP\/2\.0 401 /);
           // The nonce is marked for the worker that will see the answer (nonce.ts issuer).
