@@ -7,7 +7,10 @@ import { reasonPhrase } from './status.ts';
 import { SwitchboardError } from '../../base/errors.ts';
 import { OctetArena } from '../../base/text.ts';
 import { crlf, INVITE } from '../../../test/support/messages.ts';
-import { makeField } from './message.ts';
+import { makeField, type SipRequest } from './message.ts';
+import { ViaHeader } from '../headers/via.ts';
+import { RouteHeader } from '../headers/address.ts';
+import fc from 'fast-check';
 
 test('createRequest builds a parseable request with the §8.1.1 fields', () => {
   const req = createRequest({
@@ -213,4 +216,88 @@ test('a changed message keeps a Content-Length written with leading zeros when i
   const other = messageToString(r.message.withBody('abcdef', 'text/plain'));
   assert.match(other, /\r\nContent-Length: 6\r\n/);
   assert.doesNotMatch(other, /0004/);
+});
+
+test('property: a message changed step by step reads as the same message parsed afresh', () => {
+  const base = parseMessage(
+    crlf([
+      'INVITE sip:bob@example.com SIP/2.0',
+      'Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-a;rport',
+      'Via: SIP/2.0/UDP 192.0.2.2;branch=z9hG4bK-b, SIP/2.0/TCP 192.0.2.3;branch=z9hG4bK-c',
+      'Route: <sip:p1.example.com;lr>, <sip:p2.example.com;lr>',
+      'Max-Forwards: 70',
+      'From: "Alice" <sip:alice@example.com>;tag=a1',
+      'To: <sip:bob@example.com>',
+      'Call-ID: carry@192.0.2.1',
+      'CSeq: 7 INVITE',
+      'X-Custom: one',
+      'Content-Length: 0',
+      '',
+      '',
+    ]),
+  );
+  assert.ok(base.ok && base.message.isRequest());
+  const edit = fc.oneof(
+    fc.record({
+      op: fc.constant('set' as const),
+      name: fc.constantFrom('Max-Forwards', 'Subject', 'X-Custom', 'To', 'Contact'),
+      n: fc.nat(99),
+    }),
+    fc.record({
+      op: fc.constant('prepend' as const),
+      name: fc.constantFrom('Via', 'Record-Route', 'Route', 'X-Other'),
+      n: fc.nat(99),
+    }),
+    fc.record({
+      op: fc.constantFrom(
+        'remove' as const,
+        'removeFirstVia' as const,
+        'removeFirstRoute' as const,
+      ),
+      name: fc.constantFrom('Route', 'X-Custom', 'Subject', 'Via'),
+      n: fc.constant(0),
+    }),
+  );
+  const value = (name: string, n: number): string =>
+    name === 'Max-Forwards'
+      ? String(n)
+      : name === 'Via'
+        ? `SIP/2.0/UDP 198.51.100.${n};branch=z9hG4bK-${n}`
+        : name === 'To'
+          ? `<sip:bob@example.com>;tag=t${n}`
+          : name === 'Contact' || name.endsWith('Route')
+            ? `<sip:h${n}.example.com;lr>`
+            : `v${n}`;
+  fc.assert(
+    fc.property(fc.array(edit, { maxLength: 8 }), (edits) => {
+      let m = base.message as SipRequest;
+      // Read first, so that what is carried over is decoded.
+      void m.via;
+      void m.from;
+      for (const e of edits) {
+        if (e.op === 'set') m = m.set(e.name, value(e.name, e.n));
+        else if (e.op === 'prepend') m = m.prepend(e.name, value(e.name, e.n));
+        else if (e.op === 'remove') m = m.remove(e.name);
+        else if (e.op === 'removeFirstVia') m = m.removeFirst(ViaHeader);
+        else m = m.removeFirst(RouteHeader);
+        const fresh = parseMessage(serializeMessage(m));
+        if (!fresh.ok) {
+          // Every Via removed: the copy is unparseable, and says so too.
+          assert.equal(m.has('Via'), false);
+          continue;
+        }
+        const f = fresh.message as SipRequest;
+        for (const name of ['Via', 'Route', 'Record-Route', 'Max-Forwards', 'To', 'X-Custom']) {
+          assert.deepEqual(m.getRawAll(name), f.getRawAll(name), name);
+        }
+        assert.deepEqual(m.via, f.via);
+        assert.deepEqual(m.get(RouteHeader), f.get(RouteHeader));
+        assert.deepEqual(m.to, f.to);
+        assert.deepEqual(m.from, f.from);
+        assert.equal(m.maxForwards, f.maxForwards);
+        assert.deepEqual(m.cseq, f.cseq);
+      }
+    }),
+    { numRuns: 300 },
+  );
 });

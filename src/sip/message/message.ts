@@ -396,17 +396,45 @@ export abstract class SipMessage {
 
   /** The first field's value for a header name (any spelling, compact forms included). */
   getRaw(name: string): string | undefined {
-    const pos = this.positions(headerKey(name));
-    return pos.length === 0 ? undefined : this.valueAt(pos[0]!);
+    const key = headerKey(name);
+    const k = this.nextAt(key, headerIdOfKey(key), 0);
+    return k < 0 ? undefined : this.valueAt(k);
   }
 
   /** Every field value for a header name, in order. */
   getRawAll(name: string): string[] {
-    return this.positions(headerKey(name)).map((k) => this.valueAt(k));
+    const key = headerKey(name);
+    const id = headerIdOfKey(key);
+    const out: string[] = [];
+    for (let k = this.nextAt(key, id, 0); k >= 0; k = this.nextAt(key, id, k + 1)) {
+      out.push(this.valueAt(k));
+    }
+    return out;
   }
 
   has(name: string): boolean {
-    return this.positions(headerKey(name)).length > 0;
+    const key = headerKey(name);
+    return this.nextAt(key, headerIdOfKey(key), 0) >= 0;
+  }
+
+  /**
+   * The position of the first field with this key (and its header id) at or after `from`, or
+   * -1 (no array made).
+   */
+  private nextAt(key: string, id: number, from: number): number {
+    const n = this.size;
+    const p = this.parsed;
+    if (p !== undefined && id !== 0) {
+      const ix = p.index;
+      for (let k = from; k < n; k++) if ((ix[k * STRIDE]! & 0xffff) === id) return k;
+      return -1;
+    }
+    if (id !== 0) {
+      for (let k = from; k < n; k++) if (this.idAt(k) === id) return k;
+    } else {
+      for (let k = from; k < n; k++) if (this.keyAt(k) === key) return k;
+    }
+    return -1;
   }
 
   /** Number of fields with this name. */
@@ -548,29 +576,27 @@ export abstract class SipMessage {
    * the copy (15 header parses per proxied call).
    */
   private with(fields: readonly HeaderField[], body: Uint8Array = this.body): this {
-    const m = this.copy(fields, body);
-    m.slots = this.slotsFor(fields);
-    return m;
+    return this.keepDecoded(this.copy(fields, body), fields);
   }
 
-  /** `m`, a copy of this message with `fields` made otherwise (a new start line), with what was decoded of them. */
+  /**
+   * `m`, a copy of this message with `fields`, given what this message knows of the fields
+   * they share (the same objects): what they decoded to, and their header ids (which every
+   * header read compares, and which cost a map lookup per field to work out again).
+   */
   protected keepDecoded<M extends SipMessage>(m: M, fields: readonly HeaderField[]): M {
-    m.slots = this.slotsFor(fields);
-    return m;
-  }
-
-  /** The decode cache for a copy with `fields`: the slots of the fields kept, at their new places. */
-  private slotsFor(fields: readonly HeaderField[]): (DecodedSlot | undefined)[] | undefined {
     const old = this.objs;
+    if (old === undefined) return m;
     const p = this.parsed;
     const mine = this.slots;
-    if (old === undefined || (p === undefined && mine === undefined)) return undefined;
-    let out: (DecodedSlot | undefined)[] | undefined;
+    const oldIds = this.objIds;
+    const ids = new Uint16Array(fields.length);
+    let slots: (DecodedSlot | undefined)[] | undefined;
     // Changes keep the order of the fields they keep, so the search goes on from the last
     // match; a field not found (a new one) leaves it where it was.
     let from = 0;
     for (let i = 0; i < fields.length; i++) {
-      const f = fields[i];
+      const f = fields[i]!;
       let at = -1;
       for (let s = from; s < old.length; s++) {
         if (old[s] === f) {
@@ -578,16 +604,26 @@ export abstract class SipMessage {
           break;
         }
       }
-      if (at < 0) continue;
+      if (at < 0) {
+        ids[i] = headerIdOfKey(f.key);
+        continue;
+      }
       from = at + 1;
       let slot: DecodedSlot | undefined;
       if (p !== undefined) {
+        ids[i] = p.index[at * STRIDE]! & 0xffff;
         const codec = resultCodec(p, at);
         if (codec !== undefined) slot = { codec, result: p.results[at]! };
-      } else slot = mine![at];
-      if (slot !== undefined) (out ??= new Array<DecodedSlot | undefined>(fields.length))[i] = slot;
+      } else {
+        ids[i] = oldIds !== undefined ? oldIds[at]! : headerIdOfKey(f.key);
+        slot = mine?.[at];
+      }
+      if (slot !== undefined)
+        (slots ??= new Array<DecodedSlot | undefined>(fields.length))[i] = slot;
     }
-    return out;
+    m.objIds = ids;
+    m.slots = slots;
+    return m;
   }
 
   /** Appends a field. */
@@ -655,8 +691,7 @@ export abstract class SipMessage {
 
   /** @internal The position of the first field with this key, or -1. */
   firstAt(key: string): number {
-    const pos = this.positions(key);
-    return pos.length === 0 ? -1 : pos[0]!;
+    return this.nextAt(key, headerIdOfKey(key), 0);
   }
 
   /**
