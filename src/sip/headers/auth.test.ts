@@ -7,6 +7,7 @@ import {
   ProxyAuthenticateHeader,
   ProxyAuthorizationHeader,
   WwwAuthenticateHeader,
+  parseCredentials,
   type Challenge,
   type Credentials,
 } from './auth.ts';
@@ -420,5 +421,74 @@ describe('auth codecs: registry and properties', () => {
         { numRuns: 500 },
       );
     }
+  });
+});
+
+describe('parseCredentials reads each field from its first parameter, any case', () => {
+  it('property: agrees with a reading of the parameter list one name at a time', () => {
+    const names = [
+      'username',
+      'realm',
+      'nonce',
+      'uri',
+      'response',
+      'algorithm',
+      'cnonce',
+      'opaque',
+      'qop',
+      'nc',
+      'userhash',
+      'username*',
+      'other',
+      'resp',
+    ];
+    const param = fc.record({
+      name: fc.constantFrom(...names),
+      upper: fc.boolean(),
+      value: fc.stringMatching(/^[a-f0-9]{1,8}$/),
+      quoted: fc.boolean(),
+    });
+    fc.assert(
+      fc.property(fc.array(param, { minLength: 1, maxLength: 14 }), (ps) => {
+        const text =
+          'Digest ' +
+          ps
+            .map((p) => {
+              const n = p.upper ? p.name.toUpperCase() : p.name;
+              const v =
+                p.name === 'username*' ? `UTF-8''${p.value}` : p.quoted ? `"${p.value}"` : p.value;
+              return `${n}=${v}`;
+            })
+            .join(', ');
+        const r = parseCredentials(text);
+        const first = (name: string): string | undefined => {
+          const p = ps.find((x) => x.name === name);
+          return p === undefined ? undefined : p.value;
+        };
+        const nc = first('nc');
+        if (!r.ok) {
+          assert.ok(nc !== undefined && !/^[0-9a-fA-F]{1,8}$/.test(nc), r.error);
+          return;
+        }
+        const c = r.value;
+        for (const f of [
+          'realm',
+          'nonce',
+          'uri',
+          'response',
+          'algorithm',
+          'cnonce',
+          'opaque',
+          'qop',
+        ] as const) {
+          assert.equal(c[f], first(f), f);
+        }
+        assert.equal(c.username, first('username') ?? first('username*'));
+        assert.equal(c.nc, nc === undefined ? undefined : parseInt(nc, 16));
+        assert.equal(c.userhash, false);
+        assert.equal(c.params.length, ps.length);
+      }),
+      { numRuns: 500 },
+    );
   });
 });

@@ -293,36 +293,70 @@ function toChallenge(p: Parsed): Challenge {
   return out;
 }
 
+/** The credential fields read by name, in the order `toCredentials` sets them. */
+const CREDENTIAL_FIELDS = [
+  'realm',
+  'nonce',
+  'uri',
+  'response',
+  'algorithm',
+  'cnonce',
+  'opaque',
+  'qop',
+] as const;
+
 function toCredentials(p: Parsed): Credentials | string {
   const ps = p.params;
-  const nc = decodeNc(get(ps, 'nc'));
-  if (typeof nc === 'string') return nc;
+  // One pass over the parameters, each name compared with the fields of its length: the
+  // first of each wins, as `get` reads them (a credential carries about ten parameters, and
+  // a lookup per field compared them all each time).
+  let username: string | undefined;
+  let usernameExt: string | undefined;
+  let userhash: string | undefined;
+  let nc: string | undefined;
+  const found: (string | undefined)[] = [];
+  for (let i = 0; i < ps.length; i++) {
+    const q = ps[i]!;
+    const n = q.name;
+    const v = q.value === null ? '' : unquote(q.value);
+    switch (n.length) {
+      case 2:
+        if (nc === undefined && equalsIgnoreCase(n, 'nc')) nc = v;
+        break;
+      case 8:
+        if (username === undefined && equalsIgnoreCase(n, 'username')) username = v;
+        else if (userhash === undefined && equalsIgnoreCase(n, 'userhash')) userhash = v;
+        else if (equalsIgnoreCase(n, 'response')) found[3] ??= v;
+        break;
+      case 9:
+        if (usernameExt === undefined && equalsIgnoreCase(n, 'username*')) usernameExt = v;
+        else if (equalsIgnoreCase(n, 'algorithm')) found[4] ??= v;
+        break;
+      default:
+        for (let f = 0; f < CREDENTIAL_FIELDS.length; f++) {
+          const name = CREDENTIAL_FIELDS[f]!;
+          if (name.length === n.length && equalsIgnoreCase(n, name)) {
+            found[f] ??= v;
+            break;
+          }
+        }
+    }
+  }
+  const count = decodeNc(nc);
+  if (typeof count === 'string') return count;
   const out: Mutable<Credentials> = {
     scheme: p.scheme,
     params: ps,
-    userhash: isTrue(get(ps, 'userhash')),
+    userhash: isTrue(userhash),
   };
   if (p.token68 !== undefined) out.token68 = p.token68;
-  let username = get(ps, 'username');
-  if (username === undefined) {
-    const ext = get(ps, 'username*');
-    if (ext !== undefined) username = decodeExtValue(ext);
-  }
+  if (username === undefined && usernameExt !== undefined) username = decodeExtValue(usernameExt);
   if (username !== undefined) out.username = username;
-  for (const k of [
-    'realm',
-    'nonce',
-    'uri',
-    'response',
-    'algorithm',
-    'cnonce',
-    'opaque',
-    'qop',
-  ] as const) {
-    const v = get(ps, k);
-    if (v !== undefined) out[k] = v;
+  for (let f = 0; f < CREDENTIAL_FIELDS.length; f++) {
+    const v = found[f];
+    if (v !== undefined) out[CREDENTIAL_FIELDS[f]!] = v;
   }
-  if (nc !== undefined) out.nc = nc;
+  if (count !== undefined) out.nc = count;
   return out;
 }
 
