@@ -177,6 +177,15 @@ describe('stampVia: the stamped Via is kept decoded', () => {
           const again = ViaHeader.parse(out.getRaw('Via')!);
           assert.ok(again.ok);
           assert.deepEqual(out.topVia, again.value[0]);
+          // The whole message reads as its own octets parsed afresh.
+          const fresh = parseMessage(serializeMessage(out));
+          assert.ok(fresh.ok);
+          assert.deepEqual(
+            fresh.message.fields.map((f) => [f.name, f.value]),
+            out.fields.map((f) => [f.name, f.value]),
+          );
+          assert.deepEqual(fresh.message.via, out.via);
+          assert.deepEqual(fresh.message.from, out.from);
         },
       ),
       { numRuns: 500 },
@@ -198,6 +207,38 @@ describe('stampVia: the stamped Via is kept decoded', () => {
     assert.equal(changed.from, from);
     assert.equal(changed.topVia, top);
     assert.equal(changed.maxForwards, 69);
+  });
+});
+
+describe('stampVia: unusual layouts', () => {
+  it('a folded top Via becomes one line; the fields after it read right', () => {
+    const r = parseMessage(
+      [
+        'OPTIONS sip:bob@example.com SIP/2.0',
+        'v: SIP/2.0/UDP 192.0.2.1:5060',
+        ' ;rport;branch=z9hG4bK1',
+        'From: <sip:alice@example.com>;tag=1',
+        'To: <sip:bob@example.com>',
+        'Call-ID: folded',
+        'CSeq: 1 OPTIONS',
+        'Subject: after',
+        'Content-Length: 4',
+        '',
+        'body',
+      ].join('\r\n'),
+    );
+    assert.ok(r.ok);
+    const out = stampVia(r.message as SipRequest, { address: '192.0.2.9', port: 5080 });
+    assert.equal(
+      out.fields[0]!.raw,
+      'v: SIP/2.0/UDP 192.0.2.1:5060;rport=5080;branch=z9hG4bK1;received=192.0.2.9',
+    );
+    assert.equal(out.getRaw('Subject'), 'after');
+    assert.equal(out.callId, 'folded');
+    assert.equal(out.bodyText(), 'body');
+    const text = messageToString(out);
+    assert.match(text, /\r\nSubject: after\r\nContent-Length: 4\r\n\r\nbody$/);
+    assert.equal(out.wire, undefined);
   });
 });
 

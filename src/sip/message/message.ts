@@ -299,7 +299,11 @@ export abstract class SipMessage {
   /** The start line without its line end. */
   abstract startLine(): string;
   /** @internal a copy with other fields/body (drops the wire bytes) */
-  protected abstract copy(fields: readonly HeaderField[], body: Uint8Array): this;
+  protected abstract copy(
+    fields: readonly HeaderField[] | undefined,
+    body: Uint8Array,
+    parsed?: ParsedHeaders,
+  ): this;
 
   // ---- field access (both representations) -----------------------------
 
@@ -670,6 +674,8 @@ export abstract class SipMessage {
    * transport stamps, RFC 3261 §18.2.1), and it need not be parsed again.
    */
   replaceAt<T>(k: number, value: string, codec?: HeaderCodec<T>, decoded?: T): this {
+    const p = this.parsed;
+    if (p !== undefined) return this.replacedInText(p, k, value, codec, decoded);
     const fields = [...this.fields];
     fields[k] = makeField(fields[k]!.name, value);
     const m = this.with(fields);
@@ -680,6 +686,50 @@ export abstract class SipMessage {
       };
     }
     return m;
+  }
+
+  /**
+   * `replaceAt` for a parsed message, which stays one: the new value is written into a copy
+   * of the header text, and the index is shifted past it. Nothing is materialized, and what
+   * the parser and later reads decoded is kept (the results of the other fields are the same
+   * objects). A received request is changed this way in one field on every arrival (the top
+   * Via, RFC 3261 §18.2.1), where a copy in object form cost 8 µs.
+   */
+  private replacedInText<T>(
+    p: ParsedHeaders,
+    k: number,
+    value: string,
+    codec: HeaderCodec<T> | undefined,
+    decoded: T | undefined,
+  ): this {
+    const v = value.trim();
+    if (v.indexOf('\n') >= 0 || v.indexOf('\r') >= 0) {
+      throw new SwitchboardError('SB_ERR_INVALID_HEADER_VALUE', this.keyAt(k));
+    }
+    const o = k * STRIDE;
+    const start = p.index[o + 1]!;
+    const lineStop = fieldLineStop(p.text, start);
+    const vs = fieldValueStart(p.text, start, lineStop);
+    const ve = fieldValueEnd(p.text, vs, lineStop);
+    // A folded field becomes one line: its value is replaced up to the end of its last line.
+    const end = (p.index[o]! & FOLDED) !== 0 ? lineStop : ve;
+    const text = p.text.slice(0, vs) + v + p.text.slice(end);
+    const delta = v.length - (end - vs);
+    const index = p.index.slice();
+    index[o] = index[o]! & ~FOLDED;
+    for (let j = o + STRIDE + 1; j < index.length; j += STRIDE) index[j]! += delta;
+    const results = p.results.slice();
+    let codecs = p.codecs?.slice();
+    if (codec !== undefined && decoded !== undefined) {
+      results[k] = ok(decoded);
+      if (codec !== PARSER_CODECS[index[o]! & 0xffff]) {
+        (codecs ??= [])[k] = codec as HeaderCodec<unknown>;
+      } else if (codecs !== undefined) codecs[k] = undefined;
+    } else {
+      results[k] = undefined;
+      if (codecs !== undefined) codecs[k] = undefined;
+    }
+    return this.copy(undefined, this.body, { text, index, results, codecs, firsts: p.firsts });
   }
 
   /** @internal Field `k` decoded with `codec`; undefined when there is none or it is malformed. */
@@ -825,15 +875,19 @@ export class SipRequest extends SipMessage {
     return `${this.method} ${this.uriText} ${this.version}`;
   }
 
-  protected copy(fields: readonly HeaderField[], body: Uint8Array): this {
+  protected copy(
+    fields: readonly HeaderField[] | undefined,
+    body: Uint8Array,
+    parsed?: ParsedHeaders,
+  ): this {
     return new SipRequest(
       requestInit(
         this.method,
         this.uri,
         this.uriText,
         this.version,
-        undefined,
-        fields,
+        parsed,
+        parsed === undefined ? fields : undefined,
         body,
         -1,
         undefined,
@@ -896,14 +950,18 @@ export class SipResponse extends SipMessage {
     return `${this.version} ${this.status} ${this.reason}`;
   }
 
-  protected copy(fields: readonly HeaderField[], body: Uint8Array): this {
+  protected copy(
+    fields: readonly HeaderField[] | undefined,
+    body: Uint8Array,
+    parsed?: ParsedHeaders,
+  ): this {
     return new SipResponse(
       responseInit(
         this.status,
         this.reason,
         this.version,
-        undefined,
-        fields,
+        parsed,
+        parsed === undefined ? fields : undefined,
         body,
         -1,
         undefined,
