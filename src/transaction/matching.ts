@@ -126,7 +126,12 @@ export function serverKeyWithoutMethod(req: SipRequest): string {
  * the INVITE.
  */
 export function serverKey(req: SipRequest, method: string = req.method): string {
-  return `${serverKeyWithoutMethod(req)}\u0000${transactionMethod(method)}`;
+  return serverKeyOf(serverKeyWithoutMethod(req), method);
+}
+
+/** `serverKey` from the key without the method (`serverKeyWithoutMethod`) and a method. */
+export function serverKeyOf(withoutMethod: string, method: string): string {
+  return `${withoutMethod}\u0000${transactionMethod(method)}`;
 }
 
 /**

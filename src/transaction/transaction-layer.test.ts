@@ -337,6 +337,17 @@ test('§9.2: a CANCEL for a non-INVITE transaction gets 200 too ("regardless of 
   assert.deepEqual(h.received(), ['200 CANCEL']);
 });
 
+test('§9.2: a CANCEL finds a MESSAGE, a BYE and an extension method alike (keyed two ways)', () => {
+  for (const method of ['MESSAGE', 'BYE', 'FROBNICATE']) {
+    const h = serverSide();
+    h.layer.setDelegate({ onRequest: () => {} });
+    const req = testRequest({ method, from: h.net.a, to: h.net.b });
+    h.send(req);
+    h.send(buildCancel(req));
+    assert.deepEqual(h.received(), ['200 CANCEL'], method);
+  }
+});
+
 test('§9.2: a CANCEL matching nothing gets 481 from the layer, not the TU; a proxy can ask for it instead', () => {
   const h = serverSide();
   const seen: string[] = [];

@@ -38,6 +38,7 @@ import {
   keyOrUndefined,
   rfc2543AckKey,
   serverKey,
+  serverKeyOf,
   serverKeyWithoutMethod,
 } from './matching.ts';
 import { NonInviteClientTransaction, type NonInviteClientHost } from './non-invite-client.ts';
@@ -51,6 +52,27 @@ export type ClientTransaction = InviteClientTransaction | NonInviteClientTransac
 export type ServerTransaction = InviteServerTransaction | NonInviteServerTransaction;
 
 /** The TU of a client transaction (§17.1; SIP.js calls it ClientTransactionUser too). */
+/**
+ * Non-INVITE methods whose server transactions are not indexed for CANCEL. A CANCEL of a
+ * non-INVITE request has no effect beyond its 200 (RFC 3261 §9.2), and is rare, while every
+ * MESSAGE, REGISTER or BYE would otherwise pay for a key and two map operations: such a CANCEL
+ * is matched by trying these methods' keys instead (`cancelTarget`). Other methods (extensions)
+ * stay indexed.
+ */
+const FOUND_BY_METHOD: ReadonlySet<string> = new Set([
+  'BYE',
+  'INFO',
+  'MESSAGE',
+  'NOTIFY',
+  'OPTIONS',
+  'PRACK',
+  'PUBLISH',
+  'REFER',
+  'REGISTER',
+  'SUBSCRIBE',
+  'UPDATE',
+]);
+
 export interface ClientTransactionUser {
   /**
    * Provisional and final responses. For INVITE, every 2xx too: the first one,
@@ -475,8 +497,7 @@ export class TransactionLayer {
     }
     if (!this.accepting) {
       // Draining: only a CANCEL of a live transaction is still work of ours (§9.2).
-      const cancelsLive =
-        req.method === 'CANCEL' && this.byCancelKey.has(serverKeyWithoutMethod(req));
+      const cancelsLive = req.method === 'CANCEL' && this.cancelTarget(req) !== undefined;
       if (!cancelsLive || !this.receiveCancel(inbound, id)) {
         this.ctx.logger.debug({ method: req.method, id }, 'not accepting: request dropped');
       }
@@ -526,7 +547,7 @@ export class TransactionLayer {
     // The keys are kept with the transaction, so that forgetting it never reads the request
     // again (a completed transaction keeps it as octets, non-invite-server.ts).
     const keys: ServerKeys = {};
-    if (req.method !== 'CANCEL') {
+    if (req.method !== 'CANCEL' && !FOUND_BY_METHOD.has(req.method)) {
       const cancelKey = serverKeyWithoutMethod(req);
       keys.cancel = cancelKey;
       if (!this.byCancelKey.has(cancelKey)) this.byCancelKey.set(cancelKey, tx);
@@ -616,12 +637,28 @@ export class TransactionLayer {
    * RFC 3261 §9.2. Returns false when the CANCEL should be handled as an
    * ordinary new request (no match, and the layer delivers unmatched CANCELs).
    */
+  /**
+   * The live server transaction a CANCEL cancels (§9.2): an INVITE's, or another method's,
+   * through the index by key without method; the methods of FOUND_BY_METHOD are not in that
+   * index and are looked for by their full keys instead.
+   */
+  private cancelTarget(cancel: SipRequest): ServerTransaction | undefined {
+    const base = serverKeyWithoutMethod(cancel);
+    const indexed = this.byCancelKey.get(base);
+    if (indexed !== undefined) return indexed;
+    for (const method of FOUND_BY_METHOD) {
+      const tx = this.servers.get(serverKeyOf(base, method));
+      if (tx !== undefined) return tx;
+    }
+    return undefined;
+  }
+
   private receiveCancel(inbound: InboundRequest, id: string): boolean {
     const cancel = inbound.message;
     // §9.2: "The TU determines the transaction to be cancelled by taking the CANCEL request, and
     // then assuming that the request method is anything but CANCEL or ACK and applying the
     // transaction matching procedures of Section 17.2.3."
-    const target = this.byCancelKey.get(serverKeyWithoutMethod(cancel));
+    const target = this.cancelTarget(cancel);
     this.ctx.emit({ type: 'cancel', target: target?.id });
     if (target === undefined) {
       if (this.unmatchedCancel === 'deliver') return false;
