@@ -349,8 +349,9 @@ export function createProxy(options: ProxyOptions): Proxy {
   // ---- §16.3 / §16.4 ----------------------------------------------------------
 
   /** §16.3 item 4: one of our Via values carries this request's own loop hash. */
-  function looped(m: SipRequest, hash: string): boolean {
+  function looped(m: SipRequest, hashOf: () => string): boolean {
     if (!mayCarryOurBranch(m)) return false;
+    const hash = hashOf();
     let vias;
     try {
       vias = m.via;
@@ -533,8 +534,11 @@ export function createProxy(options: ProxyOptions): Proxy {
       return;
     }
     // §16.3 item 4.
-    const hash = loopHash(m);
-    if (looped(m, hash)) {
+    // The hash is made only when needed: for a branch of ours in a Via (a loop check) or for
+    // forwarding. A request answered here (a challenge) needs neither.
+    let hash: string | undefined;
+    const hashOf = (): string => (hash ??= loopHash(m));
+    if (looped(m, hashOf)) {
       reply(req, 482);
       return;
     }
@@ -581,7 +585,7 @@ export function createProxy(options: ProxyOptions): Proxy {
         return;
       }
       options.calls?.inDialog(m);
-      startContext(req, tx, pre.request, hash, [[{ uri: formatUri(target), path: [], q: 1 }]], {
+      startContext(req, tx, pre.request, hashOf(), [[{ uri: formatUri(target), path: [], q: 1 }]], {
         recordRoute: false,
         mayRelay: false,
       });
@@ -617,7 +621,7 @@ export function createProxy(options: ProxyOptions): Proxy {
       }
       // A local user calling out: their dialog is observed (the callee is not ours).
       if (caller.kind === 'local') calls?.invite(m, { caller: caller.aor });
-      startContext(req, tx, request, hash, [[{ uri: formatUri(target), path: [], q: 1 }]], {
+      startContext(req, tx, request, hashOf(), [[{ uri: formatUri(target), path: [], q: 1 }]], {
         recordRoute,
         mayRelay,
         observed: calls !== undefined && caller.kind === 'local',
@@ -669,7 +673,7 @@ export function createProxy(options: ProxyOptions): Proxy {
     }
     // RFC 4235: the callee is the AOR of the Request-URI before the lookup.
     calls?.invite(m, { callee: aor, ...(caller.kind === 'local' ? { caller: caller.aor } : {}) });
-    startContext(req, tx, request, hash, groupByQ(bindings, maxBranches), {
+    startContext(req, tx, request, hashOf(), groupByQ(bindings, maxBranches), {
       recordRoute,
       mayRelay,
       observed: calls !== undefined,
