@@ -274,3 +274,29 @@ describe('issuers sharing one secret (worker processes)', () => {
     assert.throws(() => manager({ issuer: -1 }), { code: 'SB_ERR_INVALID_ARGUMENT' });
   });
 });
+
+describe('nonces derived from a request (a challenge answered alike when retransmitted)', () => {
+  it('one request, one second: one nonce; another request or second: another', () => {
+    const clock = new ManualClock(0, 1_700_000_000_100);
+    const { m } = manager({ clock });
+    const a = m.issue('example.com', 3, 'call-1\u00001\u0000MESSAGE\u0000z9hG4bK1');
+    clock.advance(850);
+    assert.equal(m.issue('example.com', 3, 'call-1\u00001\u0000MESSAGE\u0000z9hG4bK1'), a);
+    assert.equal(m.check(a, 'example.com'), 'valid');
+    assert.equal(Buffer.from(a, 'base64url')[8], 3, 'the issuer octet');
+    // Rounded down to the second.
+    assert.equal(Buffer.from(a, 'base64url').readUInt32BE(4), 1_700_000_000_000 % 2 ** 32);
+    clock.advance(100);
+    assert.notEqual(m.issue('example.com', 3, 'call-1\u00001\u0000MESSAGE\u0000z9hG4bK1'), a);
+  });
+
+  it('20,000 request identities a character apart give 20,000 nonces', () => {
+    const { m } = manager();
+    const seen = new Set<string>();
+    for (let i = 0; i < 20_000; i++)
+      seen.add(m.issue('example.com', undefined, `call-${i}@h\u00001`));
+    for (let i = 0; i < 64; i++)
+      seen.add(m.issue('example.com', undefined, `call-0@h\u0000${i + 2}`));
+    assert.equal(seen.size, 20_064);
+  });
+});

