@@ -15,6 +15,7 @@ import {
   parseMessage,
   WwwAuthenticateHeader,
   type SipRequest,
+  parseChallenges,
 } from '../sip/index.ts';
 import { ha1 } from './digest.ts';
 import {
@@ -330,6 +331,26 @@ describe('challenges', () => {
           `response="${response}", cnonce="c0ffee", qop=auth, nc=00000001, algorithm=MD5`,
       );
       assert.equal((await s.verify(req, { proxy: false })).ok, true);
+    }
+  });
+
+  it('challenges read exactly as the general formatter writes them, fresh and stale', () => {
+    const s = server({ algorithms: ['SHA-256', 'MD5'] });
+    for (const stale of [false, true]) {
+      const values = s.challengeHeaders(stale);
+      const nonce = nonceOf(values, 'MD5');
+      assert.match(nonce, /^[A-Za-z0-9_-]{48}$/);
+      assert.deepEqual(
+        values,
+        ['SHA-256', 'MD5'].map(
+          (a) =>
+            `Digest realm="example.com", nonce="${nonce}", algorithm=${a}, qop="auth"` +
+            (stale ? ', stale=true' : ''),
+        ),
+      );
+      const parsed = values.map((v) => parseChallenges(v));
+      for (const p of parsed)
+        assert.ok(p.ok && p.value[0]!.nonce === nonce && p.value[0]!.stale === stale);
     }
   });
 

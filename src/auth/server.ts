@@ -262,13 +262,8 @@ export function createDigestServer(options: DigestServerOptions): DigestServer {
     return `${request.callId}\u0000${request.cseq.seq}\u0000${request.method}\u0000${via}\u0000${realm}`;
   }
 
-  function challengeHeaders(stale = false, request?: SipRequest): string[] {
-    const issuerOf = options.nonceIssuerOf;
-    const nonce = nonces.issue(
-      realm,
-      request !== undefined && issuerOf !== undefined ? issuerOf(request) : undefined,
-      request === undefined || hasCredentials(request) ? undefined : requestIdentity(request),
-    );
+  /** A challenge per algorithm with its nonce written by the general formatter. */
+  function formatChallenges(nonce: string, stale: boolean): string[] {
     return algorithms.map((algorithm) => {
       const params = [
         quotedParam('realm', realm),
@@ -280,6 +275,35 @@ export function createDigestServer(options: DigestServerOptions): DigestServer {
       if (stale) params.push(tokenParam('stale', 'true'));
       return formatChallenge({ scheme: 'Digest', params, stale, userhash: false });
     });
+  }
+
+  /**
+   * The challenges around their nonce, formatted once: only the nonce differs from one
+   * challenge to the next, and formatting the realm, algorithm and qop for each (quoting
+   * them on the way) cost about 7 µs per challenge.
+   */
+  const splitAt =
+    (nonce: string) =>
+    (v: string): readonly [string, string] => {
+      const at = v.indexOf(nonce);
+      return [v.slice(0, at), v.slice(at + nonce.length)];
+    };
+  const PLACEHOLDER = 'NONCE-PLACEHOLDER-0123456789_abcdefghijklmnop';
+  const freshAround = formatChallenges(PLACEHOLDER, false).map(splitAt(PLACEHOLDER));
+  const staleAround = formatChallenges(PLACEHOLDER, true).map(splitAt(PLACEHOLDER));
+
+  function challengeHeaders(stale = false, request?: SipRequest): string[] {
+    const issuerOf = options.nonceIssuerOf;
+    const nonce = nonces.issue(
+      realm,
+      request !== undefined && issuerOf !== undefined ? issuerOf(request) : undefined,
+      request === undefined || hasCredentials(request) ? undefined : requestIdentity(request),
+    );
+    // A nonce is base64url (nonce.ts), which a quoted-string holds as it is.
+    const around = stale ? staleAround : freshAround;
+    const out = new Array<string>(around.length);
+    for (let i = 0; i < around.length; i++) out[i] = around[i]![0] + nonce + around[i]![1];
+    return out;
   }
 
   function failure(
