@@ -301,3 +301,20 @@ test('property: a message changed step by step reads as the same message parsed 
     { numRuns: 300 },
   );
 });
+
+test('createResponse keeps what the request decoded of the fields it copies', () => {
+  const r = parseMessage(INVITE);
+  assert.ok(r.ok && r.message.isRequest());
+  const req = r.message as SipRequest;
+  const res = createResponse(req, 180, { toTag: 'x1' });
+  assert.equal(res.topVia, req.topVia);
+  assert.equal(res.from, req.from);
+  assert.equal(res.cseq, req.cseq);
+  assert.equal(res.to.tag, 'x1');
+  assert.deepEqual(res.via, req.via);
+  // And reads as its own text parsed afresh.
+  const again = parseMessage(serializeMessage(res));
+  assert.ok(again.ok);
+  assert.deepEqual(again.message.via, res.via);
+  assert.deepEqual(again.message.to, res.to);
+});

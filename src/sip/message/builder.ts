@@ -141,7 +141,12 @@ export function createResponse(
   }
   fields.push(makeField('Content-Length', String(body?.length ?? 0)));
   const init = { fields, status, reason: options.reason ?? reasonPhrase(status) };
-  return new SipResponse(body === undefined ? init : { ...init, body });
+  // The copied fields are the request's own objects: what the request decoded of them (its
+  // Vias above all, which the transport reads to send the response, §18.2.2) comes along.
+  return request.keepDecoded(
+    new SipResponse(body === undefined ? init : { ...init, body }),
+    fields,
+  );
 }
 
 /**

@@ -584,11 +584,12 @@ export abstract class SipMessage {
   }
 
   /**
-   * `m`, a copy of this message with `fields`, given what this message knows of the fields
+   * @internal `m`, a copy of this message with `fields` (or a message built from some of its
+   * fields: a response, `createResponse`), given what this message knows of the fields
    * they share (the same objects): what they decoded to, and their header ids (which every
    * header read compares, and which cost a map lookup per field to work out again).
    */
-  protected keepDecoded<M extends SipMessage>(m: M, fields: readonly HeaderField[]): M {
+  keepDecoded<M extends SipMessage>(m: M, fields: readonly HeaderField[]): M {
     const old = this.objs;
     if (old === undefined) return m;
     const p = this.parsed;
