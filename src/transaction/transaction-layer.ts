@@ -51,7 +51,6 @@ export type ClientTransaction = InviteClientTransaction | NonInviteClientTransac
 /** A server transaction (§17.2): `kind` tells the INVITE machine from the non-INVITE one. */
 export type ServerTransaction = InviteServerTransaction | NonInviteServerTransaction;
 
-/** The TU of a client transaction (§17.1; SIP.js calls it ClientTransactionUser too). */
 /**
  * Non-INVITE methods whose server transactions are not indexed for CANCEL. A CANCEL of a
  * non-INVITE request has no effect beyond its 200 (RFC 3261 §9.2), and is rare, while every
@@ -73,6 +72,7 @@ const FOUND_BY_METHOD: ReadonlySet<string> = new Set([
   'UPDATE',
 ]);
 
+/** The TU of a client transaction (§17.1; SIP.js calls it ClientTransactionUser too). */
 export interface ClientTransactionUser {
   /**
    * Provisional and final responses. For INVITE, every 2xx too: the first one,
@@ -634,10 +634,6 @@ export class TransactionLayer {
   }
 
   /**
-   * RFC 3261 §9.2. Returns false when the CANCEL should be handled as an
-   * ordinary new request (no match, and the layer delivers unmatched CANCELs).
-   */
-  /**
    * The live server transaction a CANCEL cancels (§9.2): an INVITE's, or another method's,
    * through the index by key without method; the methods of FOUND_BY_METHOD are not in that
    * index and are looked for by their full keys instead.
@@ -653,6 +649,10 @@ export class TransactionLayer {
     return undefined;
   }
 
+  /**
+   * RFC 3261 §9.2. Returns false when the CANCEL should be handled as an
+   * ordinary new request (no match, and the layer delivers unmatched CANCELs).
+   */
   private receiveCancel(inbound: InboundRequest, id: string): boolean {
     const cancel = inbound.message;
     // §9.2: "The TU determines the transaction to be cancelled by taking the CANCEL request, and

@@ -52,6 +52,8 @@ export function stampVia(req: SipRequest, remote: Endpoint): SipRequest {
   let params = withParam(via.params, 'received', normalizeAddress(remote.address));
   if (wantsRport) params = withParam(params, 'rport', String(remote.port));
   const built = viaWithParams(via, params);
+  // The parameters come from a parsed Via and values written here, so `built` is an error
+  // only in theory; the stamp is then written but not kept decoded.
   const stamped: Via = typeof built === 'string' ? { ...via, params } : built;
   // Usually the top Via is a field of its own: only that field changes, what the others
   // decoded to is kept, and so is the stamped Via itself (no one parses it again).
@@ -59,10 +61,8 @@ export function stampVia(req: SipRequest, remote: Endpoint): SipRequest {
   const k = req.firstAt(ViaHeader.key);
   const first = req.decodeField(k, ViaHeader);
   if (first !== undefined && first.length === 1) {
-    const text = formatVia(stamped);
-    return typeof built === 'string'
-      ? req.replaceAt(k, text)
-      : req.replaceAt(k, text, ViaHeader, [stamped] as readonly Via[]);
+    const decoded: readonly Via[] | undefined = typeof built === 'string' ? undefined : [built];
+    return req.replaceAt(k, formatVia(stamped), ViaHeader, decoded);
   }
   return req.removeFirst(ViaHeader).prepend('Via', formatVia(stamped));
 }

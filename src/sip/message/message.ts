@@ -359,26 +359,6 @@ export abstract class SipMessage {
     return (ix[o]! & FOLDED) !== 0 ? unfold(v) : v;
   }
 
-  /** Positions of the fields with this key. */
-  private positions(key: string): number[] {
-    const out: number[] = [];
-    const id = headerIdOfKey(key);
-    const p = this.parsed;
-    if (p !== undefined && id !== 0) {
-      const ix = p.index;
-      for (let o = 0; o < ix.length; o += STRIDE)
-        if ((ix[o]! & 0xffff) === id) out.push(o / STRIDE);
-      return out;
-    }
-    const n = this.size;
-    if (id !== 0) {
-      for (let k = 0; k < n; k++) if (this.idAt(k) === id) out.push(k);
-    } else {
-      for (let k = 0; k < n; k++) if (this.keyAt(k) === key) out.push(k);
-    }
-    return out;
-  }
-
   private decodeAt<T>(k: number, codec: HeaderCodec<T>): Result<T, string> {
     const p = this.parsed;
     if (p !== undefined) {
@@ -443,7 +423,11 @@ export abstract class SipMessage {
 
   /** Number of fields with this name. */
   count(name: string): number {
-    return this.positions(headerKey(name)).length;
+    const key = headerKey(name);
+    const id = headerIdOfKey(key);
+    let n = 0;
+    for (let k = this.nextAt(key, id, 0); k >= 0; k = this.nextAt(key, id, k + 1)) n++;
+    return n;
   }
 
   // ---- typed access -----------------------------------------------------
@@ -703,10 +687,7 @@ export abstract class SipMessage {
     codec: HeaderCodec<T> | undefined,
     decoded: T | undefined,
   ): this {
-    const v = value.trim();
-    if (v.indexOf('\n') >= 0 || v.indexOf('\r') >= 0) {
-      throw new SwitchboardError('SB_ERR_INVALID_HEADER_VALUE', this.keyAt(k));
-    }
+    const v = fieldValue(this.keyAt(k), value);
     const o = k * STRIDE;
     const start = p.index[o + 1]!;
     const lineStop = fieldLineStop(p.text, start);
@@ -784,10 +765,15 @@ export function makeField(name: string, value: string): HeaderField {
     }
     key = headerKey(name);
   }
+  return { name, key, value: fieldValue(name, value), raw: undefined };
+}
+
+/** A field value built in code, trimmed: one that holds a line break would forge header fields. */
+function fieldValue(name: string, value: string): string {
   if (value.indexOf('\n') >= 0 || value.indexOf('\r') >= 0) {
     throw new SwitchboardError('SB_ERR_INVALID_HEADER_VALUE', name);
   }
-  return { name, key, value: value.trim(), raw: undefined };
+  return value.trim();
 }
 
 /**
