@@ -49,6 +49,7 @@ import {
   kamailioSqlite,
   kamailioVersion,
   prepareKamailio,
+  prepareFloor,
   prepareSwitchboard,
   type BenchUser,
   type KamailioBindings,
@@ -1182,6 +1183,17 @@ async function run(opts: SuiteOptions): Promise<void> {
   console.log(
     `load average (1 min) before: ${loadBefore.toFixed(2)}${busy(loadBefore, cpu.length)}`,
   );
+  // SB_BENCH_SUBJECT=floor: bench/macro/server/floor.mjs in Switchboard's place (servers.ts).
+  const floor = process.env.SB_BENCH_SUBJECT === 'floor';
+  if (floor) {
+    const bar = '!'.repeat(78);
+    const line =
+      'SB_BENCH_SUBJECT=floor: the "switchboard" figures below are those of ' +
+      'bench/macro/server/floor.mjs, the least work a Node.js process can do and pass the ' +
+      'scenarios. Not a SIP server.';
+    process.stderr.write(`${bar}\n!! ${line}\n${bar}\n`);
+    console.log(line);
+  }
   const kamBindings: KamailioBindings =
     kamailio === undefined ? { kind: 'memory' } : kamailioBindings();
   if (kamailio !== undefined) console.log(`kamailio: ${describeKamailioBindings(kamBindings)}`);
@@ -1245,14 +1257,16 @@ async function run(opts: SuiteOptions): Promise<void> {
     sb = await runServer(
       ctx,
       () =>
-        prepareSwitchboard({
-          repoRoot,
-          dir: join(runDir, 'switchboard'),
-          users: allUsers,
-          env: switchboardEnv(),
-          lifetimeMs,
-          workers: switchboardWorkers(),
-        }),
+        floor
+          ? prepareFloor({ repoRoot, lifetimeMs, workers: switchboardWorkers() })
+          : prepareSwitchboard({
+              repoRoot,
+              dir: join(runDir, 'switchboard'),
+              users: allUsers,
+              env: switchboardEnv(),
+              lifetimeMs,
+              workers: switchboardWorkers(),
+            }),
       'switchboard',
       kamailio === undefined ? [] : ['kamailio'],
     );

@@ -530,6 +530,69 @@ async function clusterUnderTest(
   };
 }
 
+// ---- the floor ---------------------------------------------------------------------------
+
+const FLOOR = fileURLToPath(new URL('./server/floor.mjs', import.meta.url));
+
+/**
+ * `SB_BENCH_SUBJECT=floor`: bench/macro/server/floor.mjs in Switchboard's place, a cluster of
+ * `workers` Node.js processes on one shared UDP socket that answers the benchmark's sipp
+ * scenarios with the least work that passes them (no digest check, no store, stateless
+ * forwarding). Not a SIP server: what it reaches bounds what any Node.js server could reach
+ * here with the same socket arrangement.
+ */
+export function prepareFloor(o: {
+  readonly repoRoot: string;
+  readonly lifetimeMs: number;
+  readonly workers: number;
+}): ServerFactory {
+  return {
+    kind: 'switchboard',
+    description:
+      `FLOOR, not Switchboard: node bench/macro/server/floor.mjs PORT ${o.workers} (a primary ` +
+      `and ${o.workers} worker processes sharing the socket; no digest check, no store, ` +
+      'stateless forwarding; see the file)',
+    start: async () => {
+      const port = await freePort('udp');
+      const s = spawnTracked(
+        process.execPath,
+        [FLOOR, String(port), String(o.workers)],
+        { cwd: o.repoRoot, env: process.env, lifetimeMs: o.lifetimeMs },
+        switchboardLogKind,
+        () => childPids(s.pid),
+      );
+      const up = await pollUntil(
+        () => s.stdout().includes('listening udp:') || s.exitInfo() !== undefined,
+        30_000,
+        20,
+      );
+      if (!up || s.exitInfo() !== undefined) {
+        await stopSpawned(s, () => childPids(s.pid), 1000);
+        throw new Error(`floor.mjs did not come up: ${s.exitInfo() ?? 'no line in 30 s'}`);
+      }
+      const group = processGroup(s, () => [s.pid, ...childPids(s.pid)]);
+      let stopping: Promise<void> | undefined;
+      return {
+        kind: 'switchboard',
+        target: `${LOOPBACK}:${port}`,
+        ...group.meters,
+        storeBytes: () => undefined,
+        collect: () => Promise.resolve(undefined),
+        takeLog: () => s.log.take(),
+        exited: () => s.exitInfo(),
+        stop() {
+          stopping ??= (async () => {
+            group.stopSampling();
+            const kids = childPids(s.pid);
+            await stopSpawned(s, () => kids, 1500);
+          })();
+          return stopping;
+        },
+      };
+    },
+  };
+}
+
 // ---- Kamailio ----------------------------------------------------------------------------
 
 export interface KamailioOptions {
