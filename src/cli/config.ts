@@ -15,7 +15,7 @@ import { availableParallelism } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
-import { defaultLimits } from '../base/index.ts';
+import { defaultLimits, type ErrorCode } from '../base/index.ts';
 import { STACK_MAX_SERVER_TRANSACTIONS } from '../stack/index.ts';
 import { parseListenSpec } from '../transport/index.ts';
 import { parseAor } from './aor.ts';
@@ -40,6 +40,8 @@ const LISTEN_FORMAT =
  * or a flag such as `--listen`); the message is the one line `serve` prints.
  */
 export class ConfigError extends Error {
+  /** Stable, as every thrown error's (docs/errors.md); the message stays `serve`'s one line. */
+  readonly code: ErrorCode = 'SB_ERR_CONFIG';
   readonly key: string;
   constructor(key: string, detail: string) {
     super(

@@ -33,6 +33,7 @@ function problem(fn: () => unknown): string {
     fn();
   } catch (e) {
     assert.ok(e instanceof ConfigError, String(e));
+    assert.equal(e.code, 'SB_ERR_CONFIG');
     assert.doesNotMatch(e.message, /\n/, 'one line');
     return e.message;
   }
@@ -44,6 +45,7 @@ async function problemAsync(p: Promise<unknown>): Promise<string> {
     await p;
   } catch (e) {
     assert.ok(e instanceof ConfigError, String(e));
+    assert.equal(e.code, 'SB_ERR_CONFIG');
     assert.doesNotMatch(e.message, /\n/, 'one line');
     return e.message;
   }
