@@ -86,7 +86,12 @@ describe('bin/switchboard.js: compiled dist/ or the sources', () => {
 
 describe('npm run build: the compiled server', () => {
   it('builds src/ to JavaScript that serves: OPTIONS to the server gets 200', async () => {
-    const out = mkdtempSync(join(tmpdir(), 'sb-dist-'));
+    // The output sits where dist/ sits in the repository: beside a package.json and the
+    // node_modules its imports resolve from, whatever the temporary directory's parents hold.
+    const tree = mkdtempSync(join(tmpdir(), 'sb-dist-'));
+    symlinkSync(join(root, 'node_modules'), join(tree, 'node_modules'), 'dir');
+    writeFileSync(join(tree, 'package.json'), '{"type":"module"}\n');
+    const out = join(tree, 'dist');
     const data = mkdtempSync(join(tmpdir(), 'sb-dist-data-'));
     try {
       const tsc = join(root, 'node_modules/typescript/bin/tsc');
@@ -169,7 +174,7 @@ describe('npm run build: the compiled server', () => {
         child.kill('SIGKILL');
       }
     } finally {
-      rmSync(out, { recursive: true, force: true });
+      rmSync(tree, { recursive: true, force: true });
       rmSync(data, { recursive: true, force: true });
     }
   });
