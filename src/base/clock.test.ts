@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ManualClock } from './clock.ts';
+import { ManualClock, systemClock } from './clock.ts';
 import { createIdGenerator, seededRandom, MAGIC_COOKIE } from './ids.ts';
 
 test('ManualClock fires due timers in order and honours cancel', () => {
@@ -29,4 +29,22 @@ test('ids: branch carries the magic cookie, generators are independent and repea
   assert.equal(br, b.branch());
   assert.notEqual(a.tag(), a.tag());
   assert.match(a.callId(), /^[a-z0-9]{22}$/);
+});
+
+test('systemClock: a timer fires once, a cancelled one never, and cancel is idempotent', async () => {
+  const c = systemClock();
+  const fired: string[] = [];
+  const a = c.setTimer(5, () => fired.push('a'));
+  const b = c.setTimer(5, () => fired.push('b'));
+  const d = c.setTimer(1, () => fired.push('d'));
+  b.cancel();
+  b.cancel();
+  await new Promise((r) => setTimeout(r, 40));
+  a.cancel(); // after it fired: no effect, no throw
+  d.cancel();
+  assert.deepEqual(fired.sort(), ['a', 'd']);
+  const t0 = c.now();
+  await new Promise((r) => setTimeout(r, 10));
+  assert.ok(c.now() > t0, 'now() is monotonic and moves');
+  assert.ok(Math.abs(c.wallNow() - Date.now()) < 1000);
 });
