@@ -115,3 +115,54 @@ test('TimerSet: stopping or firing one of several leaves the others as they were
   assert.deepEqual(fired, ['A@100', "D'@150"]);
   assert.deepEqual(set.running(), []);
 });
+
+test('TimerSet: random start/stop/stopAll/advance match a model of named deadlines', () => {
+  // Six names, so that the three inline slots and the overflow are both in play, in any order.
+  const NAMES = ['A', 'B', 'D', 'E', 'G', 'J'] as const;
+  for (let seed = 1; seed <= 200; seed++) {
+    let x = seed;
+    const pick = (n: number): number => {
+      // xorshift32: the same sequence on every run
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      return (x >>> 0) % n;
+    };
+    const clock = new ManualClock();
+    const set = new TimerSet<(typeof NAMES)[number]>(clock);
+    const model = new Map<string, { at: number; gen: number }>();
+    const fired: string[] = [];
+    const expected: string[] = [];
+    let gen = 0;
+    for (let step = 0; step < 60; step++) {
+      const op = pick(10);
+      const name = NAMES[pick(NAMES.length)]!;
+      if (op < 5) {
+        const g = ++gen;
+        const ms = 1 + pick(50);
+        set.start(name, ms, () => fired.push(`${name}#${g}`));
+        model.set(name, { at: clock.now() + ms, gen: g });
+      } else if (op < 7) {
+        set.stop(name);
+        model.delete(name);
+      } else if (op < 8) {
+        set.stopAll();
+        model.clear();
+      } else {
+        const until = clock.now() + pick(40);
+        const due = [...model]
+          .filter(([, v]) => v.at <= until)
+          .sort((x, y) => x[1].at - y[1].at || x[1].gen - y[1].gen);
+        for (const [n, v] of due) {
+          expected.push(`${n}#${v.gen}`);
+          model.delete(n);
+        }
+        clock.advance(until - clock.now());
+      }
+      assert.deepEqual(set.running().sort(), [...model.keys()].sort(), `seed ${seed} step ${step}`);
+      for (const n of NAMES) assert.equal(set.isRunning(n), model.has(n));
+      assert.deepEqual(fired, expected, `seed ${seed} step ${step}`);
+      assert.equal(clock.pending(), model.size);
+    }
+  }
+});

@@ -106,13 +106,20 @@ export function backoffUncapped(previous: number): number {
 
 /**
  * Clock-scheduled named timers of one transaction, all cancelled together at termination. A
- * transaction runs at most three at a time, so they are kept in two short arrays (name, handle)
- * rather than a Map: every transaction has a TimerSet, and a Map is a hash table of its own.
+ * transaction runs at most three at a time, so they are kept in three pairs of fields (name,
+ * handle), with an array only for a fourth and later: every live transaction has a TimerSet,
+ * a completed one for up to 64*T1 (Timer J), and two arrays and their backing stores cost
+ * about 400 bytes of heap each time (a Map is a hash table of its own).
  */
 export class TimerSet<N extends string = TimerName> {
   private readonly clock: Clock;
-  private readonly names: N[] = [];
-  private readonly handles: TimerHandle[] = [];
+  private n0: N | undefined = undefined;
+  private h0: TimerHandle | undefined = undefined;
+  private n1: N | undefined = undefined;
+  private h1: TimerHandle | undefined = undefined;
+  private n2: N | undefined = undefined;
+  private h2: TimerHandle | undefined = undefined;
+  private more: { name: N; handle: TimerHandle }[] | undefined = undefined;
 
   constructor(clock: Clock) {
     this.clock = clock;
@@ -122,45 +129,83 @@ export class TimerSet<N extends string = TimerName> {
   start(name: N, ms: number, fire: () => void): void {
     this.stop(name);
     const handle = this.clock.setTimer(ms, () => {
-      const i = this.handles.indexOf(handle);
-      if (i < 0) return;
-      this.forget(i);
+      // Stopped (or restarted) after the clock had already picked it: not ours to run.
+      if (!this.forgetHandle(handle)) return;
       fire();
     });
-    this.names.push(name);
-    this.handles.push(handle);
+    if (this.n0 === undefined) {
+      this.n0 = name;
+      this.h0 = handle;
+    } else if (this.n1 === undefined) {
+      this.n1 = name;
+      this.h1 = handle;
+    } else if (this.n2 === undefined) {
+      this.n2 = name;
+      this.h2 = handle;
+    } else {
+      (this.more ??= []).push({ name, handle });
+    }
   }
 
   stop(name: N): void {
-    const i = this.names.indexOf(name);
-    if (i < 0) return;
-    this.handles[i]!.cancel();
-    this.forget(i);
+    if (this.n0 === name) {
+      this.h0!.cancel();
+      this.n0 = this.h0 = undefined;
+    } else if (this.n1 === name) {
+      this.h1!.cancel();
+      this.n1 = this.h1 = undefined;
+    } else if (this.n2 === name) {
+      this.h2!.cancel();
+      this.n2 = this.h2 = undefined;
+    } else if (this.more !== undefined) {
+      const i = this.more.findIndex((e) => e.name === name);
+      if (i >= 0) {
+        this.more[i]!.handle.cancel();
+        this.more.splice(i, 1);
+      }
+    }
   }
 
   isRunning(name: N): boolean {
-    return this.names.includes(name);
+    return (
+      this.n0 === name ||
+      this.n1 === name ||
+      this.n2 === name ||
+      (this.more?.some((e) => e.name === name) ?? false)
+    );
   }
 
   /** Names of the running timers, in no particular order (tests, diagnostics). */
   running(): N[] {
-    return [...this.names];
+    const out: N[] = [];
+    if (this.n0 !== undefined) out.push(this.n0);
+    if (this.n1 !== undefined) out.push(this.n1);
+    if (this.n2 !== undefined) out.push(this.n2);
+    if (this.more !== undefined) for (const e of this.more) out.push(e.name);
+    return out;
   }
 
   stopAll(): void {
-    for (const h of this.handles) h.cancel();
-    this.names.length = 0;
-    this.handles.length = 0;
+    this.h0?.cancel();
+    this.h1?.cancel();
+    this.h2?.cancel();
+    this.n0 = this.h0 = this.n1 = this.h1 = this.n2 = this.h2 = undefined;
+    if (this.more !== undefined) {
+      for (const e of this.more) e.handle.cancel();
+      this.more = undefined;
+    }
   }
 
-  /** Removes entry `i`, moving the last one into its place (splice would allocate an array). */
-  private forget(i: number): void {
-    const last = this.names.length - 1;
-    if (i !== last) {
-      this.names[i] = this.names[last]!;
-      this.handles[i] = this.handles[last]!;
+  /** Drops the entry of `handle` (it fired); false when it is no longer running. */
+  private forgetHandle(handle: TimerHandle): boolean {
+    if (this.h0 === handle) this.n0 = this.h0 = undefined;
+    else if (this.h1 === handle) this.n1 = this.h1 = undefined;
+    else if (this.h2 === handle) this.n2 = this.h2 = undefined;
+    else {
+      const i = this.more?.findIndex((e) => e.handle === handle) ?? -1;
+      if (i < 0) return false;
+      this.more!.splice(i, 1);
     }
-    this.names.pop();
-    this.handles.pop();
+    return true;
   }
 }
