@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { OctetArena, utf8Decode, utf8Encode } from './text.ts';
+import { OctetArena, ownString, utf8Decode, utf8Encode } from './text.ts';
 
 describe('OctetArena', () => {
   it('gives the UTF-8 of the text, then the tail, carved one after another from one chunk', () => {
@@ -41,5 +41,25 @@ describe('OctetArena', () => {
     const next = arena.encode('z');
     assert.equal(next.buffer, small.buffer);
     assert.equal(next.byteOffset, 10);
+  });
+});
+
+describe('ownString', () => {
+  it('returns the same characters for concatenations, substrings, the empty string and non-Latin-1 text', () => {
+    const text =
+      'MESSAGE sip:carol@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-1';
+    const branch = text.slice(text.indexOf('branch=') + 7);
+    const cases = [
+      `3261\u0000${branch}\u0000127.0.0.1:5060\u0000MESSAGE`,
+      branch,
+      '',
+      'a',
+      '\u00e9t\u00e9 \u{1f4de} ' + branch,
+    ];
+    for (const k of cases) {
+      const copy = k.split('').join('');
+      assert.equal(ownString(k), copy);
+      assert.equal(ownString(k).length, copy.length);
+    }
   });
 });

@@ -44,6 +44,22 @@ export function utf8DecodeStrict(bytes: Uint8Array): string | undefined {
   }
 }
 
+/**
+ * `key`, made to hold its own characters, for a string built by concatenation that outlives
+ * the message its parts came from (a transaction key lives 64*T1 after the exchange, RFC 3261
+ * §17.2.2 Timer J). V8 keeps a concatenation as the pair of its parts and a substring of 13
+ * characters or more as a view of the string it was cut from, so a key built from header
+ * values keeps the whole message text alive: about 600 bytes per completed MESSAGE
+ * transaction. Reading a character of a pair makes V8 flatten it, in place, into one new
+ * string; the parts and the text they viewed can then be collected. (A bare substring is not
+ * a pair and is left as it is; on an engine without these representations this only reads a
+ * character.) The result depends on the read, so that it is never optimised away: an empty
+ * string reads NaN and gives '', itself.
+ */
+export function ownString(key: string): string {
+  return key.charCodeAt(0) >= 0 ? key : '';
+}
+
 /** Decodes octets one to one into code units U+0000..U+00FF. */
 export function binaryDecode(bytes: Uint8Array, start = 0, end = bytes.length): string {
   let out = '';

@@ -12,6 +12,7 @@
 import type { Clock } from '../base/clock.ts';
 import { SwitchboardError } from '../base/errors.ts';
 import { createIdGenerator, cryptoRandom, type IdGenerator } from '../base/ids.ts';
+import { ownString } from '../base/text.ts';
 import type { Logger } from '../base/logger.ts';
 import { createResponse } from '../sip/message/builder.ts';
 import type { SipRequest, SipResponse } from '../sip/message/message.ts';
@@ -398,7 +399,8 @@ export class TransactionLayer {
     dest: Destination,
     user: ClientTransactionUser,
   ): ClientTransaction {
-    const id = clientKeyOfRequest(req);
+    const key = clientKeyOfRequest(req);
+    const id = key === undefined ? undefined : ownString(key);
     if (id === undefined) {
       throw new SwitchboardError('SB_ERR_INVALID_ARGUMENT', 'the top Via needs a branch');
     }
@@ -488,7 +490,8 @@ export class TransactionLayer {
       this.receiveAck(inbound);
       return;
     }
-    const id = serverKey(req);
+    // Flattened: the key outlives the request text its branch and sent-by are cut from.
+    const id = ownString(serverKey(req));
     const existing = this.servers.get(id);
     if (existing !== undefined) {
       // §17.2.3: a retransmission goes to the transaction it matches.
@@ -548,15 +551,17 @@ export class TransactionLayer {
     // again (a completed transaction keeps it as octets, non-invite-server.ts).
     const keys: ServerKeys = {};
     if (req.method !== 'CANCEL' && !FOUND_BY_METHOD.has(req.method)) {
-      const cancelKey = serverKeyWithoutMethod(req);
+      const cancelKey = ownString(serverKeyWithoutMethod(req));
       keys.cancel = cancelKey;
       if (!this.byCancelKey.has(cancelKey)) this.byCancelKey.set(cancelKey, tx);
     }
     if (tx instanceof InviteServerTransaction) {
-      const ackKey = rfc2543AckKey(req);
+      const rawAck = rfc2543AckKey(req);
+      const ackKey = rawAck === undefined ? undefined : ownString(rawAck);
       keys.ack = ackKey;
       if (ackKey !== undefined) this.byRfc2543Ack.set(ackKey, tx);
-      const dialogKey = ackDialogKey(req);
+      const rawDialog = ackDialogKey(req);
+      const dialogKey = rawDialog === undefined ? undefined : ownString(rawDialog);
       keys.dialog = dialogKey;
       if (dialogKey !== undefined) this.invitesByDialogKey.set(dialogKey, tx);
     }
