@@ -420,7 +420,7 @@ export class InviteClientTransaction {
    */
   private keepAsOctets(): void {
     if (this.current !== 'accepted' || this.req === undefined || this.last === undefined) return;
-    const kept = keptOctets(this.req, this.last);
+    const kept = keptOctets(this.req, this.last, this.ctx.arena);
     if (kept === undefined) return;
     this.reqBytes = kept.req;
     this.lastBytes = kept.res;

@@ -414,7 +414,7 @@ export class InviteServerTransaction {
    */
   private keepAsOctets(): void {
     if (this.req === undefined || this.last === undefined) return;
-    const kept = keptOctets(this.req, this.last);
+    const kept = keptOctets(this.req, this.last, this.ctx.arena);
     if (kept === undefined) return;
     this.reqBytes = kept.req;
     this.lastBytes = kept.res;

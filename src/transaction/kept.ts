@@ -44,10 +44,24 @@ export function serializeQuietly(m: SipRequest | SipResponse, arena?: OctetArena
 export function keptOctets(
   req: SipRequest,
   res: SipResponse,
+  arena?: OctetArena,
 ): { readonly req: Uint8Array; readonly res: Uint8Array } | undefined {
   try {
-    return { req: serializeMessage(req), res: serializeMessage(res) };
+    return arena === undefined
+      ? { req: serializeMessage(req), res: serializeMessage(res) }
+      : { req: octetsIn(req, arena), res: octetsIn(res, arena) };
   } catch {
     return undefined;
   }
+}
+
+/**
+ * A message's octets carved from `arena`. A received message that is unchanged sends its
+ * datagram's octets, a view of a buffer of its own (one ArrayBuffer per datagram read): they
+ * are copied into the arena, so that the buffer can go. A message serialized before it was
+ * sent keeps the octets it was sent in.
+ */
+function octetsIn(m: SipRequest | SipResponse, arena: OctetArena): Uint8Array {
+  if (m.wire !== undefined) return arena.encode('', m.wire);
+  return serializeToArena(m, arena);
 }

@@ -245,7 +245,7 @@ export class NonInviteClientTransaction {
     // For those T4 the request and the final response are kept as octets, not as parsed
     // header objects (kept.ts): the octets the request was sent in and the response came in.
     if (this.req === undefined || this.last === undefined) return;
-    const kept = keptOctets(this.req, this.last);
+    const kept = keptOctets(this.req, this.last, this.ctx.arena);
     if (kept === undefined) return;
     this.reqBytes = kept.req;
     this.lastBytes = kept.res;

@@ -271,7 +271,7 @@ export class NonInviteServerTransaction {
    */
   private compact(): void {
     if (this.req === undefined || this.last === undefined) return;
-    const kept = keptOctets(this.req, this.last);
+    const kept = keptOctets(this.req, this.last, this.ctx.arena);
     if (kept === undefined) return;
     this.reqBytes = kept.req;
     this.lastBytes = kept.res;
