@@ -8,8 +8,13 @@
  * without the headers; parsed messages always have them (the parser rejects a
  * request without Via, From, To, Call-ID or CSeq). The `*OrUndefined` wrappers
  * turn such a failure into "no key" for the layer.
+ *
+ * A key built by concatenation is flattened (`ownString`) before it is returned: its parts are
+ * cut from the message text, and a key that outlives the message (a transaction's, for up to
+ * 64*T1) would otherwise keep that whole text alive. Keys joined from an array are flat already.
  */
 import { MAGIC_COOKIE } from '../base/ids.ts';
+import { ownString } from '../base/text.ts';
 import { formatParams } from '../sip/uri/params.ts';
 import type { SipRequest, SipResponse } from '../sip/message/message.ts';
 import type { Via } from '../sip/headers/via.ts';
@@ -33,7 +38,7 @@ export function isRfc3261Branch(branch: string | undefined): branch is string {
  * same value of the branch parameter."
  */
 export function clientKey(branch: string, method: string): string {
-  return `${branch}\u0000${method}`;
+  return ownString(`${branch}\u0000${method}`);
 }
 
 /**
@@ -101,7 +106,7 @@ export function serverKeyWithoutMethod(req: SipRequest): string {
     // §17.2.3: "the branch parameter in the request is equal to the one in the top Via header
     // field of the request that created the transaction [and] the sent-by value in the top Via
     // of the request is equal to the one in the request that created the transaction".
-    return `3261\u0000${via.branch}\u0000${sentBy(via)}`;
+    return ownString(`3261\u0000${via.branch}\u0000${sentBy(via)}`);
   }
   // §17.2.3: "The INVITE request matches a transaction if the Request-URI, To tag, From tag,
   // Call-ID, CSeq, and top Via header field match those of the INVITE request which created the
@@ -131,7 +136,7 @@ export function serverKey(req: SipRequest, method: string = req.method): string 
 
 /** `serverKey` from the key without the method (`serverKeyWithoutMethod`) and a method. */
 export function serverKeyOf(withoutMethod: string, method: string): string {
-  return `${withoutMethod}\u0000${transactionMethod(method)}`;
+  return ownString(`${withoutMethod}\u0000${transactionMethod(method)}`);
 }
 
 /**

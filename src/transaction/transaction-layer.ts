@@ -399,8 +399,7 @@ export class TransactionLayer {
     dest: Destination,
     user: ClientTransactionUser,
   ): ClientTransaction {
-    const key = clientKeyOfRequest(req);
-    const id = key === undefined ? undefined : ownString(key);
+    const id = clientKeyOfRequest(req);
     if (id === undefined) {
       throw new SwitchboardError('SB_ERR_INVALID_ARGUMENT', 'the top Via needs a branch');
     }
@@ -490,8 +489,7 @@ export class TransactionLayer {
       this.receiveAck(inbound);
       return;
     }
-    // Flattened: the key outlives the request text its branch and sent-by are cut from.
-    const id = ownString(serverKey(req));
+    const id = serverKey(req);
     const existing = this.servers.get(id);
     if (existing !== undefined) {
       // §17.2.3: a retransmission goes to the transaction it matches.
@@ -551,17 +549,15 @@ export class TransactionLayer {
     // again (a completed transaction keeps it as octets, non-invite-server.ts).
     const keys: ServerKeys = {};
     if (req.method !== 'CANCEL' && !FOUND_BY_METHOD.has(req.method)) {
-      const cancelKey = ownString(serverKeyWithoutMethod(req));
+      const cancelKey = serverKeyWithoutMethod(req);
       keys.cancel = cancelKey;
       if (!this.byCancelKey.has(cancelKey)) this.byCancelKey.set(cancelKey, tx);
     }
     if (tx instanceof InviteServerTransaction) {
-      const rawAck = rfc2543AckKey(req);
-      const ackKey = rawAck === undefined ? undefined : ownString(rawAck);
+      const ackKey = rfc2543AckKey(req);
       keys.ack = ackKey;
       if (ackKey !== undefined) this.byRfc2543Ack.set(ackKey, tx);
-      const rawDialog = ackDialogKey(req);
-      const dialogKey = rawDialog === undefined ? undefined : ownString(rawDialog);
+      const dialogKey = ackDialogKey(req);
       keys.dialog = dialogKey;
       if (dialogKey !== undefined) this.invitesByDialogKey.set(dialogKey, tx);
     }
@@ -729,5 +725,8 @@ interface ServerKeys {
  * not decode.
  */
 function ackDialogKey(req: SipRequest): string | undefined {
-  return keyOrUndefined(() => `${req.callId}\u0001${req.cseq.seq}\u0001${req.from.tag ?? ''}`);
+  // Flattened, as matching.ts flattens its keys: the INVITE's key outlives its text.
+  return keyOrUndefined(() =>
+    ownString(`${req.callId}\u0001${req.cseq.seq}\u0001${req.from.tag ?? ''}`),
+  );
 }
