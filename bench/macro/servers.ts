@@ -462,7 +462,7 @@ async function startSwitchboard(
   }
   const dbFile = join(dataDir, 'switchboard.db');
   let stopping: Promise<void> | undefined;
-  if (cluster) return clusterUnderTest(s, port, dataDir, dbFile);
+  if (cluster) return clusterUnderTest(s, port, 2, { dataDir, dbFile });
   return {
     kind: 'switchboard',
     target: `${LOOPBACK}:${port}`,
@@ -496,25 +496,26 @@ async function startSwitchboard(
 }
 
 /**
- * `serve` with workers: the supervisor and its children (the workers, and the esbuild service
- * tsx starts), measured as Kamailio's processes are: CPU summed, memory as the summed PSS
- * (pages shared between them counted once), the peak the highest sum sampled every 250 ms.
+ * `serve` with workers (or the floor): the supervisor and its children (the workers, and the
+ * esbuild service tsx starts), measured as Kamailio's processes are: CPU summed, memory as the
+ * summed PSS (pages shared between them counted once), the peak the highest sum sampled every
+ * 250 ms. `store`: Switchboard's data directory, removed at stop, and its SQLite file.
  */
 async function clusterUnderTest(
   s: Spawned,
   port: number,
-  dataDir: string,
-  dbFile: string,
+  minChildren: number,
+  store?: { readonly dataDir: string; readonly dbFile: string },
 ): Promise<ServerUnderTest> {
   // The workers are forked before the first one prints; wait until they all have started.
-  await pollUntil(() => childPids(s.pid).length >= 2, 10_000, 50);
+  await pollUntil(() => childPids(s.pid).length >= minChildren, 10_000, 50);
   const group = processGroup(s, () => [s.pid, ...childPids(s.pid)]);
   let stopping: Promise<void> | undefined;
   return {
     kind: 'switchboard',
     target: `${LOOPBACK}:${port}`,
     ...group.meters,
-    storeBytes: () => sqliteDataBytes(dbFile),
+    storeBytes: () => (store === undefined ? undefined : sqliteDataBytes(store.dbFile)),
     collect: () => Promise.resolve(undefined),
     takeLog: () => s.log.take(),
     exited: () => s.exitInfo(),
@@ -523,7 +524,7 @@ async function clusterUnderTest(
         group.stopSampling();
         const kids = childPids(s.pid);
         await stopSpawned(s, () => kids, 1500);
-        rmSync(dataDir, { recursive: true, force: true });
+        if (store !== undefined) rmSync(store.dataDir, { recursive: true, force: true });
       })();
       return stopping;
     },
@@ -570,25 +571,7 @@ export function prepareFloor(o: {
         await stopSpawned(s, () => childPids(s.pid), 1000);
         throw new Error(`floor.mjs did not come up: ${s.exitInfo() ?? 'no line in 30 s'}`);
       }
-      const group = processGroup(s, () => [s.pid, ...childPids(s.pid)]);
-      let stopping: Promise<void> | undefined;
-      return {
-        kind: 'switchboard',
-        target: `${LOOPBACK}:${port}`,
-        ...group.meters,
-        storeBytes: () => undefined,
-        collect: () => Promise.resolve(undefined),
-        takeLog: () => s.log.take(),
-        exited: () => s.exitInfo(),
-        stop() {
-          stopping ??= (async () => {
-            group.stopSampling();
-            const kids = childPids(s.pid);
-            await stopSpawned(s, () => kids, 1500);
-          })();
-          return stopping;
-        },
-      };
+      return clusterUnderTest(s, port, o.workers);
     },
   };
 }
