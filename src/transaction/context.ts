@@ -12,7 +12,15 @@
 import type { Clock } from '../base/clock.ts';
 import { silentLogger, type Logger } from '../base/logger.ts';
 import { OctetArena } from '../base/text.ts';
-import { resolveTimers, type TimerName, type TransactionTimers } from './timers.ts';
+import {
+  resolveTimers,
+  timerValues,
+  WaitQueue,
+  type TimerName,
+  type TimerValues,
+  type TransactionTimers,
+  type Waiter,
+} from './timers.ts';
 
 /** Client transactions send requests; server transactions receive them (RFC 3261 §17). */
 export type TransactionSide = 'client' | 'server';
@@ -127,6 +135,15 @@ export interface TransactionContext {
    * `user-error` event instead of unwinding into the transport or the clock.
    */
   callUser(id: string, fn: () => void): void;
+  /** Table 4 for a reliable or an unreliable transport: one object each, shared by every machine. */
+  values(reliable: boolean): TimerValues;
+  /**
+   * Ends `w`'s wait after `ms`, in a queue shared by every wait of that length (`WaitQueue`):
+   * for the timers that only end a transaction whose job is done (J, K, L, M), never stopped.
+   */
+  wait(ms: number, w: Waiter): void;
+  /** Drops every wait (the layer closes). */
+  closeWaits(): void;
 }
 
 export interface TransactionContextOptions {
@@ -147,9 +164,13 @@ export function createTransactionContext(o: TransactionContextOptions): Transact
       logger.error({ error }, 'transaction event hook threw');
     }
   };
+  const timers = resolveTimers(o.timers);
+  const unreliable = Object.freeze(timerValues(timers, false));
+  const reliable = Object.freeze(timerValues(timers, true));
+  const queues = new Map<number, WaitQueue>();
   return {
     clock: o.clock,
-    timers: resolveTimers(o.timers),
+    timers,
     logger,
     arena: new OctetArena(),
     emit,
@@ -160,6 +181,18 @@ export function createTransactionContext(o: TransactionContextOptions): Transact
         logger.error({ id, error }, 'transaction user threw');
         emit({ type: 'user-error', id, error });
       }
+    },
+    values: (r) => (r ? reliable : unreliable),
+    wait(ms, w) {
+      let q = queues.get(ms);
+      if (q === undefined) {
+        q = new WaitQueue(o.clock, ms);
+        queues.set(ms, q);
+      }
+      q.add(w);
+    },
+    closeWaits() {
+      for (const q of queues.values()) q.close();
     },
   };
 }

@@ -34,7 +34,7 @@ import { sendSafely, toError, type MachineTimer, type TransactionContext } from 
 import type { NonInviteClientTransaction, NonInviteClientUser } from './non-invite-client.ts';
 import { buildAckForNon2xx, buildCancel } from './requests.ts';
 import { keptOctets, reparseKept, serializeQuietly } from './kept.ts';
-import { backoffUncapped, TimerSet, timerValues, type TimerValues } from './timers.ts';
+import { backoffUncapped, TimerSet, type TimerValues, type Waiter } from './timers.ts';
 
 /** Figure 5 states, with Accepted from RFC 6026 §8.4. */
 export type InviteClientState = 'calling' | 'proceeding' | 'accepted' | 'completed' | 'terminated';
@@ -105,7 +105,7 @@ const NO_CANCEL_USER: NonInviteClientUser = {
   onTransportError: () => {},
 };
 
-export class InviteClientTransaction {
+export class InviteClientTransaction implements Waiter {
   readonly kind = 'invite' as const;
   readonly side = 'client' as const;
   readonly id: string;
@@ -117,6 +117,11 @@ export class InviteClientTransaction {
   private readonly ctx: TransactionContext;
   private readonly values: TimerValues;
   private readonly timers: TimerSet<MachineTimer>;
+  /**
+   * Timer D (Completed) or M (Accepted) runs: each only ends the transaction, and waits in the
+   * layer's queue of waits of its length (`ctx.wait`), not in `timers`.
+   */
+  private waitingFor: 'D' | 'M' | undefined = undefined;
   private intervalA: number;
   private req: SipRequest | undefined;
   /** Accepted: the request as the octets it was sent in (see `keepAsOctets`). */
@@ -147,7 +152,7 @@ export class InviteClientTransaction {
     this.user = o.user;
     this.ctx = o.host.ctx;
     this.reliable = isReliable(o.destination.protocol);
-    this.values = timerValues(this.ctx.timers, this.reliable);
+    this.values = this.ctx.values(this.reliable);
     this.timers = new TimerSet(this.ctx.clock);
     this.intervalA = this.values.A;
   }
@@ -196,7 +201,9 @@ export class InviteClientTransaction {
 
   /** Names of the running timers (tests, diagnostics). */
   runningTimers(): MachineTimer[] {
-    return this.timers.running();
+    const running: MachineTimer[] = this.timers.running();
+    if (this.waitingFor !== undefined) running.push(this.waitingFor);
+    return running;
   }
 
   /**
@@ -248,7 +255,7 @@ export class InviteClientTransaction {
           // is in the 'Calling' or 'Proceeding' states, it MUST transition to the 'Accepted'
           // state, pass the 2xx response to the TU, and set Timer M to 64*T1."
           this.transition('accepted');
-          this.timers.start('M', this.values.M, () => this.onTimerM());
+          this.waitFor('M', this.values.M);
           this.deliver(res);
           this.keepAsOctets();
           return;
@@ -270,7 +277,7 @@ export class InviteClientTransaction {
         // (The TU may have closed the layer from its callback.)
         if (this.stateNow() !== 'completed') return;
         if (this.values.D === 0) this.transition('terminated');
-        else this.timers.start('D', this.values.D, () => this.onTimerD());
+        else this.waitFor('D', this.values.D);
         return;
       case 'accepted':
         // RFC 6026 §8.4: in Accepted every 2xx (a retransmission, or the 2xx of another fork) is
@@ -368,6 +375,22 @@ export class InviteClientTransaction {
     if (this.current === 'calling') this.transition('terminated');
   }
 
+  private waitFor(timer: 'D' | 'M', ms: number): void {
+    this.waitingFor = timer;
+    this.ctx.wait(ms, this);
+  }
+
+  /**
+   * Timer D or M fired.
+   * @internal Called by the layer's wait queue (`ctx.wait`).
+   */
+  waitOver(): void {
+    const timer = this.waitingFor;
+    this.waitingFor = undefined;
+    if (timer === 'D') this.onTimerD();
+    else if (timer === 'M') this.onTimerM();
+  }
+
   private onTimerD(): void {
     if (this.current !== 'completed') return;
     this.firedEvent('D');
@@ -451,6 +474,7 @@ export class InviteClientTransaction {
       // §17.1.1.2: "Once the transaction is in the 'Terminated' state, it MUST be destroyed
       // immediately."
       this.timers.stopAll();
+      this.waitingFor = undefined;
       this.host.terminated(this);
       if (notify && this.user.onTerminated !== undefined) {
         const onTerminated = this.user.onTerminated.bind(this.user);

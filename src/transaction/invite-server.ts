@@ -35,7 +35,7 @@ import { isReliable } from '../transport/transport.ts';
 import { SwitchboardError } from '../base/errors.ts';
 import { keptOctets, reparseKept, serializeQuietly } from './kept.ts';
 import { sendSafely, toError, type MachineTimer, type TransactionContext } from './context.ts';
-import { backoffCapped, TimerSet, timerValues, type TimerValues } from './timers.ts';
+import { backoffCapped, TimerSet, type TimerValues, type Waiter } from './timers.ts';
 
 /** Figure 7 states, with Accepted from RFC 6026 §8.7. */
 export type InviteServerState =
@@ -88,7 +88,7 @@ export interface InviteServerInit {
   readonly host: InviteServerHost;
 }
 
-export class InviteServerTransaction {
+export class InviteServerTransaction implements Waiter {
   readonly kind = 'invite' as const;
   readonly side = 'server' as const;
   readonly id: string;
@@ -103,6 +103,11 @@ export class InviteServerTransaction {
   private user: InviteServerUser = {};
   private readonly values: TimerValues;
   private readonly timers: TimerSet<MachineTimer>;
+  /**
+   * Timer I (Confirmed) or L (Accepted) runs: each only ends the transaction, and waits in the
+   * layer's queue of waits of its length (`ctx.wait`), not in `timers`.
+   */
+  private waitingFor: 'I' | 'L' | undefined = undefined;
   private intervalG: number;
   private provisional: SipResponse | undefined;
   private req: SipRequest | undefined;
@@ -126,7 +131,7 @@ export class InviteServerTransaction {
     this.host = o.host;
     this.ctx = o.host.ctx;
     this.reliable = isReliable(o.source.protocol);
-    this.values = timerValues(this.ctx.timers, this.reliable);
+    this.values = this.ctx.values(this.reliable);
     this.timers = new TimerSet(this.ctx.clock);
     this.intervalG = this.values.G;
     // §17.2.1: "When a server transaction is constructed for a request, it enters the
@@ -156,7 +161,9 @@ export class InviteServerTransaction {
 
   /** Names of the running timers (tests, diagnostics). */
   runningTimers(): MachineTimer[] {
-    return this.timers.running();
+    const running: MachineTimer[] = this.timers.running();
+    if (this.waitingFor !== undefined) running.push(this.waitingFor);
+    return running;
   }
 
   setUser(user: InviteServerUser): void {
@@ -195,7 +202,7 @@ export class InviteServerTransaction {
           const sent = this.send(res, false);
           if (this.current === 'proceeding') {
             this.transition('accepted');
-            this.timers.start('L', this.values.L, () => this.onTimerL());
+            this.waitFor('L', this.values.L);
             this.keepAsOctets();
           }
           return sent;
@@ -302,7 +309,7 @@ export class InviteServerTransaction {
         // "When this state is entered, timer I is set to fire in T4 seconds for unreliable
         // transports, and zero seconds for reliable transports."
         if (this.values.I === 0) this.transition('terminated');
-        else this.timers.start('I', this.values.I, () => this.onTimerI());
+        else this.waitFor('I', this.values.I);
         return;
       case 'accepted':
         // RFC 6026 §8.7: "If an ACK is received while the INVITE server transaction is in the
@@ -376,6 +383,22 @@ export class InviteServerTransaction {
       if (onTimeout !== undefined)
         this.ctx.callUser(this.id, () => onTimeout.call(this.user, this));
     });
+  }
+
+  private waitFor(timer: 'I' | 'L', ms: number): void {
+    this.waitingFor = timer;
+    this.ctx.wait(ms, this);
+  }
+
+  /**
+   * Timer I or L fired.
+   * @internal Called by the layer's wait queue (`ctx.wait`).
+   */
+  waitOver(): void {
+    const timer = this.waitingFor;
+    this.waitingFor = undefined;
+    if (timer === 'I') this.onTimerI();
+    else if (timer === 'L') this.onTimerL();
   }
 
   private onTimerI(): void {
@@ -471,6 +494,7 @@ export class InviteServerTransaction {
       // §17.2.1: "Once the transaction is in the 'Terminated' state, it MUST be destroyed
       // immediately."
       this.timers.stopAll();
+      this.waitingFor = undefined;
       this.host.terminated(this);
       if (notify) {
         before?.();

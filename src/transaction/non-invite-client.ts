@@ -23,7 +23,7 @@ import { isReliable } from '../transport/transport.ts';
 import { SwitchboardError } from '../base/errors.ts';
 import { sendSafely, toError, type MachineTimer, type TransactionContext } from './context.ts';
 import { keptOctets, reparseKept, serializeQuietly } from './kept.ts';
-import { backoffCapped, TimerSet, timerValues, type TimerValues } from './timers.ts';
+import { backoffCapped, TimerSet, type TimerValues, type Waiter } from './timers.ts';
 
 /** Figure 6 states. */
 export type NonInviteClientState = 'trying' | 'proceeding' | 'completed' | 'terminated';
@@ -69,7 +69,7 @@ const ABSORBING: NonInviteClientUser = {
   onTransportError() {},
 };
 
-export class NonInviteClientTransaction {
+export class NonInviteClientTransaction implements Waiter {
   readonly kind = 'non-invite' as const;
   readonly side = 'client' as const;
   readonly id: string;
@@ -82,6 +82,8 @@ export class NonInviteClientTransaction {
   private readonly ctx: TransactionContext;
   private readonly values: TimerValues;
   private readonly timers: TimerSet<MachineTimer>;
+  /** Timer K runs: it waits in the layer's queue (`ctx.wait`), not in `timers`. */
+  private waitingK = false;
   private intervalE: number;
   private req: SipRequest | undefined;
   private last: SipResponse | undefined;
@@ -107,7 +109,7 @@ export class NonInviteClientTransaction {
     this.user = o.user;
     this.ctx = o.host.ctx;
     this.reliable = isReliable(o.destination.protocol);
-    this.values = timerValues(this.ctx.timers, this.reliable);
+    this.values = this.ctx.values(this.reliable);
     this.timers = new TimerSet(this.ctx.clock);
     this.intervalE = this.values.E;
   }
@@ -132,7 +134,9 @@ export class NonInviteClientTransaction {
 
   /** Names of the running timers (tests, diagnostics). */
   runningTimers(): MachineTimer[] {
-    return this.timers.running();
+    const running: MachineTimer[] = this.timers.running();
+    if (this.waitingK) running.push('K');
+    return running;
   }
 
   /**
@@ -241,7 +245,9 @@ export class NonInviteClientTransaction {
       this.transition('terminated');
       return;
     }
-    this.timers.start('K', this.values.K, () => this.onTimerK());
+    // Timer K waits in the layer's queue of T4 waits (`ctx.wait`, timers.ts WaitQueue).
+    this.waitingK = true;
+    this.ctx.wait(this.values.K, this);
     // For those T4 the request and the final response are kept as octets, not as parsed
     // header objects (kept.ts): the octets the request was sent in and the response came in.
     if (this.req === undefined || this.last === undefined) return;
@@ -280,7 +286,13 @@ export class NonInviteClientTransaction {
     this.transition('terminated');
   }
 
-  private onTimerK(): void {
+  /**
+   * Timer K fired.
+   * @internal Called by the layer's wait queue (`ctx.wait`).
+   */
+  waitOver(): void {
+    if (!this.waitingK) return;
+    this.waitingK = false;
     if (this.current !== 'completed') return;
     this.firedEvent('K');
     // §17.1.2.2: "If Timer K fires while in this state, the client transaction MUST transition to
@@ -329,6 +341,7 @@ export class NonInviteClientTransaction {
       // §17.1.2.2: "Once the transaction is in the terminated state, it MUST be destroyed
       // immediately."
       this.timers.stopAll();
+      this.waitingK = false;
       this.host.terminated(this);
       if (notify && this.user.onTerminated !== undefined) {
         const onTerminated = this.user.onTerminated.bind(this.user);

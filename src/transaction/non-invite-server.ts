@@ -22,7 +22,7 @@ import { isReliable } from '../transport/transport.ts';
 import { SwitchboardError } from '../base/errors.ts';
 import { keptOctets, reparseKept, serializeQuietly } from './kept.ts';
 import { sendSafely, toError, type MachineTimer, type TransactionContext } from './context.ts';
-import { TimerSet, timerValues, type TimerValues } from './timers.ts';
+import type { TimerValues, Waiter } from './timers.ts';
 
 /** Figure 8 states. */
 export type NonInviteServerState = 'trying' | 'proceeding' | 'completed' | 'terminated';
@@ -59,7 +59,7 @@ export interface NonInviteServerInit {
   readonly host: NonInviteServerHost;
 }
 
-export class NonInviteServerTransaction {
+export class NonInviteServerTransaction implements Waiter {
   readonly kind = 'non-invite' as const;
   readonly side = 'server' as const;
   readonly id: string;
@@ -71,7 +71,11 @@ export class NonInviteServerTransaction {
   private readonly ctx: TransactionContext;
   private user: NonInviteServerUser = {};
   private readonly values: TimerValues;
-  private readonly timers: TimerSet<MachineTimer>;
+  /**
+   * Timer J runs (Completed over UDP). It is the machine's only timer, and it waits in the
+   * layer's queue of waits of its length (`ctx.wait`), not on a timer of its own.
+   */
+  private waiting = false;
   private last: SipResponse | undefined;
   private req: SipRequest | undefined;
   /**
@@ -98,8 +102,7 @@ export class NonInviteServerTransaction {
     this.host = o.host;
     this.ctx = o.host.ctx;
     this.reliable = isReliable(o.source.protocol);
-    this.values = timerValues(this.ctx.timers, this.reliable);
-    this.timers = new TimerSet(this.ctx.clock);
+    this.values = this.ctx.values(this.reliable);
   }
 
   get state(): NonInviteServerState {
@@ -122,7 +125,7 @@ export class NonInviteServerTransaction {
 
   /** Names of the running timers (tests, diagnostics). */
   runningTimers(): MachineTimer[] {
-    return this.timers.running();
+    return this.waiting ? ['J'] : [];
   }
 
   setUser(user: NonInviteServerUser): void {
@@ -162,7 +165,8 @@ export class NonInviteServerTransaction {
           this.transition('completed');
           if (this.values.J === 0) this.transition('terminated');
           else {
-            this.timers.start('J', this.values.J, () => this.onTimerJ());
+            this.waiting = true;
+            this.ctx.wait(this.values.J, this);
             this.compact();
           }
         }
@@ -240,7 +244,13 @@ export class NonInviteServerTransaction {
     this.transition('terminated', false);
   }
 
-  private onTimerJ(): void {
+  /**
+   * Timer J fired.
+   * @internal Called by the layer's wait queue (`ctx.wait`).
+   */
+  waitOver(): void {
+    if (!this.waiting) return;
+    this.waiting = false;
     if (this.current !== 'completed') return;
     this.ctx.emit({ type: 'timer', side: 'server', kind: this.kind, id: this.id, timer: 'J' });
     // §17.2.2: "The server transaction remains in this state until Timer J fires, at which point
@@ -320,7 +330,8 @@ export class NonInviteServerTransaction {
     if (to === 'terminated') {
       // §17.2.2: "Once the transaction is in the 'Terminated' state, it MUST be destroyed
       // immediately."
-      this.timers.stopAll();
+      // A wait in the queue is not stopped: it finds the transaction ended and does nothing.
+      this.waiting = false;
       this.host.terminated(this);
       if (notify) {
         const onTerminated = this.user.onTerminated;

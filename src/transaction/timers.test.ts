@@ -9,6 +9,7 @@ import {
   backoffUncapped,
   resolveTimers,
   timerValues,
+  WaitQueue,
 } from './timers.ts';
 
 test('RFC 3261 Table 4 (+ RFC 6026 L, M) over an unreliable transport, default T1/T2/T4', () => {
@@ -165,4 +166,93 @@ test('TimerSet: random start/stop/stopAll/advance match a model of named deadlin
       assert.equal(clock.pending(), model.size);
     }
   }
+});
+
+/** A ManualClock that counts the host timers set on it. */
+class CountingClock extends ManualClock {
+  set = 0;
+  override setTimer(ms: number, fn: () => void) {
+    this.set++;
+    return super.setTimer(ms, fn);
+  }
+}
+
+test('WaitQueue: each wait ends after its length, never early, in the order the waits began', () => {
+  const clock = new CountingClock();
+  const q = new WaitQueue(clock, 1000);
+  const ended: [string, number][] = [];
+  const waiter = (name: string) => ({ waitOver: () => ended.push([name, clock.now()]) });
+  q.add(waiter('a'));
+  clock.advance(10);
+  q.add(waiter('b'));
+  clock.advance(500);
+  q.add(waiter('c'));
+  assert.equal(q.size, 3);
+  clock.advance(489); // t = 999
+  assert.equal(ended.length, 0);
+  clock.advance(1); // t = 1000: a is due
+  assert.deepEqual(ended, [['a', 1000]]);
+  clock.advance(2000);
+  assert.deepEqual(
+    ended.map(([n]) => n),
+    ['a', 'b', 'c'],
+  );
+  // b began at 10 and c at 510: neither ended before its 1000 ms, nor more than 1000/1024 late.
+  assert.ok(
+    ended[1]![1] >= 1010 && ended[1]![1] <= 1010 + 1000 / 1024 + 1e-9,
+    `b at ${ended[1]![1]}`,
+  );
+  assert.ok(
+    ended[2]![1] >= 1510 && ended[2]![1] <= 1510 + 1000 / 1024 + 1e-9,
+    `c at ${ended[2]![1]}`,
+  );
+  assert.equal(q.size, 0);
+});
+
+test('WaitQueue: many waits share one host timer at a time, and the queue is emptied', () => {
+  const clock = new CountingClock();
+  const q = new WaitQueue(clock, 32_000);
+  let ended = 0;
+  const w = { waitOver: () => ended++ };
+  // 8 waits per ms for 5 s: 40,000 waits, as a registrar at 8,000/s keeps for Timer J.
+  for (let t = 0; t < 5000; t++) {
+    for (let i = 0; i < 8; i++) q.add(w);
+    clock.advance(1);
+  }
+  assert.equal(clock.set, 1);
+  assert.equal(q.size, 40_000);
+  clock.advance(40_000);
+  assert.equal(ended, 40_000);
+  assert.equal(q.size, 0);
+  // One firing per slack (32000/1024 ≈ 31 ms) at most: about 5000/31 over the 5 s of waits.
+  assert.ok(clock.set <= 2 + Math.ceil(5000 / (32_000 / 1024)), `${clock.set} host timers`);
+  // Nothing pending: a new wait sets a timer again.
+  q.add(w);
+  clock.advance(32_000);
+  assert.equal(ended, 40_001);
+});
+
+test('WaitQueue: close drops every wait untold; a throwing waiter does not stop the others', () => {
+  const clock = new ManualClock();
+  const q = new WaitQueue(clock, 100);
+  let told = 0;
+  q.add({ waitOver: () => told++ });
+  q.close();
+  clock.advance(1000);
+  assert.equal(told, 0);
+  assert.equal(q.size, 0);
+
+  q.add({
+    waitOver: () => {
+      throw new Error('boom');
+    },
+  });
+  q.add({ waitOver: () => told++ });
+  clock.advance(50);
+  q.add({ waitOver: () => told++ });
+  assert.throws(() => clock.advance(50), /boom/);
+  assert.equal(told, 1);
+  clock.advance(100);
+  assert.equal(told, 2, 'the timer was set again after the throw');
+  assert.throws(() => new WaitQueue(clock, 0), SwitchboardError);
 });

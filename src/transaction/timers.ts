@@ -209,3 +209,93 @@ export class TimerSet<N extends string = TimerName> {
     return true;
   }
 }
+
+/** What a `WaitQueue` tells when its wait is over. */
+export interface Waiter {
+  waitOver(): void;
+}
+
+/**
+ * One length of wait shared by many transactions: Timer J of every non-INVITE server
+ * transaction that completed over UDP (RFC 3261 §17.2.2, 64*T1), and the other waits of a
+ * transaction whose job is done (§17.1.2.2 Timer K, RFC 6026 §8.4 Timer M and §8.7 Timer L).
+ * Such a wait is never stopped early, only ignored by a transaction that ended meanwhile, and
+ * all waits of one length end in the order they began: so they form a FIFO, with one clock
+ * timer for the whole queue instead of a timer (a host timer object, a handle and two
+ * closures, about 450 bytes of heap) for each of the tens of thousands of transactions a busy
+ * server keeps waiting. The queue's timer is set for the oldest wait and, after a firing, at
+ * least `ms / 1024` later (31 ms of 32 s), so that it fires at most about a thousand times per
+ * wait length whatever the rate; a wait then ends up to that much late, never early.
+ */
+export class WaitQueue {
+  readonly ms: number;
+  private readonly clock: Clock;
+  private readonly slack: number;
+  private dues: number[] = [];
+  private waiters: (Waiter | undefined)[] = [];
+  private head = 0;
+  private timer: TimerHandle | undefined = undefined;
+
+  constructor(clock: Clock, ms: number) {
+    if (!Number.isFinite(ms) || ms <= 0) {
+      throw new SwitchboardError('SB_ERR_INVALID_ARGUMENT', `wait of ${ms} ms`);
+    }
+    this.clock = clock;
+    this.ms = ms;
+    this.slack = ms / 1024;
+  }
+
+  /** Waits not yet over (ended transactions included until their time comes). */
+  get size(): number {
+    return this.dues.length - this.head;
+  }
+
+  /** `w.waitOver()` is called `ms` (to `ms + ms/1024`) from now. */
+  add(w: Waiter): void {
+    this.dues.push(this.clock.now() + this.ms);
+    this.waiters.push(w);
+    if (this.timer === undefined) this.timer = this.clock.setTimer(this.ms, this.fire);
+  }
+
+  /** Drops every wait without telling its waiter, and the clock timer. */
+  close(): void {
+    this.timer?.cancel();
+    this.timer = undefined;
+    this.dues = [];
+    this.waiters = [];
+    this.head = 0;
+  }
+
+  private readonly fire = (): void => {
+    this.timer = undefined;
+    const now = this.clock.now();
+    let failure: unknown = undefined;
+    while (this.head < this.dues.length && this.dues[this.head]! <= now) {
+      const w = this.waiters[this.head]!;
+      this.waiters[this.head] = undefined;
+      this.head++;
+      try {
+        w.waitOver();
+      } catch (e) {
+        failure ??= e;
+      }
+    }
+    if (this.head === this.dues.length) {
+      this.dues.length = 0;
+      this.waiters.length = 0;
+      this.head = 0;
+    } else if (this.head >= 1024 && 2 * this.head >= this.dues.length) {
+      // The arrays are only ever appended to: drop the ended half now and then.
+      this.dues.splice(0, this.head);
+      this.waiters.splice(0, this.head);
+      this.head = 0;
+    }
+    if (this.head < this.dues.length && this.timer === undefined) {
+      this.timer = this.clock.setTimer(
+        Math.max(this.dues[this.head]! - now, this.slack),
+        this.fire,
+      );
+    }
+    if (failure !== undefined) throw failure;
+  };
+}

@@ -385,6 +385,7 @@ export class TransactionLayer {
     this.closed = true;
     for (const tx of [...this.clients.values()]) tx.abort();
     for (const tx of [...this.servers.values()]) tx.abort();
+    this.ctx.closeWaits();
     this.clients.clear();
     this.servers.clear();
     this.byCancelKey.clear();
