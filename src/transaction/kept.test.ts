@@ -58,3 +58,20 @@ test('keptOctets with an arena: a changed message is serialized into the arena',
   const plain = keptOctets(parsed(REQUEST).set('Max-Forwards', '69'), res)!;
   assert.deepEqual(kept.req, plain.req);
 });
+
+test('keptOctets with an arena: octets serialized into an array of their own are copied into it', () => {
+  const arena = new OctetArena();
+  const req = parsed(REQUEST).set('Max-Forwards', '68');
+  // As an INVITE client transaction serializes its request before sending it.
+  const own = serializeMessage(req);
+  assert.equal(own.byteLength, own.buffer.byteLength, 'an array of its own');
+  const res = createResponse(req, 200, { toTag: 'c3' });
+  const kept = keptOctets(req, res, arena)!;
+  assert.deepEqual(kept.req, own);
+  assert.notEqual(kept.req.buffer, own.buffer, 'not the array of its own');
+  assert.equal(kept.req.buffer, kept.res.buffer, 'both from the arena chunk');
+  // Octets already in the arena are kept as they are, not copied again.
+  const again = keptOctets(req, res, arena)!;
+  assert.equal(again.res.buffer, kept.res.buffer);
+  assert.equal(again.res.byteOffset, kept.res.byteOffset);
+});

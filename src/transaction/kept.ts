@@ -58,10 +58,17 @@ export function keptOctets(
 /**
  * A message's octets carved from `arena`. A received message that is unchanged sends its
  * datagram's octets, a view of a buffer of its own (one ArrayBuffer per datagram read): they
- * are copied into the arena, so that the buffer can go. A message serialized before it was
- * sent keeps the octets it was sent in.
+ * are copied into the arena, so that the buffer can go. So are the octets of a message
+ * serialized into an array of its own before it was sent (an INVITE a client transaction
+ * retransmits, `serializeQuietly` without an arena): each such array is an ArrayBuffer and a
+ * native allocation of its own for the garbage collector, kept 64*T1 in Accepted. Octets
+ * already carved from the arena are kept as they are.
  */
 function octetsIn(m: SipRequest | SipResponse, arena: OctetArena): Uint8Array {
   if (m.wire !== undefined) return arena.encode('', m.wire);
+  const own = m.encoded;
+  if (own !== undefined && own.byteOffset === 0 && own.byteLength === own.buffer.byteLength) {
+    return arena.encode('', own);
+  }
   return serializeToArena(m, arena);
 }
