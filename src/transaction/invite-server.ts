@@ -41,6 +41,8 @@ import { backoffCapped, TimerSet, type TimerValues, type Waiter } from './timers
 export type InviteServerState =
   'proceeding' | 'accepted' | 'completed' | 'confirmed' | 'terminated';
 
+const NO_USER: InviteServerUser = Object.freeze({});
+
 const NEXT: Readonly<Record<InviteServerState, readonly InviteServerState[]>> = {
   proceeding: ['accepted', 'completed', 'terminated'],
   accepted: ['terminated'],
@@ -100,7 +102,8 @@ export class InviteServerTransaction implements Waiter {
   private current: InviteServerState = 'proceeding';
   private readonly host: InviteServerHost;
   private readonly ctx: TransactionContext;
-  private user: InviteServerUser = {};
+  /** The TU's callbacks; none until `setUser` (one shared empty object, not one per transaction). */
+  private user: InviteServerUser = NO_USER;
   private readonly values: TimerValues;
   private readonly timers: TimerSet<MachineTimer>;
   /**

@@ -27,6 +27,8 @@ import type { TimerValues, Waiter } from './timers.ts';
 /** Figure 8 states. */
 export type NonInviteServerState = 'trying' | 'proceeding' | 'completed' | 'terminated';
 
+const NO_USER: NonInviteServerUser = Object.freeze({});
+
 const NEXT: Readonly<Record<NonInviteServerState, readonly NonInviteServerState[]>> = {
   trying: ['proceeding', 'completed', 'terminated'],
   proceeding: ['completed', 'terminated'],
@@ -69,7 +71,8 @@ export class NonInviteServerTransaction implements Waiter {
   private current: NonInviteServerState = 'trying';
   private readonly host: NonInviteServerHost;
   private readonly ctx: TransactionContext;
-  private user: NonInviteServerUser = {};
+  /** The TU's callbacks; none until `setUser` (one shared empty object, not one per transaction). */
+  private user: NonInviteServerUser = NO_USER;
   private readonly values: TimerValues;
   /**
    * Timer J runs (Completed over UDP). It is the machine's only timer, and it waits in the

@@ -548,13 +548,17 @@ export class TransactionLayer {
     this.servers.set(id, tx);
     // The keys are kept with the transaction, so that forgetting it never reads the request
     // again (a completed transaction keeps it as octets, non-invite-server.ts).
-    const keys: ServerKeys = {};
-    if (req.method !== 'CANCEL' && !FOUND_BY_METHOD.has(req.method)) {
+    // Most transactions (MESSAGE, REGISTER, BYE, ...) have no key besides their id: they share
+    // one empty set of keys rather than each keeping an object of its own for 64*T1.
+    const indexed = req.method !== 'CANCEL' && !FOUND_BY_METHOD.has(req.method);
+    const invite = tx instanceof InviteServerTransaction;
+    const keys: ServerKeys = indexed || invite ? {} : NO_KEYS;
+    if (indexed) {
       const cancelKey = serverKeyWithoutMethod(req);
       keys.cancel = cancelKey;
       if (!this.byCancelKey.has(cancelKey)) this.byCancelKey.set(cancelKey, tx);
     }
-    if (tx instanceof InviteServerTransaction) {
+    if (invite) {
       const ackKey = rfc2543AckKey(req);
       keys.ack = ackKey;
       if (ackKey !== undefined) this.byRfc2543Ack.set(ackKey, tx);
@@ -718,6 +722,8 @@ interface ServerKeys {
   ack?: string;
   dialog?: string;
 }
+
+const NO_KEYS: Readonly<ServerKeys> = Object.freeze({});
 
 /**
  * What an INVITE and the ACK for its 2xx share: Call-ID, CSeq number and From tag
