@@ -5,3 +5,4 @@ export * from './ids.ts';
 export * from './logger.ts';
 export * from './limits.ts';
 export * from './text.ts';
+export * from './hash.ts';

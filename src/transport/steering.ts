@@ -18,7 +18,7 @@
  * This module is the contract between the transport layer and whatever carries messages
  * between workers (peer-mesh.ts: Unix sockets), so that the layer can be tested with either.
  */
-import type { IdGenerator } from '../base/index.ts';
+import { fnv1a32, type IdGenerator } from '../base/index.ts';
 import type { SipMessage } from '../sip/index.ts';
 import type { TransportProtocol } from './transport.ts';
 
@@ -75,14 +75,7 @@ export interface SteeringLink {
 }
 
 /** FNV-1a, 32 bits, over the UTF-16 code units of `s` (Call-IDs are ASCII, RFC 3261 §25.1). */
-export function fnv1a(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
+export const fnv1a: (s: string) => number = fnv1a32;
 
 /** The worker that owns a Call-ID. */
 export function ownerOfCallId(callId: string, workers: number): number {

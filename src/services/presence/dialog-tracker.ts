@@ -24,7 +24,13 @@
  * around the proxy) after `maxCallMs`, or after its Session-Expires interval (RFC 4028 §10)
  * when the call uses session timers and no refresh passed.
  */
-import { silentLogger, type Clock, type Logger, type TimerHandle } from '../../base/index.ts';
+import {
+  hash64,
+  silentLogger,
+  type Clock,
+  type Logger,
+  type TimerHandle,
+} from '../../base/index.ts';
 import {
   formatUri,
   SessionExpiresHeader,
@@ -154,15 +160,8 @@ const VISIBLE: ReadonlySet<DialogStateValue> = new Set([
 
 /** A short stable id for a dialog (RFC 4235 §4.1.1 id; not security relevant). */
 function dialogId(callId: string, fromTag: string, direction: DialogDirection): string {
-  const s = `${callId}\u0000${fromTag}\u0000${direction}`;
-  let h1 = 0x811c9dc5;
-  let h2 = 0x01000193;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    h1 = Math.imul(h1 ^ c, 0x01000193);
-    h2 = Math.imul(h2 ^ c, 0x5bd1e995);
-  }
-  return `d${(h1 >>> 0).toString(16).padStart(8, '0')}${(h2 >>> 0).toString(16).padStart(8, '0')}`;
+  const [h1, h2] = hash64(`${callId}\u0000${fromTag}\u0000${direction}`);
+  return `d${h1.toString(16).padStart(8, '0')}${h2.toString(16).padStart(8, '0')}`;
 }
 
 const uriOf = (a: { readonly uri: Parameters<typeof formatUri>[0] }): string => formatUri(a.uri);

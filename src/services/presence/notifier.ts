@@ -29,7 +29,13 @@
  * - A NOTIFY answered with an error, or not answered (Timer F: 408), ends the subscription
  *   (§4.2.2: 481 and 408 "MUST" remove it; other failures may, and here do).
  */
-import { silentLogger, type Clock, type Logger, type TimerHandle } from '../../base/index.ts';
+import {
+  hash64,
+  silentLogger,
+  type Clock,
+  type Logger,
+  type TimerHandle,
+} from '../../base/index.ts';
 import {
   AcceptHeader,
   ContactHeader,
@@ -166,14 +172,8 @@ function admits(range: MediaRange, type: string): boolean {
 
 /** A small stable digest of what a NOTIFY said (not security relevant). */
 function digest(s: string): string {
-  let h1 = 0x811c9dc5;
-  let h2 = 0x01000193;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    h1 = Math.imul(h1 ^ c, 0x01000193);
-    h2 = Math.imul(h2 ^ c, 0x5bd1e995);
-  }
-  return `${(h1 >>> 0).toString(16)}${(h2 >>> 0).toString(16)}:${s.length}`;
+  const [h1, h2] = hash64(s);
+  return `${h1.toString(16)}${h2.toString(16)}:${s.length}`;
 }
 
 export function createNotifier(options: NotifierOptions): Notifier {

@@ -27,7 +27,13 @@
  *   §3.2: a presentity is one person, so persons are not merged across devices);
  * - the root-level `<note>`s of the most recent publication that has any.
  */
-import { silentLogger, type Clock, type Logger, type RandomSource } from '../../base/index.ts';
+import {
+  fnv1a32,
+  silentLogger,
+  type Clock,
+  type Logger,
+  type RandomSource,
+} from '../../base/index.ts';
 import { ContentTypeHeader, EventHeader, ExpiresHeader } from '../../sip/index.ts';
 import type { IncomingRequest } from '../../stack/index.ts';
 import type { LocationStore, PresenceKey, PresenceStore, Publication } from '../../store/index.ts';
@@ -321,12 +327,7 @@ export function createPresence(options: PresenceOptions): Presence {
  * document and an XML ID, so it starts with a letter).
  */
 export function registrationTupleId(aor: string): string {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < aor.length; i++) {
-    h ^= aor.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return `reg-${(h >>> 0).toString(16).padStart(8, '0')}`;
+  return `reg-${fnv1a32(aor).toString(16).padStart(8, '0')}`;
 }
 
 function registrationTuple(id: string, aor: string, open: boolean): string {
