@@ -139,7 +139,7 @@ export interface TransactionContext {
   values(reliable: boolean): TimerValues;
   /**
    * Ends `w`'s wait after `ms`, in a queue shared by every wait of that length (`WaitQueue`):
-   * for the timers that only end a transaction whose job is done (J, K, L, M), never stopped.
+   * for the timers that only end a transaction whose job is done (D, I, J, K, L, M), never stopped.
    */
   wait(ms: number, w: Waiter): void;
   /** Drops every wait (the layer closes). */

@@ -2,9 +2,12 @@
  * The transaction timers of RFC 3261 §17 (Table 4), with Timers L and M of
  * RFC 6026 §8, as values derived from the three base intervals T1, T2 and T4.
  *
- * Every machine in this folder takes its durations from `timerValues()` and
- * arms them on the injected Clock through a `TimerSet` (STYLE §3: no
- * setTimeout here; tests drive the timers with a ManualClock).
+ * Every machine in this folder takes its durations from `timerValues()` (one
+ * shared object per transport kind, `ctx.values`) and arms them on the injected
+ * Clock: through a `TimerSet`, or, for the waits that only end a transaction
+ * whose job is done (D, I, J, K, L, M), through the context's `WaitQueue` of
+ * that length (STYLE §3: no setTimeout here; tests drive the timers with a
+ * ManualClock).
  */
 import type { Clock, TimerHandle } from '../base/clock.ts';
 import { SwitchboardError } from '../base/errors.ts';
