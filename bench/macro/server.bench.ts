@@ -143,8 +143,9 @@ const FULL: Config = {
   users: 10_000,
   memoryUsers: 10_000,
   settleMs: { switchboard: TIMER_J_MS + 2000, kamailio: KAMAILIO_WT_MS + 2000 },
-  // 5,000 REGISTER or MESSAGE, 2,500 calls: a fresh Node.js process is still compiling its hot
-  // paths long after 400 (README, "Warm-up").
+  // 15,000 REGISTER, 10,000 MESSAGE, 5,000 calls (the workloads' warm-up rates): a fresh
+  // Node.js process is still compiling its hot paths long after 400, and a third as many left
+  // 13-14% of a step's CPU time to the compiler (README, "Warm-up").
   warmupMs: 5000,
 };
 
@@ -191,21 +192,23 @@ const WORKLOADS: Readonly<Record<Kind, Workload>> = {
     unit: 'REGISTER, 401, REGISTER with credentials, 200',
     scenario: 'uac-register.xml',
     startRate: 500,
-    warmupRate: 1000,
+    // 15,000: every ramp user once and half of them twice, so that the step runs on code that
+    // has seen both a first registration and a refresh (README, "Warm-up").
+    warmupRate: 3000,
   },
   calls: {
     kind: 'calls',
     unit: 'INVITE, 407, ACK, INVITE with credentials, 100/180/200, ACK, BYE, 200',
     scenario: 'uac-call.xml',
     startRate: 250,
-    warmupRate: 500,
+    warmupRate: 1000,
   },
   message: {
     kind: 'message',
     unit: 'MESSAGE, 407, MESSAGE with credentials, 200',
     scenario: 'uac-message.xml',
     startRate: 500,
-    warmupRate: 1000,
+    warmupRate: 2000,
   },
 };
 
