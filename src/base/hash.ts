@@ -33,3 +33,16 @@ export function hash64(s: string): readonly [number, number] {
   }
   return [h1 >>> 0, h2 >>> 0];
 }
+
+/**
+ * `x.toString(radix)` for an unsigned 32-bit integer (radix 2..36), the same text. V8 keeps a
+ * number above 2**31 - 1 as a heap double, and formats a double in another radix than 10
+ * digit by digit in C++ through fmod: in a registrar's profile that was the To tag's
+ * formatting, half of all 32-bit hashes. Split off its last digit, the rest fits a small
+ * integer, which V8 formats on its fast path.
+ */
+export function uint32ToString(x: number, radix: number): string {
+  if (x <= 0x7fffffff) return x.toString(radix);
+  const rest = Math.floor(x / radix);
+  return rest.toString(radix) + (x - rest * radix).toString(radix);
+}

@@ -3,6 +3,8 @@
  * the magic cookie), tags (§19.3, at least 32 bits of randomness) and Call-IDs
  * (§8.1.1.4). Randomness comes from an injected source so tests are repeatable.
  */
+import { uint32ToString } from './hash.ts';
+
 export interface RandomSource {
   /** Fills `bytes` with random octets. */
   fill(bytes: Uint8Array): void;
@@ -131,5 +133,5 @@ export function derivedTag(salt: string, parts: readonly string[]): string {
   b ^= b >>> 13;
   b = Math.imul(b, 0xc2b2ae35);
   b ^= b >>> 16;
-  return (a >>> 0).toString(36) + (b >>> 0).toString(36);
+  return uint32ToString(a >>> 0, 36) + uint32ToString(b >>> 0, 36);
 }

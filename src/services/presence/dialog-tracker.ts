@@ -27,6 +27,7 @@
 import {
   hash64,
   silentLogger,
+  uint32ToString,
   type Clock,
   type Logger,
   type TimerHandle,
@@ -161,7 +162,7 @@ const VISIBLE: ReadonlySet<DialogStateValue> = new Set([
 /** A short stable id for a dialog (RFC 4235 §4.1.1 id; not security relevant). */
 function dialogId(callId: string, fromTag: string, direction: DialogDirection): string {
   const [h1, h2] = hash64(`${callId}\u0000${fromTag}\u0000${direction}`);
-  return `d${h1.toString(16).padStart(8, '0')}${h2.toString(16).padStart(8, '0')}`;
+  return `d${uint32ToString(h1, 16).padStart(8, '0')}${uint32ToString(h2, 16).padStart(8, '0')}`;
 }
 
 const uriOf = (a: { readonly uri: Parameters<typeof formatUri>[0] }): string => formatUri(a.uri);

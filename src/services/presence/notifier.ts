@@ -32,6 +32,7 @@
 import {
   hash64,
   silentLogger,
+  uint32ToString,
   type Clock,
   type Logger,
   type TimerHandle,
@@ -173,7 +174,7 @@ function admits(range: MediaRange, type: string): boolean {
 /** A small stable digest of what a NOTIFY said (not security relevant). */
 function digest(s: string): string {
   const [h1, h2] = hash64(s);
-  return `${h1.toString(16)}${h2.toString(16)}:${s.length}`;
+  return `${uint32ToString(h1, 16)}${uint32ToString(h2, 16)}:${s.length}`;
 }
 
 export function createNotifier(options: NotifierOptions): Notifier {

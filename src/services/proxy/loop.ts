@@ -6,6 +6,7 @@
  * the request is the same one, unchanged, a loop (482); different means a spiral
  * (the Request-URI or route changed), which is allowed.
  */
+import { uint32ToString } from '../../base/index.ts';
 import type { SipRequest } from '../../sip/index.ts';
 
 /** Marks branches this proxy made (after the RFC 3261 magic cookie). */
@@ -46,7 +47,7 @@ export function loopHash(request: SipRequest): string {
   h = mixAll(h, request, 'Proxy-Require');
   h = mixAll(h, request, 'Proxy-Authorization');
   h = mixAll(h, request, 'Route');
-  return (h >>> 0).toString(36);
+  return uint32ToString(h >>> 0, 36);
 }
 
 /**

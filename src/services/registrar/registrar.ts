@@ -285,6 +285,20 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
     };
   }
 
+  // RFC 3261 §20.17: Date carries whole seconds, so one text serves every 200 of a second.
+  // Formatting it (V8 goes through the C library's printf) cost more than the rest of the
+  // 200's header values together.
+  let dateSecond = NaN;
+  let dateText = '';
+  const dateOf = (now: number): string => {
+    const second = Math.floor(now / 1000);
+    if (second !== dateSecond) {
+      dateSecond = second;
+      dateText = new Date(second * 1000).toUTCString();
+    }
+    return dateText;
+  };
+
   /** §10.3 step 8: every current binding with its remaining expiry, and Date. */
   function okHeaders(bindings: readonly Binding[], now: number): Headers {
     const headers: Headers = [];
@@ -296,7 +310,7 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
       if (b.regId !== undefined) v += `;reg-id=${b.regId}`;
       headers.push(['Contact', v]);
     }
-    headers.push(['Date', new Date(now).toUTCString()]);
+    headers.push(['Date', dateOf(now)]);
     headers.push(['Supported', supported]);
     return headers;
   }
