@@ -42,6 +42,31 @@ describe('OctetArena', () => {
     assert.equal(next.buffer, small.buffer);
     assert.equal(next.byteOffset, 10);
   });
+
+  it('copy: the same octets carved from the chunk, a copy independent of its source', () => {
+    const arena = new OctetArena(256);
+    const a = arena.encode('INVITE');
+    const src = new Uint8Array([10, 20, 30, 40]);
+    const c = arena.copy(src);
+    assert.deepEqual([...c], [10, 20, 30, 40]);
+    assert.equal(c.buffer, a.buffer, 'the same chunk');
+    assert.equal(c.byteOffset, a.length, 'after what came before');
+    src[0] = 99;
+    assert.equal(c[0], 10, 'a copy, not a view of the source');
+    assert.equal(arena.copy(new Uint8Array(0)).length, 0);
+    // Over a quarter of a chunk: an array of its own; one that does not fit: a fresh chunk.
+    const big = arena.copy(new Uint8Array(65).fill(7));
+    assert.equal(big.buffer.byteLength, 65);
+    const fill: Uint8Array[] = [];
+    for (let i = 0; i < 5; i++) fill.push(arena.copy(new Uint8Array(60).fill(i)));
+    assert.notEqual(fill[4]!.buffer, a.buffer, 'a fresh chunk');
+    for (let i = 0; i < 5; i++)
+      assert.ok(
+        fill[i]!.every((x) => x === i),
+        'nothing overwritten',
+      );
+    assert.deepEqual([...c], [10, 20, 30, 40]);
+  });
 });
 
 describe('ownString', () => {

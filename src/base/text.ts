@@ -163,4 +163,22 @@ export class OctetArena {
     this.used = end;
     return chunk!.subarray(start, end);
   }
+
+  /**
+   * A copy of `bytes` carved from a chunk, as `encode('', bytes)` gives it, without the text
+   * encoder's call and its views (a finished transaction copies each received request here).
+   */
+  copy(bytes: Uint8Array): Uint8Array {
+    const n = bytes.length;
+    if (n > this.chunkSize >> 2) return bytes.slice();
+    let chunk = this.chunk;
+    if (chunk === undefined || this.used + n > chunk.length) {
+      chunk = this.chunk = new Uint8Array(this.chunkSize);
+      this.used = 0;
+    }
+    const start = this.used;
+    chunk.set(bytes, start);
+    this.used = start + n;
+    return chunk.subarray(start, start + n);
+  }
 }

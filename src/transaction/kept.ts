@@ -65,10 +65,10 @@ export function keptOctets(
  * already carved from the arena are kept as they are.
  */
 function octetsIn(m: SipRequest | SipResponse, arena: OctetArena): Uint8Array {
-  if (m.wire !== undefined) return arena.encode('', m.wire);
+  if (m.wire !== undefined) return arena.copy(m.wire);
   const own = m.encoded;
   if (own !== undefined && own.byteOffset === 0 && own.byteLength === own.buffer.byteLength) {
-    return arena.encode('', own);
+    return arena.copy(own);
   }
   return serializeToArena(m, arena);
 }

@@ -222,23 +222,24 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
       nowMs: now,
       callId,
       cseq,
-      changes: changes.map((c): Binding | string =>
-        c.expires === 0
-          ? c.contact
-          : {
-              aor,
-              contact: c.contact,
-              expiresAt: now + c.expires * 1000,
-              q: c.q,
-              callId,
-              cseq,
-              path,
-              received,
-              ...(c.instance !== undefined ? { instance: c.instance } : {}),
-              ...(c.regId !== undefined ? { regId: c.regId } : {}),
-              ...(userAgent !== undefined ? { userAgent } : {}),
-            },
-      ),
+      changes: changes.map((c): Binding | string => {
+        if (c.expires === 0) return c.contact;
+        const b: { -readonly [K in keyof Binding]: Binding[K] } = {
+          aor,
+          contact: c.contact,
+          expiresAt: now + c.expires * 1000,
+          q: c.q,
+          callId,
+          cseq,
+          path,
+        };
+        // Absent stays absent (no key); in the store's order, so both make objects of one shape.
+        if (c.instance !== undefined) b.instance = c.instance;
+        if (c.regId !== undefined) b.regId = c.regId;
+        b.received = received;
+        if (userAgent !== undefined) b.userAgent = userAgent;
+        return b;
+      }),
     });
     if (!r.ok) return { status: 500, reason: 'Out of Order' };
     const headers = okHeaders(r.bindings, now);

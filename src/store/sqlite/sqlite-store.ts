@@ -275,19 +275,28 @@ interface UserRow {
   ha1_sha256: string;
 }
 
-interface BindingRow {
-  aor: string;
-  contact: string;
-  expires_at: number;
-  q: number;
-  call_id: string;
-  cseq: number;
-  path: string;
-  instance: string | null;
-  reg_id: number | null;
-  received: string | null;
-  user_agent: string | null;
-}
+/**
+ * A row of `bindings` as the array `BINDING_COLUMNS` reads (statements in raw mode, which
+ * better-sqlite3 hands over as one array: making an object per row, a property per column,
+ * cost a registration more than the statements' own work in SQLite, measured).
+ */
+type BindingRow = [
+  aor: string,
+  contact: string,
+  expiresAt: number,
+  q: number,
+  callId: string,
+  cseq: number,
+  path: string,
+  instance: string | null,
+  regId: number | null,
+  received: string | null,
+  userAgent: string | null,
+];
+
+/** The columns of a `BindingRow`, in its order. */
+const BINDING_COLUMNS =
+  'aor, contact, expires_at, q, call_id, cseq, path, instance, reg_id, received, user_agent';
 
 export interface SqliteStoreOptions {
   /**
@@ -616,7 +625,12 @@ function userStore(db: Database.Database, cache: StoreCache): UserStore {
   const hasDomain = db.prepare<[string], { one: number }>(
     'SELECT 1 AS one FROM domains WHERE name = ?',
   );
-  const getUser = db.prepare<[string], UserRow>('SELECT * FROM users WHERE aor = ?');
+  // Raw (an array per row, like `BindingRow`): a cold cache reads one user per request.
+  const getUser = db
+    .prepare<[string], [string, string, string, string, string]>(
+      'SELECT aor, user, domain, ha1_md5, ha1_sha256 FROM users WHERE aor = ?',
+    )
+    .raw();
   const insert = db.prepare(
     'INSERT INTO users (aor, user, domain, ha1_md5, ha1_sha256) VALUES (?, ?, ?, ?, ?)',
   );
@@ -673,7 +687,10 @@ function userStore(db: Database.Database, cache: StoreCache): UserStore {
       const hit = cache.users.get(aor);
       if (hit !== undefined) return hit ?? undefined;
       const r = getUser.get(aor);
-      const u = r === undefined ? null : Object.freeze(toUser(r));
+      const u =
+        r === undefined
+          ? null
+          : Object.freeze({ aor: r[0], user: r[1], domain: r[2], ha1Md5: r[3], ha1Sha256: r[4] });
       if (cache.users.size >= MAX_CACHED_USERS) cache.users.clear();
       cache.users.set(aor, u);
       return u ?? undefined;
@@ -725,35 +742,21 @@ function domainStore(db: Database.Database, cache: StoreCache): DomainStore {
 }
 
 function toBinding(r: BindingRow): Binding {
-  return {
-    aor: r.aor,
-    contact: r.contact,
-    expiresAt: r.expires_at,
-    q: r.q,
-    callId: r.call_id,
-    cseq: r.cseq,
-    path: JSON.parse(r.path) as string[],
-    ...(r.instance !== null && { instance: r.instance }),
-    ...(r.reg_id !== null && { regId: r.reg_id }),
-    ...(r.received !== null && { received: r.received }),
-    ...(r.user_agent !== null && { userAgent: r.user_agent }),
+  const b: { -readonly [K in keyof Binding]: Binding[K] } = {
+    aor: r[0],
+    contact: r[1],
+    expiresAt: r[2],
+    q: r[3],
+    callId: r[4],
+    cseq: r[5],
+    path: JSON.parse(r[6]) as string[],
   };
-}
-
-function bindingParams(b: Binding): Record<string, string | number | null> {
-  return {
-    aor: b.aor,
-    contact: b.contact,
-    expiresAt: b.expiresAt,
-    q: b.q,
-    callId: b.callId,
-    cseq: b.cseq,
-    path: JSON.stringify(b.path),
-    instance: b.instance ?? null,
-    regId: b.regId ?? null,
-    received: b.received ?? null,
-    userAgent: b.userAgent ?? null,
-  };
+  // Absent stays absent (no key), as the Binding interface has it.
+  if (r[7] !== null) b.instance = r[7];
+  if (r[8] !== null) b.regId = r[8];
+  if (r[9] !== null) b.received = r[9];
+  if (r[10] !== null) b.userAgent = r[10];
+  return b;
 }
 
 /**
@@ -770,27 +773,50 @@ function locationStore(
   windowMs: number,
   cache: StoreCache,
 ): LocationStore {
-  const upsert = db.prepare(
-    `INSERT INTO bindings (aor, contact, expires_at, q, call_id, cseq, path, instance, reg_id,
-       received, user_agent)
-     VALUES (@aor, @contact, @expiresAt, @q, @callId, @cseq, @path, @instance, @regId,
-       @received, @userAgent)
+  // Positional parameters: binding named ones looks each name up on an object, which cost as
+  // much as the insert itself.
+  const upsertStatement = db.prepare(
+    `INSERT INTO bindings (${BINDING_COLUMNS})
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
      ON CONFLICT (aor, contact) DO UPDATE SET expires_at = excluded.expires_at, q = excluded.q,
        call_id = excluded.call_id, cseq = excluded.cseq, path = excluded.path,
        instance = excluded.instance, reg_id = excluded.reg_id, received = excluded.received,
        user_agent = excluded.user_agent`,
   );
+  const upsert = (b: Binding): void => {
+    upsertStatement.run(
+      b.aor,
+      b.contact,
+      b.expiresAt,
+      b.q,
+      b.callId,
+      b.cseq,
+      JSON.stringify(b.path),
+      b.instance ?? null,
+      b.regId ?? null,
+      b.received ?? null,
+      b.userAgent ?? null,
+    );
+  };
   const del = db.prepare('DELETE FROM bindings WHERE aor = ? AND contact = ?');
   const delAll = db.prepare('DELETE FROM bindings WHERE aor = ?');
-  const lookup = db.prepare<[string, number], BindingRow>(
-    'SELECT * FROM bindings WHERE aor = ? AND expires_at > ? ORDER BY q DESC, contact',
-  );
-  const lookupAll = db.prepare<[string], BindingRow>(
-    'SELECT * FROM bindings WHERE aor = ? ORDER BY q DESC, contact',
-  );
-  const listAll = db.prepare<[number], BindingRow>(
-    'SELECT * FROM bindings WHERE expires_at > ? ORDER BY aor, q DESC, contact',
-  );
+  const lookup = db
+    .prepare<[string, number], BindingRow>(
+      `SELECT ${BINDING_COLUMNS} FROM bindings WHERE aor = ? AND expires_at > ?
+       ORDER BY q DESC, contact`,
+    )
+    .raw();
+  const lookupAll = db
+    .prepare<[string], BindingRow>(
+      `SELECT ${BINDING_COLUMNS} FROM bindings WHERE aor = ? ORDER BY q DESC, contact`,
+    )
+    .raw();
+  const listAll = db
+    .prepare<[number], BindingRow>(
+      `SELECT ${BINDING_COLUMNS} FROM bindings WHERE expires_at > ?
+       ORDER BY aor, q DESC, contact`,
+    )
+    .raw();
   const purge = db.prepare('DELETE FROM bindings WHERE expires_at <= ?');
 
   /**
@@ -846,9 +872,9 @@ function locationStore(
     for (const r of live) {
       // RFC 3261 §10.3 steps 6 and 7: the same Call-ID with a CSeq not higher aborts.
       if (
-        r.call_id === u.callId &&
-        u.cseq <= r.cseq &&
-        (u.removeAll === true || changes.some((c) => contactOf(c) === r.contact))
+        r[4] === u.callId &&
+        u.cseq <= r[5] &&
+        (u.removeAll === true || changes.some((c) => contactOf(c) === r[1]))
       ) {
         return { ok: false, reason: 'out-of-order' };
       }
@@ -864,7 +890,7 @@ function locationStore(
       if (at >= 0) after.splice(at, 1);
       if (typeof c === 'string') del.run(u.aor, c);
       else {
-        upsert.run(bindingParams(c));
+        upsert(c);
         if (c.expiresAt > u.nowMs) after.push(c);
       }
     }
@@ -887,7 +913,7 @@ function locationStore(
     apply: grouped ? groupCommit(db, applyIn, windowMs) : async (u) => applyTx.immediate(u),
     upsert: async (b) => {
       cached.delete(b.aor);
-      upsert.run(bindingParams(b));
+      upsert(b);
     },
     remove: async (aor, contact) => {
       cached.delete(aor);
