@@ -910,7 +910,9 @@ const rateOf = (r: ServerResult | undefined, k: Kind): number | undefined =>
   r === undefined || r.ramps[k] === undefined ? undefined : (r.ramps[k].best?.achieved ?? 0);
 
 function ratio(a: number | undefined, b: number | undefined): string {
-  return a === undefined || b === undefined || b <= 0 ? 'n/a' : (a / b).toFixed(2);
+  // A growth that came out negative (resident memory: V8 gave pages back to the OS between
+  // the readings) has no ratio worth printing.
+  return a === undefined || b === undefined || b <= 0 || a < 0 ? 'n/a' : (a / b).toFixed(2);
 }
 
 /**
@@ -1056,7 +1058,7 @@ function printSummary(sb: ServerResult, kam: ServerResult | undefined): void {
     fmtMb(perBindingMb(sb.memory, 'resident')),
     fmtMb(perBindingMb(kam?.memory, 'resident')),
     ratio(perBindingMb(sb.memory, 'resident'), perBindingMb(kam?.memory, 'resident')),
-    'what the OS sees: RSS after full GC + SQLite store / summed PSS (reused pages do not count)',
+    'what the OS sees: RSS after full GC + SQLite store / summed PSS (reused pages do not count; below 0: pages went back to the OS)',
   );
   console.log('\nfailures at the reported rates (failed or unfinished sipp calls / placed):');
   for (const r of [sb, kam]) {
