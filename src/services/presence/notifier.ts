@@ -197,8 +197,11 @@ export function createNotifier(options: NotifierOptions): Notifier {
   const events = dialogs !== undefined ? [...NOTIFIER_EVENTS, DIALOG_EVENT] : NOTIFIER_EVENTS;
   /** Packages whose watchers the user's presence rules authorize (RFC 4235 §3.6 like RFC 3856 §5.1). */
   const byPolicy = (event: string): boolean => event === PRESENCE_EVENT || event === DIALOG_EVENT;
-  /** Dialogs with a NOTIFY outstanding, and whether another is wanted after it. */
-  const inFlight = new Map<string, { again: boolean }>();
+  /**
+   * Dialogs with a NOTIFY outstanding, whether another is wanted after it, and whether that
+   * one must go even with the state unchanged (a refresh's, RFC 6665 §4.2.1.2).
+   */
+  const inFlight = new Map<string, { again: boolean; force: boolean }>();
   let pollTimer: TimerHandle | undefined;
   let soonTimer: TimerHandle | undefined;
   let running: Promise<void> | undefined;
@@ -551,9 +554,13 @@ export function createNotifier(options: NotifierOptions): Notifier {
     const flying = inFlight.get(key);
     if (flying !== undefined) {
       flying.again = true;
+      // A refresh that came while a NOTIFY was outstanding is still owed its own NOTIFY
+      // (RFC 6665 §4.2.1.2: "Upon successfully accepting or refreshing a subscription,
+      // notifiers MUST send a NOTIFY request immediately"), whatever the state.
+      if (force) flying.force = true;
       return;
     }
-    const entry = { again: false };
+    const entry = { again: false, force: false };
     inFlight.set(key, entry);
     try {
       await notifyNow(sub, force, composed);
@@ -567,7 +574,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
       inFlight.delete(key);
     }
     // A change while this one was outstanding: the state now (polls have seen its stamp).
-    if (entry.again && !stopped) await notify(sub, false);
+    if (entry.again && !stopped) await notify(sub, entry.force);
   }
 
   async function notifyNow(

@@ -168,6 +168,27 @@ describe('presence: SUBSCRIBE/NOTIFY through buildServices (RFC 6665, RFC 3856)'
     assert.equal(again.status, 481, 'the subscription is gone');
   });
 
+  it('a refresh while a NOTIFY is outstanding still gets its own NOTIFY after it (RFC 6665 §4.2.1.2)', async () => {
+    let release!: () => void;
+    bob.notifyGate = new Promise<void>((r) => (release = r));
+    try {
+      const sub = await bob.subscribe({ to: ALICE, expires: 600 });
+      await bob.waitNotify(sub, 1);
+      // The first NOTIFY is not answered yet: the refresh finds it outstanding.
+      const r = await bob.refresh(sub, 300);
+      assert.equal(r.status, 200);
+      release();
+      const n = await bob.waitNotify(sub, 2, 3000);
+      assert.equal(stateOf(n).state, 'active');
+      assert.ok(stateOf(n).expires! <= 300, 'the refreshed expiry');
+      assert.equal((await bob.refresh(sub, 0)).status, 200);
+      await bob.waitNotify(sub, 3, 3000);
+    } finally {
+      bob.notifyGate = undefined;
+      release();
+    }
+  });
+
   it('a subscription that is not refreshed ends with terminated;reason=timeout', async () => {
     const sub = await bob.subscribe({ to: ALICE, expires: 1 });
     assert.equal(sub.response.getRaw('Expires'), '1');

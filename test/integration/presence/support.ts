@@ -130,6 +130,8 @@ export class Watcher {
   readonly notifies: SipRequest[] = [];
   /** The status NOTIFYs are answered with; 0: none (the watcher is gone). */
   notifyStatus = 200;
+  /** When set, NOTIFYs are answered only once it resolves (a slow watcher). */
+  notifyGate: Promise<void> | undefined;
   private waiters: (() => void)[] = [];
 
   private constructor(
@@ -144,7 +146,12 @@ export class Watcher {
     }): boolean => {
       if (req.message.method !== 'NOTIFY') return false;
       this.notifies.push(req.message);
-      if (this.notifyStatus !== 0) void req.reply(this.notifyStatus).catch(() => undefined);
+      const status = this.notifyStatus;
+      if (status !== 0) {
+        const gate = this.notifyGate;
+        if (gate === undefined) void req.reply(status).catch(() => undefined);
+        else void gate.then(() => req.reply(status)).catch(() => undefined);
+      }
       for (const w of this.waiters.splice(0)) w();
       return true;
     };
