@@ -277,8 +277,8 @@ interface UserRow {
 
 /**
  * A row of `bindings` as the array `BINDING_COLUMNS` reads (statements in raw mode, which
- * better-sqlite3 hands over as one array: making an object per row, a property per column,
- * cost a registration more than the statements' own work in SQLite, measured).
+ * better-sqlite3 hands over as one array). An object per row, a property per column, was 70
+ * of about 3,500 samples in a registrar's profile, against 370 for the statements in all.
  */
 type BindingRow = [
   aor: string,
@@ -773,8 +773,8 @@ function locationStore(
   windowMs: number,
   cache: StoreCache,
 ): LocationStore {
-  // Positional parameters: binding named ones looks each name up on an object, which cost as
-  // much as the insert itself.
+  // Positional parameters: binding named ones looks each name up on an object (70 samples
+  // against 37 positional, in the profile `BindingRow` cites).
   const upsertStatement = db.prepare(
     `INSERT INTO bindings (${BINDING_COLUMNS})
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
