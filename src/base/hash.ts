@@ -37,9 +37,9 @@ export function hash64(s: string): readonly [number, number] {
 /**
  * `x.toString(radix)` for an unsigned 32-bit integer (radix 2..36), the same text. V8 keeps a
  * number above 2**31 - 1 as a heap double, and formats a double in another radix than 10
- * digit by digit in C++ through fmod: in a registrar's profile that was the To tag's
- * formatting, half of all 32-bit hashes. Split off its last digit, the rest fits a small
- * integer, which V8 formats on its fast path.
+ * digit by digit in C++ through fmod (half of all 32-bit hashes are that large: the derived
+ * To tags took 18 of 3,973 samples of a registrar's profile there). Split off its last digit,
+ * the rest fits a small integer, which V8 formats on its fast path.
  */
 export function uint32ToString(x: number, radix: number): string {
   if (x <= 0x7fffffff) return x.toString(radix);

@@ -286,9 +286,8 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
     };
   }
 
-  // RFC 3261 §20.17: Date carries whole seconds, so one text serves every 200 of a second.
-  // Formatting it (V8 goes through the C library's printf) cost more than the rest of the
-  // 200's header values together.
+  // RFC 3261 §20.17: Date carries whole seconds, so one text serves every 200 of a second,
+  // formatted (by V8, through the C library) once a second rather than per REGISTER.
   let dateSecond = NaN;
   let dateText = '';
   const dateOf = (now: number): string => {
