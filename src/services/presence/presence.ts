@@ -30,6 +30,7 @@
 import {
   fnv1a32,
   silentLogger,
+  uint32ToString,
   type Clock,
   type Logger,
   type RandomSource,
@@ -327,7 +328,7 @@ export function createPresence(options: PresenceOptions): Presence {
  * document and an XML ID, so it starts with a letter).
  */
 export function registrationTupleId(aor: string): string {
-  return `reg-${fnv1a32(aor).toString(16).padStart(8, '0')}`;
+  return `reg-${uint32ToString(fnv1a32(aor), 16).padStart(8, '0')}`;
 }
 
 function registrationTuple(id: string, aor: string, open: boolean): string {

@@ -625,12 +625,7 @@ function userStore(db: Database.Database, cache: StoreCache): UserStore {
   const hasDomain = db.prepare<[string], { one: number }>(
     'SELECT 1 AS one FROM domains WHERE name = ?',
   );
-  // Raw (an array per row, like `BindingRow`): a cold cache reads one user per request.
-  const getUser = db
-    .prepare<[string], [string, string, string, string, string]>(
-      'SELECT aor, user, domain, ha1_md5, ha1_sha256 FROM users WHERE aor = ?',
-    )
-    .raw();
+  const getUser = db.prepare<[string], UserRow>('SELECT * FROM users WHERE aor = ?');
   const insert = db.prepare(
     'INSERT INTO users (aor, user, domain, ha1_md5, ha1_sha256) VALUES (?, ?, ?, ?, ?)',
   );
@@ -687,10 +682,7 @@ function userStore(db: Database.Database, cache: StoreCache): UserStore {
       const hit = cache.users.get(aor);
       if (hit !== undefined) return hit ?? undefined;
       const r = getUser.get(aor);
-      const u =
-        r === undefined
-          ? null
-          : Object.freeze({ aor: r[0], user: r[1], domain: r[2], ha1Md5: r[3], ha1Sha256: r[4] });
+      const u = r === undefined ? null : Object.freeze(toUser(r));
       if (cache.users.size >= MAX_CACHED_USERS) cache.users.clear();
       cache.users.set(aor, u);
       return u ?? undefined;
