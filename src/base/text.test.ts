@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { OctetArena, ownString, utf8Decode, utf8Encode } from './text.ts';
+import { OctetArena, ownCopy, ownString, utf8Decode, utf8Encode } from './text.ts';
 
 describe('OctetArena', () => {
   it('gives the UTF-8 of the text, then the tail, carved one after another from one chunk', () => {
@@ -85,6 +85,20 @@ describe('ownString', () => {
       const copy = k.split('').join('');
       assert.equal(ownString(k), copy);
       assert.equal(ownString(k).length, copy.length);
+    }
+  });
+});
+
+describe('ownCopy', () => {
+  it('returns the same characters for substrings of every length, the empty string and non-Latin-1 text', () => {
+    const text =
+      'INVITE sip:bob@example.com SIP/2.0\r\nCall-ID: 1-24181@127.0.0.1\r\nFrom: <sip:alice@example.com>;tag=24181SIPpTag001';
+    const cases = ['', 'x', '\u00e9t\u00e9 \u{1f4de}'];
+    for (let n = 1; n <= 40; n++) cases.push(text.slice(text.length - n));
+    for (const k of cases) {
+      const copy = k.split('').join('');
+      assert.equal(ownCopy(k), copy);
+      assert.equal(ownCopy(k).length, k.length);
     }
   });
 });

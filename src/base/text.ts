@@ -60,6 +60,18 @@ export function ownString(key: string): string {
   return key.charCodeAt(0) >= 0 ? key : '';
 }
 
+/**
+ * A copy of `s` that views no other string: for a substring of a message's text (a tag, a
+ * Call-ID, a header value) kept longer than the message, such as for the length of a call. A
+ * substring of 13 characters or more is a view of the whole text it was cut from (see
+ * `ownString`), so keeping one keeps the message, an INVITE with its SDP for the hours a call
+ * may last. `' ' + s` is a new string or a pair; `ownString` makes the pair one new string of
+ * its own; the slice views that copy (one character longer than `s`), never the message.
+ */
+export function ownCopy(s: string): string {
+  return ownString(' ' + s).slice(1);
+}
+
 /** Decodes octets one to one into code units U+0000..U+00FF. */
 export function binaryDecode(bytes: Uint8Array, start = 0, end = bytes.length): string {
   let out = '';

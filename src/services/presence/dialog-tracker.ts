@@ -26,6 +26,7 @@
  */
 import {
   hash64,
+  ownCopy,
   silentLogger,
   uint32ToString,
   type Clock,
@@ -34,8 +35,8 @@ import {
 } from '../../base/index.ts';
 import {
   formatUri,
+  parseNameAddr,
   SessionExpiresHeader,
-  type NameAddr,
   type SipRequest,
   type SipResponse,
 } from '../../sip/index.ts';
@@ -123,13 +124,17 @@ interface Party {
   storedExpiresAt: number;
 }
 
-/** One call: the INVITE's Call-ID and From tag, and its one or two observed parties. */
+/**
+ * One call: the INVITE's Call-ID and From tag, and its one or two observed parties. Its strings
+ * are copies (`ownCopy`): a substring of a message keeps the whole message text, and an entry
+ * lasts as long as the call.
+ */
 interface Entry {
   readonly callId: string;
   readonly fromTag: string;
-  /** The INVITE's From and To, for the identities of a written row. */
-  readonly from: NameAddr;
-  readonly to: NameAddr;
+  /** The INVITE's From and To field values, parsed again for the identities of a written row. */
+  readonly fromValue: string;
+  readonly toValue: string;
   readonly createdAt: number;
   readonly parties: Party[];
   /** When the call is taken as ended if nothing else ends it (epoch ms). */
@@ -165,7 +170,14 @@ function dialogId(callId: string, fromTag: string, direction: DialogDirection): 
   return `d${uint32ToString(h1, 16).padStart(8, '0')}${uint32ToString(h2, 16).padStart(8, '0')}`;
 }
 
-const uriOf = (a: { readonly uri: Parameters<typeof formatUri>[0] }): string => formatUri(a.uri);
+/** The identity (URI) and display name of a From or To value (RFC 4235 §4.1.1). */
+function identityOf(value: string): { uri: string; displayName: string | undefined } {
+  const r = parseNameAddr(value);
+  // The value parsed when the INVITE was read, so it parses again; the raw text otherwise.
+  return r.ok
+    ? { uri: formatUri(r.value.uri), displayName: r.value.displayName }
+    : { uri: value, displayName: undefined };
+}
 
 export function createDialogTracker(options: DialogTrackerOptions): DialogTracker {
   const { dialogs, subscriptions, clock } = options;
@@ -215,10 +227,12 @@ export function createDialogTracker(options: DialogTrackerOptions): DialogTracke
     const initiator = p.direction === 'initiator';
     // §4.1.1: the caller's identity is its From; the callee's is its own AOR (the Request-URI
     // before the location lookup), shown with the To display name.
-    const localIdentity = initiator ? uriOf(e.from) : p.aor;
-    const localDisplay = initiator ? e.from.displayName : e.to.displayName;
-    const remoteIdentity = uriOf(initiator ? e.to : e.from);
-    const remoteDisplay = initiator ? e.to.displayName : e.from.displayName;
+    const from = identityOf(e.fromValue);
+    const to = identityOf(e.toValue);
+    const localIdentity = initiator ? from.uri : p.aor;
+    const localDisplay = initiator ? from.displayName : to.displayName;
+    const remoteIdentity = initiator ? to.uri : from.uri;
+    const remoteDisplay = initiator ? to.displayName : from.displayName;
     return {
       aor: p.aor,
       id: dialogId(e.callId, e.fromTag, p.direction),
@@ -316,20 +330,19 @@ export function createDialogTracker(options: DialogTrackerOptions): DialogTracke
     if (fromTag === undefined || (parties.callee === undefined && parties.caller === undefined)) {
       return;
     }
-    const key = keyOf(m.callId, fromTag);
     // A spiral or a retransmission passed before: the call is tracked already.
-    if (entries.has(key)) return;
+    if (entries.has(keyOf(m.callId, fromTag))) return;
     if (entries.size >= maxDialogs) {
       if (dropped++ === 0) logger.warn({ maxDialogs }, 'dialog: too many calls to track');
       return;
     }
     const now = clock.wallNow();
     const e: Entry = {
-      callId: m.callId,
-      fromTag,
+      callId: ownCopy(m.callId),
+      fromTag: ownCopy(fromTag),
+      fromValue: ownCopy(m.getRaw('From') ?? ''),
+      toValue: ownCopy(m.getRaw('To') ?? ''),
       createdAt: now,
-      from: m.from,
-      to: m.to,
       parties: [],
       deadline: now + maxEarlyMs,
       sessionMs: undefined,
@@ -338,12 +351,12 @@ export function createDialogTracker(options: DialogTrackerOptions): DialogTracke
     };
     if (parties.caller !== undefined) {
       // §4.1.1: the observed user's tag is the local one; the caller's is the From tag.
-      e.parties.push(party(parties.caller, 'initiator', fromTag, undefined));
+      e.parties.push(party(parties.caller, 'initiator', e.fromTag, undefined));
     }
     if (parties.callee !== undefined && parties.callee !== parties.caller) {
-      e.parties.push(party(parties.callee, 'recipient', undefined, fromTag));
+      e.parties.push(party(parties.callee, 'recipient', undefined, e.fromTag));
     }
-    entries.set(key, e);
+    entries.set(keyOf(e.callId, e.fromTag), e);
     // §3.7.1: "trying" from the INVITE on.
     for (const p of e.parties) write(e, p);
   }
@@ -358,10 +371,13 @@ export function createDialogTracker(options: DialogTrackerOptions): DialogTracke
     // keeps ringing is alive that much longer here too.
     if (status < 200) e.deadline = Math.max(e.deadline, clock.wallNow() + maxEarlyMs);
     const toTag = res.to.tag;
+    let ownToTag: string | undefined;
     const setTags = (p: Party): void => {
       if (toTag === undefined) return;
-      if (p.direction === 'initiator') p.remoteTag = toTag;
-      else p.localTag = toTag;
+      // A copy, made once: the tag is a substring of the response (see Entry).
+      const tag = (ownToTag ??= ownCopy(toTag));
+      if (p.direction === 'initiator') p.remoteTag = tag;
+      else p.localTag = tag;
     };
     for (const p of e.parties) {
       if (status < 200) {
