@@ -22,6 +22,8 @@ import {
   makeField,
   parseMessage,
   parseUri,
+  serializeFields,
+  serializeHead,
   serializeMessage,
   SipRequest,
   SipResponse,
@@ -468,6 +470,28 @@ describe('parser properties (fast-check)', () => {
             before.fields.filter(([n]) => !/^(subject|s)$/i.test(n)),
           );
           assert.equal(changed.ok && changed.message.getRaw('Subject'), 'x');
+        },
+      ),
+      { numRuns: runs(600) },
+    );
+  });
+
+  it(`(b) a parsed message's header section is the same written as one slice of its text or field by field, stamped or not`, () => {
+    fc.assert(
+      fc.property(
+        fc.nat({ max: corpus.length - 1 }),
+        fc.array(mutation, { minLength: 0, maxLength: 5 }),
+        fc.constantFrom(...FRAMINGS),
+        (which, ops, framing) => {
+          const r = parseNoThrow(mutate(corpus[which]!, ops), framing);
+          if (!r.ok) return;
+          const m = r.message;
+          assert.equal(serializeHead(m), serializeFields(m));
+          // The transport's stamp (RFC 3261 §18.2.1) keeps the text form: the top Via changed.
+          const k = m.firstAt('via');
+          if (k < 0) return;
+          const stamped = m.replaceAt(k, `${m.getRaw('Via')};received=192.0.2.7;rport=5062`);
+          assert.equal(serializeHead(stamped), serializeFields(stamped));
         },
       ),
       { numRuns: runs(600) },

@@ -352,4 +352,6 @@ export const HeaderId = {
   CSeq: KEY_TO_ID.get('cseq')!,
   MaxForwards: KEY_TO_ID.get('max-forwards')!,
   ContentLength: KEY_TO_ID.get('content-length')!,
+  RecordRoute: KEY_TO_ID.get('record-route')!,
+  Timestamp: KEY_TO_ID.get('timestamp')!,
 } as const;

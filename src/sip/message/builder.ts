@@ -6,6 +6,7 @@
 import { SwitchboardError } from '../../base/errors.ts';
 import { utf8Encode } from '../../base/text.ts';
 import { formatNameAddr, type NameAddr } from '../headers/name-addr.ts';
+import { HeaderId } from '../headers/names.ts';
 import { parseUri, type Uri } from '../uri/uri.ts';
 import { makeField, SipRequest, SipResponse, type HeaderField } from './message.ts';
 import { reasonPhrase } from './status.ts';
@@ -103,33 +104,54 @@ export function createResponse(
     throw new SwitchboardError('SB_ERR_INVALID_STATUS', String(status));
   }
   const fields: HeaderField[] = [];
+  // Where each copied field is in the request (-1: made here), for keepDecoded. The request's
+  // fields are read by position, so that a received request makes objects only of the fields
+  // copied, not of all of them.
+  const positions: number[] = [];
   const copyRr = options.copyRecordRoute ?? (status > 100 && status < 300);
-  for (const f of request.fields) {
-    switch (f.key) {
-      case 'via':
-      case 'from':
-      case 'call-id':
-      case 'cseq':
-        fields.push(f);
+  const n = request.size;
+  for (let k = 0; k < n; k++) {
+    switch (request.fieldIdAt(k)) {
+      case HeaderId.Via:
+      case HeaderId.From:
+      case HeaderId.CallId:
+      case HeaderId.CSeq:
+        fields.push(request.fieldObjectAt(k));
+        positions.push(k);
         break;
-      case 'to': {
+      case HeaderId.To: {
+        const f = request.fieldObjectAt(k);
         const hasTag = request.to.tag !== undefined;
-        if (hasTag || status === 100 || options.toTag === undefined) fields.push(f);
-        else fields.push(makeField(f.name, `${f.value};tag=${options.toTag}`));
+        if (hasTag || status === 100 || options.toTag === undefined) {
+          fields.push(f);
+          positions.push(k);
+        } else {
+          fields.push(makeField(f.name, `${f.value};tag=${options.toTag}`));
+          positions.push(-1);
+        }
         break;
       }
-      case 'record-route':
-        if (copyRr) fields.push(f);
+      case HeaderId.RecordRoute:
+        if (copyRr) {
+          fields.push(request.fieldObjectAt(k));
+          positions.push(k);
+        }
         break;
-      case 'timestamp':
+      case HeaderId.Timestamp:
         // §8.2.6.1: a 100 Trying copies the request's Timestamp.
-        if (status === 100) fields.push(f);
+        if (status === 100) {
+          fields.push(request.fieldObjectAt(k));
+          positions.push(k);
+        }
         break;
       default:
         break;
     }
   }
-  for (const [name, value] of options.headers ?? []) fields.push(makeField(name, value));
+  for (const [name, value] of options.headers ?? []) {
+    fields.push(makeField(name, value));
+    positions.push(-1);
+  }
   const body =
     options.body === undefined
       ? undefined
@@ -138,14 +160,17 @@ export function createResponse(
         : options.body;
   if (body !== undefined && body.length > 0 && options.contentType !== undefined) {
     fields.push(makeField('Content-Type', options.contentType));
+    positions.push(-1);
   }
   fields.push(makeField('Content-Length', String(body?.length ?? 0)));
+  positions.push(-1);
   const init = { fields, status, reason: options.reason ?? reasonPhrase(status) };
   // The copied fields are the request's own objects: what the request decoded of them (its
   // Vias above all, which the transport reads to send the response, §18.2.2) comes along.
   return request.keepDecoded(
     new SipResponse(body === undefined ? init : { ...init, body }),
     fields,
+    positions,
   );
 }
 

@@ -164,6 +164,37 @@ export const PARSER_CODECS: readonly (HeaderCodec<unknown> | undefined)[] = (() 
   return t;
 })();
 
+/** The header id of each CRITICAL_SLOT, in slot order. */
+const CRITICAL_IDS: readonly number[] = [
+  HeaderId.Via,
+  HeaderId.From,
+  HeaderId.To,
+  HeaderId.CallId,
+  HeaderId.CSeq,
+  HeaderId.MaxForwards,
+  HeaderId.ContentLength,
+];
+
+/**
+ * Where the text a change copies ends: after the last field's line end. A received message's
+ * text may run on through its body (the whole datagram, decoded once); a changed copy takes its
+ * body from the octets, and its text need not carry the body along at every change.
+ */
+function headEnd(p: ParsedHeaders): number {
+  const n = p.index.length;
+  if (n === 0) return p.text.length;
+  const text = p.text;
+  let end = fieldLineStop(text, p.index[n - 1]!);
+  if (text.charCodeAt(end) === CR) end++;
+  if (text.charCodeAt(end) === LF) end++;
+  return end;
+}
+
+/** The CRITICAL_SLOT of a header id, or -1. */
+function criticalSlotOfId(id: number): number {
+  return id === 0 ? -1 : CRITICAL_IDS.indexOf(id);
+}
+
 /** The codec that `p.results[k]` was decoded with (undefined when there is none). */
 function resultCodec(p: ParsedHeaders, k: number): HeaderCodec<unknown> | undefined {
   if (p.results[k] === undefined) return undefined;
@@ -264,7 +295,7 @@ export abstract class SipMessage {
   /** True when the header text holds one octet per code unit (not valid UTF-8 on the wire). */
   readonly binary: boolean;
   private objs: readonly HeaderField[] | undefined;
-  private readonly parsed: ParsedHeaders | undefined;
+  protected readonly parsed: ParsedHeaders | undefined;
   /** Decode cache per field position (object mode; parsed mode uses parsed.codecs/results). */
   private slots: (DecodedSlot | undefined)[] | undefined;
   /**
@@ -321,6 +352,54 @@ export abstract class SipMessage {
       this.objs = out;
     }
     return this.objs;
+  }
+
+  /**
+   * @internal serializeHead's field lines for a message still in the parser's text form (a
+   * received message, maybe with its top Via stamped, RFC 3261 §18.2.1), without making an
+   * object per field: one slice of the text from the first field to the last one's CRLF, and a
+   * Content-Length line after it when there was none. Only when that gives the octets that
+   * writing each field's raw line and a CRLF would: the lines follow one another, each ends in
+   * CRLF, and the one Content-Length, unfolded, reads `bodyLength`. Undefined otherwise (and for
+   * a message built in code), and serializeHead writes field by field.
+   */
+  headerLinesText(bodyLength: string): string | undefined {
+    const p = this.parsed;
+    if (p === undefined) return undefined;
+    const { text, index } = p;
+    const n = index.length / STRIDE;
+    if (n === 0) return undefined;
+    let hasLength = false;
+    let next = index[1]!;
+    for (let o = 0; o < index.length; o += STRIDE) {
+      const start = index[o + 1]!;
+      if (start !== next) return undefined;
+      const stop = fieldLineStop(text, start);
+      if (text.charCodeAt(stop) !== CR || text.charCodeAt(stop + 1) !== LF) return undefined;
+      if ((index[o]! & 0xffff) === HeaderId.ContentLength) {
+        if (hasLength || (index[o]! & FOLDED) !== 0) return undefined;
+        hasLength = true;
+        const vs = fieldValueStart(text, start, stop);
+        const ve = fieldValueEnd(text, vs, stop);
+        if (ve - vs !== bodyLength.length || !text.startsWith(bodyLength, vs)) return undefined;
+      }
+      next = stop + 2;
+    }
+    const lines = text.slice(index[1]!, next);
+    return hasLength ? lines : lines + 'Content-Length: ' + bodyLength + '\r\n';
+  }
+
+  /** @internal The header id of field `k` (0 for a header without one). */
+  fieldIdAt(k: number): number {
+    return this.idAt(k);
+  }
+
+  /**
+   * @internal Field `k` as an object, without making one for every field of a parsed message
+   * (`fields` does): the fields' own object when they were made, else one for this field.
+   */
+  fieldObjectAt(k: number): HeaderField {
+    return this.objs !== undefined ? this.objs[k]! : this.fieldAt(k);
   }
 
   private fieldAt(k: number): HeaderField {
@@ -572,10 +651,16 @@ export abstract class SipMessage {
    * fields: a response, `createResponse`), given what this message knows of the fields
    * they share (the same objects): what they decoded to, and their header ids (which every
    * header read compares, and which cost a map lookup per field to work out again).
+   * `positions`, when given, says where each of `fields` is in this message (-1: a new field)
+   * instead of a search by object, so that a caller need not make every field an object.
    */
-  keepDecoded<M extends SipMessage>(m: M, fields: readonly HeaderField[]): M {
+  keepDecoded<M extends SipMessage>(
+    m: M,
+    fields: readonly HeaderField[],
+    positions?: readonly number[],
+  ): M {
     const old = this.objs;
-    if (old === undefined) return m;
+    if (old === undefined && positions === undefined) return m;
     const p = this.parsed;
     const mine = this.slots;
     const oldIds = this.objIds;
@@ -587,10 +672,13 @@ export abstract class SipMessage {
     for (let i = 0; i < fields.length; i++) {
       const f = fields[i]!;
       let at = -1;
-      for (let s = from; s < old.length; s++) {
-        if (old[s] === f) {
-          at = s;
-          break;
+      if (positions !== undefined) at = positions[i]!;
+      else {
+        for (let s = from; s < old!.length; s++) {
+          if (old![s] === f) {
+            at = s;
+            break;
+          }
         }
       }
       if (at < 0) {
@@ -623,6 +711,12 @@ export abstract class SipMessage {
   /** Inserts a field before the first field of the same header (or first of all). */
   prepend(name: string, value: string): this {
     const f = makeField(name, value);
+    const p = this.parsed;
+    if (p !== undefined && p.index.length > 0) {
+      const id = headerIdOfKey(f.key);
+      const at = this.nextAt(f.key, id, 0);
+      return this.insertedInText(p, at < 0 ? 0 : at, `${f.name}: ${f.value}`, id);
+    }
     const fields = [...this.fields];
     let idx = 0;
     while (idx < fields.length && fields[idx]!.key !== f.key) idx++;
@@ -633,6 +727,15 @@ export abstract class SipMessage {
   /** Replaces every field of this header with one field (at the first one's place), or appends it. */
   set(name: string, value: string): this {
     const f = makeField(name, value);
+    const p = this.parsed;
+    if (p !== undefined) {
+      // One field of the header (Max-Forwards, §16.6 step 3): its line is written anew in place.
+      const id = headerIdOfKey(f.key);
+      const k = this.nextAt(f.key, id, 0);
+      if (k >= 0 && this.nextAt(f.key, id, k + 1) < 0) {
+        return this.lineReplacedInText(p, k, `${f.name}: ${f.value}`);
+      }
+    }
     const fields: HeaderField[] = [];
     let placed = false;
     for (const x of this.fields) {
@@ -649,6 +752,11 @@ export abstract class SipMessage {
   /** Removes every field of this header. */
   remove(name: string): this {
     const key = headerKey(name);
+    const p = this.parsed;
+    if (p !== undefined) {
+      const id = headerIdOfKey(key);
+      return this.removedInText(p, (k) => (id !== 0 ? this.idAt(k) === id : this.keyAt(k) === key));
+    }
     return this.with(this.fields.filter((x) => x.key !== key));
   }
 
@@ -674,6 +782,104 @@ export abstract class SipMessage {
   }
 
   /**
+   * The text form's other changes (RFC 3261 §16.6: a proxy prepends Via and Record-Route,
+   * rewrites Max-Forwards, drops its own credentials; §16.7 step 3: it drops the top Via of a
+   * response), like `replacedInText`: a copy of the header text with the lines changed, the
+   * index shifted, and what the other fields decoded kept. A forwarded message then makes no
+   * object per field, and serializeHead writes it as one slice of its text.
+   */
+  private insertedInText(p: ParsedHeaders, at: number, line: string, id: number): this {
+    const o = at * STRIDE;
+    const lineStart = p.index[o + 1]!;
+    const add = line + '\r\n';
+    const text = p.text.slice(0, lineStart) + add + p.text.slice(lineStart, headEnd(p));
+    const n = p.index.length;
+    const index = new Array<number>(n + STRIDE);
+    for (let j = 0; j < o; j++) index[j] = p.index[j]!;
+    index[o] = id;
+    index[o + 1] = lineStart;
+    for (let j = o; j < n; j += STRIDE) {
+      index[j + STRIDE] = p.index[j]!;
+      index[j + STRIDE + 1] = p.index[j + 1]! + add.length;
+    }
+    const results = p.results.slice();
+    results.splice(at, 0, undefined);
+    let codecs: (HeaderCodec<unknown> | undefined)[] | undefined;
+    if (p.codecs !== undefined) {
+      codecs = p.codecs.slice();
+      if (codecs.length > at) codecs.splice(at, 0, undefined);
+    }
+    const firsts = p.firsts.map((k) => (k >= at ? k + 1 : k));
+    // The new field is its header's first (it went before the others): read when asked.
+    const slot = criticalSlotOfId(id);
+    if (slot >= 0) firsts[slot] = at;
+    return this.copy(undefined, this.body, { text, index, results, codecs, firsts });
+  }
+
+  /** Field `k`'s line (continuation lines included) replaced by `line`. */
+  private lineReplacedInText(p: ParsedHeaders, k: number, line: string): this {
+    const o = k * STRIDE;
+    const start = p.index[o + 1]!;
+    const end = fieldLineStop(p.text, start);
+    const text = p.text.slice(0, start) + line + p.text.slice(end, headEnd(p));
+    const delta = line.length - (end - start);
+    const index = p.index.slice();
+    index[o] = index[o]! & ~FOLDED;
+    for (let j = o + STRIDE + 1; j < index.length; j += STRIDE) index[j]! += delta;
+    const results = p.results.slice();
+    results[k] = undefined;
+    const codecs = p.codecs?.slice();
+    if (codecs !== undefined && codecs.length > k) codecs[k] = undefined;
+    return this.copy(undefined, this.body, { text, index, results, codecs, firsts: p.firsts });
+  }
+
+  /** The fields for which `drop` holds removed, with their lines. */
+  private removedInText(p: ParsedHeaders, drop: (k: number) => boolean): this {
+    const src = p.text;
+    const n = p.index.length / STRIDE;
+    const index: number[] = [];
+    const results: (Result<unknown, string> | undefined)[] = [];
+    const codecs: (HeaderCodec<unknown> | undefined)[] | undefined =
+      p.codecs !== undefined ? [] : undefined;
+    /** Old position to new (-1: removed). */
+    const moved = new Array<number>(n);
+    let text = '';
+    let copied = 0;
+    let shift = 0;
+    for (let k = 0; k < n; k++) {
+      const o = k * STRIDE;
+      const start = p.index[o + 1]!;
+      if (drop(k)) {
+        let end = fieldLineStop(src, start);
+        if (src.charCodeAt(end) === CR) end++;
+        if (src.charCodeAt(end) === LF) end++;
+        text += src.slice(copied, start);
+        copied = end;
+        shift += end - start;
+        moved[k] = -1;
+        continue;
+      }
+      moved[k] = index.length / STRIDE;
+      index.push(p.index[o]!, start - shift);
+      results.push(p.results[k]);
+      codecs?.push(p.codecs![k]);
+    }
+    if (copied === 0 && shift === 0) return this.copy(undefined, this.body, p);
+    text += src.slice(copied, Math.max(copied, headEnd(p)));
+    const firsts = p.firsts.map((k, slot) => {
+      if (k < 0) return -1;
+      if (moved[k]! >= 0) return moved[k]!;
+      // That first field went: the header's next field is its first now (or none is left).
+      const id = CRITICAL_IDS[slot]!;
+      for (let j = 0; j < index.length; j += STRIDE) {
+        if ((index[j]! & 0xffff) === id) return j / STRIDE;
+      }
+      return -1;
+    });
+    return this.copy(undefined, this.body, { text, index, results, codecs, firsts });
+  }
+
+  /**
    * `replaceAt` for a parsed message, which stays one: the new value is written into a copy
    * of the header text, and the index is shifted past it. Nothing is materialized, and what
    * the parser and later reads decoded is kept (the results of the other fields are the same
@@ -695,7 +901,7 @@ export abstract class SipMessage {
     const ve = fieldValueEnd(p.text, vs, lineStop);
     // A folded field becomes one line: its value is replaced up to the end of its last line.
     const end = (p.index[o]! & FOLDED) !== 0 ? lineStop : ve;
-    const text = p.text.slice(0, vs) + v + p.text.slice(end);
+    const text = p.text.slice(0, vs) + v + p.text.slice(end, headEnd(p));
     const delta = v.length - (end - vs);
     const index = p.index.slice();
     index[o] = index[o]! & ~FOLDED;
@@ -731,6 +937,15 @@ export abstract class SipMessage {
    * or the first Route (§16.4). The rest of that field is re-formatted.
    */
   removeFirst<E>(codec: HeaderCodec<readonly E[]>): this {
+    const p = this.parsed;
+    if (p !== undefined) {
+      const idx = this.nextAt(codec.key, codec.id ?? headerIdOfKey(codec.key), 0);
+      if (idx < 0) return this;
+      const r = this.decodeAt(idx, codec);
+      if (!r.ok || r.value.length <= 1) return this.removedInText(p, (k) => k === idx);
+      const rest = r.value.slice(1);
+      return this.replacedInText(p, idx, codec.format(rest), codec, rest);
+    }
     const fields = [...this.fields];
     let idx = 0;
     while (idx < fields.length && fields[idx]!.key !== codec.key) idx++;
@@ -870,7 +1085,8 @@ export class SipRequest extends SipMessage {
     return new SipRequest(
       requestInit(
         this.method,
-        this.uri,
+        // Decoded or not, as it is: a copy reads the Request-URI no sooner than its original.
+        this.parsedUri,
         this.uriText,
         this.version,
         parsed,
@@ -885,6 +1101,25 @@ export class SipRequest extends SipMessage {
 
   /** A copy with another Request-URI (§16.6 step 2, §16.12 strict-route fix-up). */
   withUri(uri: Uri): SipRequest {
+    const p = this.parsed;
+    if (p !== undefined) {
+      // The header text is the same: the copy shares it, and what was decoded of it (the start
+      // line is written from method, Request-URI and version, never read from the text).
+      return new SipRequest(
+        requestInit(
+          this.method,
+          uri,
+          formatUri(uri),
+          this.version,
+          p,
+          undefined,
+          this.body,
+          -1,
+          undefined,
+          this.binary,
+        ),
+      );
+    }
     const fields = this.fields;
     return this.keepDecoded(
       new SipRequest(

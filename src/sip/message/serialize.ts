@@ -27,6 +27,14 @@ function sameLength(value: string, length: string): boolean {
 /** The header section (start line, fields, empty line) as text. */
 export function serializeHead(m: SipMessage): string {
   const bodyLength = String(m.body.length);
+  // A message in the parser's text form: its field lines as one slice (the same octets).
+  const lines = m.headerLinesText(bodyLength);
+  if (lines !== undefined) return m.startLine() + '\r\n' + lines + '\r\n';
+  return serializeFields(m, bodyLength);
+}
+
+/** @internal serializeHead field by field (the reference for the text form's slice). */
+export function serializeFields(m: SipMessage, bodyLength = String(m.body.length)): string {
   let out = m.startLine() + '\r\n';
   let sawLength = false;
   const fields = m.fields;
