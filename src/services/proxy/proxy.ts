@@ -252,6 +252,10 @@ interface Context {
   readonly observed?: boolean;
 }
 
+/** What `release` drops from a settled context. */
+type Released =
+  'original' | 'request' | 'groups' | 'responses' | 'tried' | 'local' | 'message' | 'branches';
+
 /** The result of checking who sends a request. */
 type Caller =
   | { readonly kind: 'local'; readonly aor: string }
@@ -1100,6 +1104,31 @@ export function createProxy(options: ProxyOptions): Proxy {
         b.tx.setUser(late);
       }
     }
+    release(ctx);
+  }
+
+  /**
+   * A settled context lets go of its messages, targets and branches: nothing reads them once
+   * the final response went up and no branch is live (a late 2xx goes through SettledBranch,
+   * a CANCEL finds `finalSent`, the branches' callbacks were let go by their transactions).
+   * Settled contexts stay reachable across young-generation collections for longer than their
+   * work (what holds them was not found: not the transactions, whose lifetimes change nothing,
+   * nor Timers E and F), and all they held was promoted with them: with this, 10,000 proxied
+   * MESSAGE promoted 14.4-14.5 MB instead of 51 MB, and their scavenges took 59-67 ms
+   * instead of 110-120 ms (`--trace-gc-nvp`, one worker, 2,000/s).
+   */
+  function release(ctx: Context): void {
+    const c = ctx as {
+      -readonly [K in keyof Context]: K extends Released ? Context[K] | undefined : Context[K];
+    };
+    c.original = undefined;
+    c.request = undefined;
+    c.groups = undefined;
+    c.responses = undefined;
+    c.tried = undefined;
+    c.local = undefined;
+    c.message = undefined;
+    c.branches = [];
   }
 
   /** §16.10: a CANCEL for the server transaction cancels every pending branch. */
