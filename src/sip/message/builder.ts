@@ -111,41 +111,31 @@ export function createResponse(
   const copyRr = options.copyRecordRoute ?? (status > 100 && status < 300);
   const n = request.size;
   for (let k = 0; k < n; k++) {
-    switch (request.fieldIdAt(k)) {
-      case HeaderId.Via:
-      case HeaderId.From:
-      case HeaderId.CallId:
-      case HeaderId.CSeq:
-        fields.push(request.fieldObjectAt(k));
-        positions.push(k);
-        break;
-      case HeaderId.To: {
-        const f = request.fieldObjectAt(k);
-        const hasTag = request.to.tag !== undefined;
-        if (hasTag || status === 100 || options.toTag === undefined) {
-          fields.push(f);
-          positions.push(k);
-        } else {
-          fields.push(makeField(f.name, `${f.value};tag=${options.toTag}`));
-          positions.push(-1);
-        }
-        break;
-      }
-      case HeaderId.RecordRoute:
-        if (copyRr) {
-          fields.push(request.fieldObjectAt(k));
-          positions.push(k);
-        }
-        break;
-      case HeaderId.Timestamp:
-        // §8.2.6.1: a 100 Trying copies the request's Timestamp.
-        if (status === 100) {
-          fields.push(request.fieldObjectAt(k));
-          positions.push(k);
-        }
-        break;
-      default:
-        break;
+    const id = request.fieldIdAt(k);
+    if (
+      id === HeaderId.To &&
+      options.toTag !== undefined &&
+      status !== 100 &&
+      request.to.tag === undefined
+    ) {
+      // §8.2.6.2: the To tag is added unless the request had one (or this is 100 Trying).
+      const f = request.fieldObjectAt(k);
+      fields.push(makeField(f.name, `${f.value};tag=${options.toTag}`));
+      positions.push(-1);
+      continue;
+    }
+    const copied =
+      id === HeaderId.Via ||
+      id === HeaderId.From ||
+      id === HeaderId.To ||
+      id === HeaderId.CallId ||
+      id === HeaderId.CSeq ||
+      (id === HeaderId.RecordRoute && copyRr) ||
+      // §8.2.6.1: a 100 Trying copies the request's Timestamp.
+      (id === HeaderId.Timestamp && status === 100);
+    if (copied) {
+      fields.push(request.fieldObjectAt(k));
+      positions.push(k);
     }
   }
   for (const [name, value] of options.headers ?? []) {

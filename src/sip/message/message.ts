@@ -182,9 +182,12 @@ const CRITICAL_IDS: readonly number[] = [
  */
 function headEnd(p: ParsedHeaders): number {
   const n = p.index.length;
-  if (n === 0) return p.text.length;
-  const text = p.text;
-  let end = fieldLineStop(text, p.index[n - 1]!);
+  return n === 0 ? p.text.length : lineAfter(p.text, p.index[n - 1]!);
+}
+
+/** Where the line after the field at `start` begins: past its CRLF (or bare LF). */
+function lineAfter(text: string, start: number): number {
+  let end = fieldLineStop(text, start);
   if (text.charCodeAt(end) === CR) end++;
   if (text.charCodeAt(end) === LF) end++;
   return end;
@@ -818,19 +821,16 @@ export abstract class SipMessage {
 
   /** Field `k`'s line (continuation lines included) replaced by `line`. */
   private lineReplacedInText(p: ParsedHeaders, k: number, line: string): this {
-    const o = k * STRIDE;
-    const start = p.index[o + 1]!;
-    const end = fieldLineStop(p.text, start);
-    const text = p.text.slice(0, start) + line + p.text.slice(end, headEnd(p));
-    const delta = line.length - (end - start);
-    const index = p.index.slice();
-    index[o] = index[o]! & ~FOLDED;
-    for (let j = o + STRIDE + 1; j < index.length; j += STRIDE) index[j]! += delta;
-    const results = p.results.slice();
-    results[k] = undefined;
-    const codecs = p.codecs?.slice();
-    if (codecs !== undefined && codecs.length > k) codecs[k] = undefined;
-    return this.copy(undefined, this.body, { text, index, results, codecs, firsts: p.firsts });
+    const start = p.index[k * STRIDE + 1]!;
+    return this.splicedInText(
+      p,
+      k,
+      start,
+      fieldLineStop(p.text, start),
+      line,
+      undefined,
+      undefined,
+    );
   }
 
   /** The fields for which `drop` holds removed, with their lines. */
@@ -850,9 +850,7 @@ export abstract class SipMessage {
       const o = k * STRIDE;
       const start = p.index[o + 1]!;
       if (drop(k)) {
-        let end = fieldLineStop(src, start);
-        if (src.charCodeAt(end) === CR) end++;
-        if (src.charCodeAt(end) === LF) end++;
+        const end = lineAfter(src, start);
         text += src.slice(copied, start);
         copied = end;
         shift += end - start;
@@ -901,8 +899,26 @@ export abstract class SipMessage {
     const ve = fieldValueEnd(p.text, vs, lineStop);
     // A folded field becomes one line: its value is replaced up to the end of its last line.
     const end = (p.index[o]! & FOLDED) !== 0 ? lineStop : ve;
-    const text = p.text.slice(0, vs) + v + p.text.slice(end, headEnd(p));
-    const delta = v.length - (end - vs);
+    return this.splicedInText(p, k, vs, end, v, codec, decoded);
+  }
+
+  /**
+   * Field `k`'s text from `from` to `to` replaced by `insert` (no line break in it), the later
+   * fields' offsets shifted; what field `k` decodes to is `decoded` with `codec` when given,
+   * else read again when asked.
+   */
+  private splicedInText<T>(
+    p: ParsedHeaders,
+    k: number,
+    from: number,
+    to: number,
+    insert: string,
+    codec: HeaderCodec<T> | undefined,
+    decoded: T | undefined,
+  ): this {
+    const o = k * STRIDE;
+    const text = p.text.slice(0, from) + insert + p.text.slice(to, headEnd(p));
+    const delta = insert.length - (to - from);
     const index = p.index.slice();
     index[o] = index[o]! & ~FOLDED;
     for (let j = o + STRIDE + 1; j < index.length; j += STRIDE) index[j]! += delta;
@@ -1101,43 +1117,26 @@ export class SipRequest extends SipMessage {
 
   /** A copy with another Request-URI (§16.6 step 2, §16.12 strict-route fix-up). */
   withUri(uri: Uri): SipRequest {
+    // A parsed request's copy shares its header text and what was decoded of it (the start line
+    // is written from method, Request-URI and version, never read from the text); one in object
+    // form shares its field objects.
     const p = this.parsed;
-    if (p !== undefined) {
-      // The header text is the same: the copy shares it, and what was decoded of it (the start
-      // line is written from method, Request-URI and version, never read from the text).
-      return new SipRequest(
-        requestInit(
-          this.method,
-          uri,
-          formatUri(uri),
-          this.version,
-          p,
-          undefined,
-          this.body,
-          -1,
-          undefined,
-          this.binary,
-        ),
-      );
-    }
-    const fields = this.fields;
-    return this.keepDecoded(
-      new SipRequest(
-        requestInit(
-          this.method,
-          uri,
-          formatUri(uri),
-          this.version,
-          undefined,
-          fields,
-          this.body,
-          -1,
-          undefined,
-          this.binary,
-        ),
+    const fields = p === undefined ? this.fields : undefined;
+    const m = new SipRequest(
+      requestInit(
+        this.method,
+        uri,
+        formatUri(uri),
+        this.version,
+        p,
+        fields,
+        this.body,
+        -1,
+        undefined,
+        this.binary,
       ),
-      fields,
     );
+    return fields === undefined ? m : this.keepDecoded(m, fields);
   }
 }
 
