@@ -13,6 +13,7 @@ export const ErrorCodes = {
   SB_ERR_INVALID_STATUS: 'A status code outside 100..699 was given to a builder',
   SB_ERR_HEADER_ABSENT: 'A message lacks a header that the operation needs',
   SB_ERR_CONFIG: 'The server configuration is invalid',
+  SB_ERR_NOT_KEPT: 'A finished transaction no longer keeps what was asked of it',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -56,6 +56,21 @@ export function keptOctets(
 }
 
 /**
+ * The octets of one message for a transaction to keep (a final response that only
+ * retransmissions will need); undefined when it cannot be serialized.
+ */
+export function keptMessageOctets(
+  m: SipRequest | SipResponse,
+  arena?: OctetArena,
+): Uint8Array | undefined {
+  try {
+    return arena === undefined ? serializeMessage(m) : octetsIn(m, arena);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * A message's octets carved from `arena`. A received message that is unchanged sends its
  * datagram's octets, a view of a buffer of its own (one ArrayBuffer per datagram read): they
  * are copied into the arena, so that the buffer can go. So are the octets of a message

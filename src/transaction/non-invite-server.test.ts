@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import { ManualClock } from '../base/clock.ts';
 import { createIdGenerator, seededRandom } from '../base/ids.ts';
 import { createResponse } from '../sip/message/builder.ts';
+import type { SipRequest } from '../sip/message/message.ts';
 import type { TransportError } from '../transport/transport.ts';
 import { createMemoryTransportPair, testRequest } from '../../test/support/memory-transport.ts';
 import type { NonInviteServerState, NonInviteServerTransaction } from './non-invite-server.ts';
@@ -163,10 +164,13 @@ for (const row of TABLE) {
     });
     const tu: string[] = [];
     let tx: NonInviteServerTransaction | undefined;
+    // As a TU does: the request is kept from onRequest (Completed over UDP lets it go).
+    let received: SipRequest | undefined;
     layer.setDelegate({
       onRequest: (t) => {
         assert.equal(t.kind, 'non-invite');
         tx = t as NonInviteServerTransaction;
+        received = tx.request;
         tx.setUser({
           onTransportError: (_t: ServerTransaction, e: Error) =>
             tu.push(`${clock.now()} transport-error ${(e as TransportError).code}`),
@@ -185,12 +189,12 @@ for (const row of TABLE) {
           clock.advance(step[1]);
           break;
         case 'tu':
-          void tx.respond(createResponse(tx.request, step[1], { toTag: 'uas' })).catch(() => {});
+          void tx.respond(createResponse(received!, step[1], { toTag: 'uas' })).catch(() => {});
           clock.advance(0);
           break;
         case 'stateless':
           void tx
-            .respondStateless(createResponse(tx.request, step[1], { toTag: 'uas' }))
+            .respondStateless(createResponse(received!, step[1], { toTag: 'uas' }))
             .catch(() => {});
           clock.advance(0);
           break;
@@ -232,4 +236,25 @@ test('non-INVITE server: respondStateless refuses a provisional response', () =>
     code: 'SB_ERR_INVALID_ARGUMENT',
   });
   assert.equal(tx.state, 'trying');
+});
+
+test('non-INVITE server: Completed over UDP keeps the final response, not the request (§17.2.2)', async () => {
+  const { net, txs } = serverTransactions('MESSAGE');
+  const tx = txs[0] as NonInviteServerTransaction;
+  const request = tx.request;
+  await tx.respond(createResponse(request, 200, { toTag: 't' }));
+  assert.equal(tx.state, 'completed');
+  assert.throws(() => tx.request, { code: 'SB_ERR_NOT_KEPT' });
+  // What Completed is there for still works: the response, parsed again from its octets.
+  assert.equal(tx.lastResponse?.status, 200);
+  assert.equal(tx.lastResponse?.callId, request.callId);
+  assert.equal(net.responses(undefined, 'b').length, 1);
+});
+
+test('non-INVITE server: over a reliable transport the request stays readable until Terminated', async () => {
+  const { txs } = serverTransactions('MESSAGE', ['one'], 'tcp');
+  const tx = txs[0] as NonInviteServerTransaction;
+  await tx.respond(createResponse(tx.request, 200, { toTag: 't' }));
+  assert.equal(tx.state, 'terminated');
+  assert.equal(tx.request.method, 'MESSAGE');
 });

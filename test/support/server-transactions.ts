@@ -13,9 +13,10 @@ import { createMemoryTransportPair, testRequest, type MemoryNetwork } from './me
 export function serverTransactions(
   method: string,
   callIds: readonly string[] = ['call-1@memory'],
+  protocol: 'udp' | 'tcp' = 'udp',
 ): { readonly net: MemoryNetwork; readonly txs: ServerTransaction[] } {
   const clock = new ManualClock();
-  const net = createMemoryTransportPair({ clock, latencyMs: 0 });
+  const net = createMemoryTransportPair({ clock, latencyMs: 0, protocol });
   const layer = new TransactionLayer({ transport: net.b, clock });
   const txs: ServerTransaction[] = [];
   layer.setDelegate({ onRequest: (t) => void txs.push(t) });
