@@ -118,6 +118,15 @@ export interface ListenSpec {
 
 const PROTOCOLS: ReadonlySet<string> = new Set(['udp', 'tcp', 'tls', 'ws', 'wss']);
 
+/** A sender of datagrams as the layer hands its messages on: where they came from, how to answer. */
+interface UdpPeer {
+  readonly source: Source;
+  readonly reply: (out: Uint8Array) => Promise<void>;
+}
+
+/** Most senders whose `UdpPeer` is remembered (`peerOf`); a flood from more starts the memo over. */
+const MAX_UDP_PEERS = 4096;
+
 function badSpec(spec: string, why: string): SwitchboardError {
   return new SwitchboardError('SB_ERR_INVALID_ARGUMENT', `listen spec "${spec}": ${why}`);
 }
@@ -362,6 +371,9 @@ class Layer implements SwitchboardTransportLayer, ListenerHost {
   private readonly answeredByReader:
     ((bytes: Uint8Array, maxHeaderBytes: number) => boolean) | undefined;
   /** Other workers' connections (steering): by id, and by remote endpoint key. */
+  /** `peerOf`: senders of datagrams by address, then port. */
+  private readonly udpPeers = new Map<string, Map<number, UdpPeer>>();
+  private udpPeerCount = 0;
   private readonly peerConnById = new Map<string, { owner: number; key: string }>();
   private readonly peerConnByEndpoint = new Map<string, { owner: number; id: string }>();
   listeners: readonly ListenerInfo[] = [];
@@ -572,18 +584,44 @@ class Layer implements SwitchboardTransportLayer, ListenerHost {
 
   datagram(listener: ListenerInfo, bytes: Uint8Array, remote: Endpoint): void {
     if (this.isClosed) return;
-    const source: Source = {
-      protocol: 'udp',
-      address: remote.address,
-      port: remote.port,
-      listener,
-    };
+    const peer = this.peerOf(listener, remote);
+    this.inbound(bytes, 'datagram', peer.source, peer.reply, undefined);
+  }
+
+  /**
+   * The Source of a datagram and the way back to its sender (§18.2.2), one pair per sender
+   * (listener, address, port) rather than one per datagram. A server keeps every completed
+   * non-INVITE server transaction 64*T1 with its Source (§17.2.2), a few hundred thousand of
+   * them at a busy registrar; most of its traffic comes from the same senders again (a phone's
+   * every request, a trunk's or an edge proxy's all of them), so they share one object and one
+   * address string instead of keeping about 90 bytes each. Bounded: past `MAX_UDP_PEERS` senders
+   * it starts over.
+   */
+  private peerOf(listener: ListenerInfo, remote: Endpoint): UdpPeer {
+    let byPort = this.udpPeers.get(remote.address);
+    let peer = byPort?.get(remote.port);
+    if (peer !== undefined && peer.source.listener === listener) return peer;
     const udp = this.active.find((l) => l.info === listener);
-    const reply = (out: Uint8Array): Promise<void> =>
-      udp?.kind === 'datagram'
-        ? udp.send(out, remote)
-        : Promise.reject(new TransportError('SB_ERR_TRANSPORT_CLOSED', 'listener gone'));
-    this.inbound(bytes, 'datagram', source, reply, undefined);
+    const to: Endpoint = { address: remote.address, port: remote.port };
+    peer = {
+      source: { protocol: 'udp', address: to.address, port: to.port, listener },
+      reply: (out: Uint8Array): Promise<void> =>
+        udp?.kind === 'datagram'
+          ? udp.send(out, to)
+          : Promise.reject(new TransportError('SB_ERR_TRANSPORT_CLOSED', 'listener gone')),
+    };
+    if (this.udpPeerCount >= MAX_UDP_PEERS) {
+      this.udpPeers.clear();
+      this.udpPeerCount = 0;
+      byPort = undefined;
+    }
+    if (byPort === undefined) {
+      byPort = new Map();
+      this.udpPeers.set(to.address, byPort);
+    }
+    if (!byPort.has(to.port)) this.udpPeerCount++;
+    byPort.set(to.port, peer);
+    return peer;
   }
 
   data(conn: StreamConnection, bytes: Uint8Array): void {
@@ -1105,6 +1143,12 @@ class Layer implements SwitchboardTransportLayer, ListenerHost {
     const listener = this.active.find((l) => l.info.id === f.listenerId);
     if (listener === undefined) {
       this.logger.warn({ listenerId: f.listenerId }, 'forwarded message for an unknown listener');
+      return;
+    }
+    if (f.connectionId === undefined && f.protocol === 'udp' && listener.kind === 'datagram') {
+      // A datagram another worker read: the same sender as one read here (`peerOf`).
+      const peer = this.peerOf(listener.info, { address: f.address, port: f.port });
+      this.inbound(f.bytes, f.framing, peer.source, peer.reply, undefined, false);
       return;
     }
     const remote: Endpoint = { address: f.address, port: f.port };
