@@ -33,7 +33,7 @@ import { SwitchboardError } from '../base/errors.ts';
 import { sendSafely, toError, type MachineTimer, type TransactionContext } from './context.ts';
 import type { NonInviteClientTransaction, NonInviteClientUser } from './non-invite-client.ts';
 import { buildAckForNon2xx, buildCancel } from './requests.ts';
-import { keptOctets, reparseKept, serializeQuietly } from './kept.ts';
+import { keptOctets, reparseKeptAt, serializeQuietly } from './kept.ts';
 import { backoffUncapped, TimerSet, type TimerValues, type Waiter } from './timers.ts';
 
 /** Figure 5 states, with Accepted from RFC 6026 §8.4. */
@@ -125,10 +125,14 @@ export class InviteClientTransaction implements Waiter {
   private intervalA: number;
   private req: SipRequest | undefined;
   /** Accepted: the request as the octets it was sent in (see `keepAsOctets`). */
-  private reqBytes: Uint8Array | undefined;
+  private reqChunk: ArrayBufferLike | undefined;
+  private reqOffset = 0;
+  private reqLength = 0;
   private last: SipResponse | undefined;
   /** Accepted: the 2xx as the octets it came in (see `keepAsOctets`). */
-  private lastBytes: Uint8Array | undefined;
+  private lastChunk: ArrayBufferLike | undefined;
+  private lastOffset = 0;
+  private lastLength = 0;
   private ackRequest: SipRequest | undefined;
   private cancelReq: SipRequest | undefined;
   private cancelUser: NonInviteClientUser = NO_CANCEL_USER;
@@ -163,14 +167,14 @@ export class InviteClientTransaction implements Waiter {
 
   /** The INVITE (parsed again from its octets once the transaction is Accepted). */
   get request(): SipRequest {
-    this.req ??= reparseKept(this.reqBytes!) as SipRequest;
+    this.req ??= reparseKeptAt(this.reqChunk!, this.reqOffset, this.reqLength) as SipRequest;
     return this.req;
   }
 
   /** The last response received. */
   get lastResponse(): SipResponse | undefined {
-    if (this.last === undefined && this.lastBytes !== undefined) {
-      this.last = reparseKept(this.lastBytes) as SipResponse;
+    if (this.last === undefined && this.lastChunk !== undefined) {
+      this.last = reparseKeptAt(this.lastChunk, this.lastOffset, this.lastLength) as SipResponse;
     }
     return this.last;
   }
@@ -445,8 +449,12 @@ export class InviteClientTransaction implements Waiter {
     if (this.current !== 'accepted' || this.req === undefined || this.last === undefined) return;
     const kept = keptOctets(this.req, this.last, this.ctx.arena);
     if (kept === undefined) return;
-    this.reqBytes = kept.req;
-    this.lastBytes = kept.res;
+    this.reqChunk = kept.req.buffer;
+    this.reqOffset = kept.req.byteOffset;
+    this.reqLength = kept.req.byteLength;
+    this.lastChunk = kept.res.buffer;
+    this.lastOffset = kept.res.byteOffset;
+    this.lastLength = kept.res.byteLength;
     this.req = undefined;
     this.last = undefined;
   }

@@ -33,7 +33,7 @@ import type { SipRequest, SipResponse } from '../sip/message/message.ts';
 import type { InboundRequest, Source } from '../transport/transport.ts';
 import { isReliable } from '../transport/transport.ts';
 import { SwitchboardError } from '../base/errors.ts';
-import { keptOctets, reparseKept, serializeQuietly } from './kept.ts';
+import { keptOctets, reparseKeptAt, serializeQuietly } from './kept.ts';
 import { sendSafely, toError, type MachineTimer, type TransactionContext } from './context.ts';
 import { backoffCapped, TimerSet, type TimerValues, type Waiter } from './timers.ts';
 
@@ -116,8 +116,12 @@ export class InviteServerTransaction implements Waiter {
   private req: SipRequest | undefined;
   private last: SipResponse | undefined;
   /** Accepted: the INVITE and the 2xx as octets (see `keepAsOctets`). */
-  private reqBytes: Uint8Array | undefined;
-  private lastBytes: Uint8Array | undefined;
+  private reqChunk: ArrayBufferLike | undefined;
+  private reqOffset = 0;
+  private reqLength = 0;
+  private lastChunk: ArrayBufferLike | undefined;
+  private lastOffset = 0;
+  private lastLength = 0;
   /** A transport error has been reported to the TU (RFC 6026 §8.8). */
   private failed = false;
 
@@ -150,14 +154,14 @@ export class InviteServerTransaction implements Waiter {
 
   /** The INVITE (parsed again from its octets once the transaction is Accepted). */
   get request(): SipRequest {
-    this.req ??= reparseKept(this.reqBytes!) as SipRequest;
+    this.req ??= reparseKeptAt(this.reqChunk!, this.reqOffset, this.reqLength) as SipRequest;
     return this.req;
   }
 
   /** The last response passed to the transport (provisional or final). */
   get lastResponse(): SipResponse | undefined {
-    if (this.last === undefined && this.lastBytes !== undefined) {
-      this.last = reparseKept(this.lastBytes) as SipResponse;
+    if (this.last === undefined && this.lastChunk !== undefined) {
+      this.last = reparseKeptAt(this.lastChunk, this.lastOffset, this.lastLength) as SipResponse;
     }
     return this.last;
   }
@@ -442,8 +446,12 @@ export class InviteServerTransaction implements Waiter {
     if (this.req === undefined || this.last === undefined) return;
     const kept = keptOctets(this.req, this.last, this.ctx.arena);
     if (kept === undefined) return;
-    this.reqBytes = kept.req;
-    this.lastBytes = kept.res;
+    this.reqChunk = kept.req.buffer;
+    this.reqOffset = kept.req.byteOffset;
+    this.reqLength = kept.req.byteLength;
+    this.lastChunk = kept.res.buffer;
+    this.lastOffset = kept.res.byteOffset;
+    this.lastLength = kept.res.byteLength;
     this.req = undefined;
     this.last = undefined;
   }

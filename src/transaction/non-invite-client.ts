@@ -22,7 +22,7 @@ import type { Destination } from '../transport/transport.ts';
 import { isReliable } from '../transport/transport.ts';
 import { SwitchboardError } from '../base/errors.ts';
 import { sendSafely, toError, type MachineTimer, type TransactionContext } from './context.ts';
-import { keptOctets, reparseKept, serializeQuietly } from './kept.ts';
+import { keptOctets, reparseKeptAt, serializeQuietly } from './kept.ts';
 import { backoffCapped, TimerSet, type TimerValues, type Waiter } from './timers.ts';
 
 /** Figure 6 states. */
@@ -88,8 +88,12 @@ export class NonInviteClientTransaction implements Waiter {
   private req: SipRequest | undefined;
   private last: SipResponse | undefined;
   /** Completed over UDP: the request and the final response as octets (see `enterCompleted`). */
-  private reqBytes: Uint8Array | undefined;
-  private lastBytes: Uint8Array | undefined;
+  private reqChunk: ArrayBufferLike | undefined;
+  private reqOffset = 0;
+  private reqLength = 0;
+  private lastChunk: ArrayBufferLike | undefined;
+  private lastOffset = 0;
+  private lastLength = 0;
   private started = false;
 
   constructor(o: NonInviteClientInit) {
@@ -120,14 +124,14 @@ export class NonInviteClientTransaction implements Waiter {
 
   /** The request (parsed again from its octets once the transaction is Completed). */
   get request(): SipRequest {
-    this.req ??= reparseKept(this.reqBytes!) as SipRequest;
+    this.req ??= reparseKeptAt(this.reqChunk!, this.reqOffset, this.reqLength) as SipRequest;
     return this.req;
   }
 
   /** The last response received (provisional or final). */
   get lastResponse(): SipResponse | undefined {
-    if (this.last === undefined && this.lastBytes !== undefined) {
-      this.last = reparseKept(this.lastBytes) as SipResponse;
+    if (this.last === undefined && this.lastChunk !== undefined) {
+      this.last = reparseKeptAt(this.lastChunk, this.lastOffset, this.lastLength) as SipResponse;
     }
     return this.last;
   }
@@ -253,8 +257,12 @@ export class NonInviteClientTransaction implements Waiter {
     if (this.req === undefined || this.last === undefined) return;
     const kept = keptOctets(this.req, this.last, this.ctx.arena);
     if (kept === undefined) return;
-    this.reqBytes = kept.req;
-    this.lastBytes = kept.res;
+    this.reqChunk = kept.req.buffer;
+    this.reqOffset = kept.req.byteOffset;
+    this.reqLength = kept.req.byteLength;
+    this.lastChunk = kept.res.buffer;
+    this.lastOffset = kept.res.byteOffset;
+    this.lastLength = kept.res.byteLength;
     this.req = undefined;
     this.last = undefined;
   }

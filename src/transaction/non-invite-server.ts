@@ -20,7 +20,7 @@ import type { SipRequest, SipResponse } from '../sip/message/message.ts';
 import type { InboundRequest, Source } from '../transport/transport.ts';
 import { isReliable } from '../transport/transport.ts';
 import { SwitchboardError } from '../base/errors.ts';
-import { keptMessageOctets, reparseKept, serializeQuietly } from './kept.ts';
+import { keptMessageOctets, reparseKeptAt, serializeQuietly } from './kept.ts';
 import { sendSafely, toError, type MachineTimer, type TransactionContext } from './context.ts';
 import type { TimerValues, Waiter } from './timers.ts';
 
@@ -137,8 +137,7 @@ export class NonInviteServerTransaction implements Waiter {
   /** The last response passed to the transport (provisional or final). */
   get lastResponse(): SipResponse | undefined {
     if (this.last === undefined && this.lastChunk !== undefined) {
-      const bytes = new Uint8Array(this.lastChunk, this.lastOffset, this.lastLength);
-      this.last = reparseKept(bytes) as SipResponse;
+      this.last = reparseKeptAt(this.lastChunk, this.lastOffset, this.lastLength) as SipResponse;
     }
     return this.last;
   }
