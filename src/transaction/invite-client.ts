@@ -33,7 +33,7 @@ import { SwitchboardError } from '../base/errors.ts';
 import { sendSafely, toError, type MachineTimer, type TransactionContext } from './context.ts';
 import type { NonInviteClientTransaction, NonInviteClientUser } from './non-invite-client.ts';
 import { buildAckForNon2xx, buildCancel } from './requests.ts';
-import { keptOctets, reparseKeptAt, serializeQuietly } from './kept.ts';
+import { keptMessageOctets, reparseKeptAt, serializeQuietly } from './kept.ts';
 import { backoffUncapped, TimerSet, type TimerValues, type Waiter } from './timers.ts';
 
 /** Figure 5 states, with Accepted from RFC 6026 §8.4. */
@@ -123,11 +123,8 @@ export class InviteClientTransaction implements Waiter {
    */
   private waitingFor: 'D' | 'M' | undefined = undefined;
   private intervalA: number;
+  /** The INVITE, until Accepted lets it go (see `keepAsOctets`). */
   private req: SipRequest | undefined;
-  /** Accepted: the request as the octets it was sent in (see `keepAsOctets`). */
-  private reqChunk: ArrayBufferLike | undefined;
-  private reqOffset = 0;
-  private reqLength = 0;
   private last: SipResponse | undefined;
   /** Accepted: the 2xx as the octets it came in (see `keepAsOctets`). */
   private lastChunk: ArrayBufferLike | undefined;
@@ -165,9 +162,15 @@ export class InviteClientTransaction implements Waiter {
     return this.current;
   }
 
-  /** The INVITE (parsed again from its octets once the transaction is Accepted). */
+  /**
+   * The INVITE, until the transaction is Accepted: Accepted keeps only the 2xx (see
+   * `keepAsOctets`), and reading the INVITE then throws SB_ERR_NOT_KEPT. A TU that needs it
+   * later keeps the one it sent.
+   */
   get request(): SipRequest {
-    this.req ??= reparseKeptAt(this.reqChunk!, this.reqOffset, this.reqLength) as SipRequest;
+    if (this.req === undefined) {
+      throw new SwitchboardError('SB_ERR_NOT_KEPT', `the INVITE of ${this.id} (${this.current})`);
+    }
     return this.req;
   }
 
@@ -442,19 +445,17 @@ export class InviteClientTransaction implements Waiter {
 
   /**
    * Accepted lasts 64*T1 whatever the transport and needs neither message, only to pass later
-   * 2xx up: the INVITE and the 2xx are kept as the octets they were sent and received in, not
-   * as parsed header objects (kept.ts), and parsed again if read.
+   * 2xx up (RFC 6026 §8.4): the INVITE goes (no CANCEL and no ACK is built from it any more,
+   * §9.1, §17.1.1.3), and the 2xx is kept as the octets it was received in, not as parsed header
+   * objects (kept.ts), parsed again if read.
    */
   private keepAsOctets(): void {
-    if (this.current !== 'accepted' || this.req === undefined || this.last === undefined) return;
-    const kept = keptOctets(this.req, this.last, this.ctx.arena);
+    if (this.current !== 'accepted' || this.last === undefined) return;
+    const kept = keptMessageOctets(this.last, this.ctx.arena);
     if (kept === undefined) return;
-    this.reqChunk = kept.req.buffer;
-    this.reqOffset = kept.req.byteOffset;
-    this.reqLength = kept.req.byteLength;
-    this.lastChunk = kept.res.buffer;
-    this.lastOffset = kept.res.byteOffset;
-    this.lastLength = kept.res.byteLength;
+    this.lastChunk = kept.buffer;
+    this.lastOffset = kept.byteOffset;
+    this.lastLength = kept.byteLength;
     this.req = undefined;
     this.last = undefined;
   }
