@@ -9,7 +9,6 @@ import { test } from 'node:test';
 import { ManualClock } from '../base/clock.ts';
 import { createIdGenerator, seededRandom } from '../base/ids.ts';
 import { createResponse } from '../sip/message/builder.ts';
-import { serializeMessage } from '../sip/message/serialize.ts';
 import type { InboundRequest, TransportError } from '../transport/transport.ts';
 import { createMemoryTransportPair, testRequest } from '../../test/support/memory-transport.ts';
 import type { InviteClientState, InviteClientTransaction } from './invite-client.ts';
