@@ -60,18 +60,15 @@ export function keptOctets(
   res: SipResponse,
   arena?: OctetArena,
 ): { readonly req: Uint8Array; readonly res: Uint8Array } | undefined {
-  try {
-    return arena === undefined
-      ? { req: serializeMessage(req), res: serializeMessage(res) }
-      : { req: octetsIn(req, arena), res: octetsIn(res, arena) };
-  } catch {
-    return undefined;
-  }
+  const reqOctets = keptMessageOctets(req, arena);
+  if (reqOctets === undefined) return undefined;
+  const resOctets = keptMessageOctets(res, arena);
+  return resOctets === undefined ? undefined : { req: reqOctets, res: resOctets };
 }
 
 /**
- * The octets of one message for a transaction to keep (a final response that only
- * retransmissions will need); undefined when it cannot be serialized.
+ * The octets of one message for a transaction to keep (`keptOctets`, or a final response alone
+ * when only retransmissions will need it); undefined when it cannot be serialized.
  */
 export function keptMessageOctets(
   m: SipRequest | SipResponse,

@@ -370,10 +370,10 @@ class Layer implements SwitchboardTransportLayer, ListenerHost {
   private readonly steering: SteeringLink | undefined;
   private readonly answeredByReader:
     ((bytes: Uint8Array, maxHeaderBytes: number) => boolean) | undefined;
-  /** Other workers' connections (steering): by id, and by remote endpoint key. */
   /** `peerOf`: senders of datagrams by address, then port. */
   private readonly udpPeers = new Map<string, Map<number, UdpPeer>>();
   private udpPeerCount = 0;
+  /** Other workers' connections (steering): by id, and by remote endpoint key. */
   private readonly peerConnById = new Map<string, { owner: number; key: string }>();
   private readonly peerConnByEndpoint = new Map<string, { owner: number; id: string }>();
   listeners: readonly ListenerInfo[] = [];
@@ -602,7 +602,8 @@ class Layer implements SwitchboardTransportLayer, ListenerHost {
     let peer = byPort?.get(remote.port);
     if (peer !== undefined && peer.source.listener === listener) return peer;
     const udp = this.active.find((l) => l.info === listener);
-    const to: Endpoint = { address: remote.address, port: remote.port };
+    // `remote` is the caller's own object, made for this datagram: the peer keeps it.
+    const to = remote;
     peer = {
       source: { protocol: 'udp', address: to.address, port: to.port, listener },
       reply: (out: Uint8Array): Promise<void> =>
