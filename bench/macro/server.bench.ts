@@ -26,7 +26,7 @@
  * kamailio_* equivalents and ratio_* = Switchboard / Kamailio.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -168,6 +168,17 @@ const MIN_ACHIEVED = 0.9;
 const IDLE_CPU_SHARE = 0.15;
 /** Kamailio -m: shared memory, MB (its default, 64, runs out when a step overloads it). */
 const KAMAILIO_SHM_MB = 1024;
+/**
+ * sipp -buff_size, bytes: the send and receive buffer of the stepping sipps (the UAC and the
+ * callee UAS). sipp's default, 64 KiB (128 KiB once Linux doubles it), holds about a hundred
+ * datagrams of these scenarios; at 13,000 registrations/s sipp's own socket dropped 500-700 of
+ * Kamailio's responses and 3,000-12,000 of Switchboard's per step (/proc/net/udp, measured by
+ * hand), each dropped response a retransmission 500 ms later, and the step's limit became
+ * sipp's socket rather than the server. With 4 MiB neither server's responses were dropped at
+ * 14,000/s or 16,000/s. The kernel caps it at net.core.rmem_max / wmem_max (the output prints
+ * what it is).
+ */
+const SIPP_BUFFER_BYTES = 4 * 1024 * 1024;
 
 const THIS_DIR = dirname(fileURLToPath(import.meta.url));
 const SCENARIOS = join(THIS_DIR, 'server');
@@ -354,6 +365,15 @@ interface Context {
   readonly memoryInf: string;
 }
 
+/** A /proc/sys value as text, or 'unknown'. */
+function sysctl(path: string): string {
+  try {
+    return readFileSync(`/proc/sys/${path}`, 'utf8').trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
@@ -398,7 +418,10 @@ function uacOptions(
   // -l: sipp's cap on calls in progress, far above what the step needs (open loop: sipp must not
   // slow down because the server does); -recv_timeout: a call that stalls fails.
   const open = Math.ceil((rate * (ctx.cfg.stepMs + ctx.cfg.recvTimeoutMs)) / 1000) + 100;
-  const limits = ['-l', String(open), '-recv_timeout', `${ctx.cfg.recvTimeoutMs}ms`];
+  const limits = [
+    ...['-l', String(open), '-recv_timeout', `${ctx.cfg.recvTimeoutMs}ms`],
+    ...['-buff_size', String(SIPP_BUFFER_BYTES)],
+  ];
   switch (w.kind) {
     case 'register':
       return {
@@ -439,7 +462,7 @@ async function startCallee(ctx: Context, srv: ServerUnderTest, w: Workload): Pro
     timeoutMs: 2 * ctx.cfg.stepMs + ctx.cfg.warmupMs + 60_000,
     timewaitMs: 2000,
     // A call the caller gave up on does not wait for ever.
-    extraArgs: ['-recv_timeout', '10000ms'],
+    extraArgs: ['-recv_timeout', '10000ms', '-buff_size', String(SIPP_BUFFER_BYTES)],
   });
   try {
     const inf = join(ctx.dir, `callee-${srv.kind}.csv`);
@@ -1188,6 +1211,10 @@ async function run(opts: SuiteOptions): Promise<void> {
       (kamailio === undefined
         ? 'kamailio not installed'
         : `${kamailioVersion(kamailio)} (${kamailio})`),
+  );
+  console.log(
+    `sipp -buff_size ${SIPP_BUFFER_BYTES} (the kernel caps it: net.core.rmem_max ` +
+      `${sysctl('net/core/rmem_max')}, wmem_max ${sysctl('net/core/wmem_max')})`,
   );
   const loadBefore = loadavg()[0]!;
   console.log(
