@@ -155,6 +155,15 @@ export function udpRcvbufErrors(): number | undefined {
   }
 }
 
+/** A kernel setting under /proc/sys as text (e.g. `net/core/rmem_max`), or undefined. */
+export function procSys(path: string): string | undefined {
+  try {
+    return readFileSync(`/proc/sys/${path}`, 'latin1').trim();
+  } catch {
+    return undefined;
+  }
+}
+
 export function tryKill(pid: number, signal: NodeJS.Signals): void {
   try {
     process.kill(pid, signal);

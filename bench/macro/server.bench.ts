@@ -26,7 +26,7 @@
  * kamailio_* equivalents and ratio_* = Switchboard / Kamailio.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -41,7 +41,7 @@ import {
 } from '../../test/integration/sipp/sipp.ts';
 import { findOnPath } from '../../test/support/tools.ts';
 import { MAX_FAILED, nextRate, rampResult, roundRate, type Verdict } from '../lib/ramp.ts';
-import { udpDrops, udpRcvbufErrors } from '../lib/proc.ts';
+import { procSys, udpDrops, udpRcvbufErrors } from '../lib/proc.ts';
 import type { Suite, SuiteOptions } from '../lib/suite.ts';
 import {
   DOMAIN,
@@ -365,15 +365,6 @@ interface Context {
   readonly memoryInf: string;
 }
 
-/** A /proc/sys value as text, or 'unknown'. */
-function sysctl(path: string): string {
-  try {
-    return readFileSync(`/proc/sys/${path}`, 'utf8').trim();
-  } catch {
-    return 'unknown';
-  }
-}
-
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
@@ -419,8 +410,12 @@ function uacOptions(
   // slow down because the server does); -recv_timeout: a call that stalls fails.
   const open = Math.ceil((rate * (ctx.cfg.stepMs + ctx.cfg.recvTimeoutMs)) / 1000) + 100;
   const limits = [
-    ...['-l', String(open), '-recv_timeout', `${ctx.cfg.recvTimeoutMs}ms`],
-    ...['-buff_size', String(SIPP_BUFFER_BYTES)],
+    '-l',
+    String(open),
+    '-recv_timeout',
+    `${ctx.cfg.recvTimeoutMs}ms`,
+    '-buff_size',
+    String(SIPP_BUFFER_BYTES),
   ];
   switch (w.kind) {
     case 'register':
@@ -1214,7 +1209,7 @@ async function run(opts: SuiteOptions): Promise<void> {
   );
   console.log(
     `sipp -buff_size ${SIPP_BUFFER_BYTES} (the kernel caps it: net.core.rmem_max ` +
-      `${sysctl('net/core/rmem_max')}, wmem_max ${sysctl('net/core/wmem_max')})`,
+      `${procSys('net/core/rmem_max') ?? 'unknown'}, wmem_max ${procSys('net/core/wmem_max') ?? 'unknown'})`,
   );
   const loadBefore = loadavg()[0]!;
   console.log(
