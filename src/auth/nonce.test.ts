@@ -214,6 +214,37 @@ describe('nc replay protection (RFC 7616 §3.4, §5.5)', () => {
     assert.equal(m.acceptNc(c, 2), 'ok');
   });
 
+  it('nonces dated to the same second as an evicted one: only the evicted are stale', () => {
+    // Challenges' nonces carry the second they were issued in, so thousands share one date.
+    const { m, clock } = manager({ maxTracked: 2 });
+    clock.advance(5_000);
+    const older = m.issue('r', undefined, 'call-0');
+    clock.advance(1_000);
+    const [a, b, c, d] = ['call-1', 'call-2', 'call-3', 'call-4'].map((r) =>
+      m.issue('r', undefined, r),
+    );
+    assert.equal(m.acceptNc(a!, 1), 'ok');
+    assert.equal(m.acceptNc(b!, 1), 'ok');
+    assert.equal(m.acceptNc(c!, 1), 'ok'); // evicts a
+    assert.equal(m.acceptNc(a!, 1), 'stale', 'the evicted nonce is not replayable');
+    assert.equal(m.acceptNc(d!, 1), 'ok', 'a nonce of the same second never seen is fine'); // evicts b
+    assert.equal(m.acceptNc(b!, 2), 'stale');
+    assert.equal(m.acceptNc(older!, 1), 'stale', 'issued before the newest evicted one');
+    assert.equal(m.acceptNc(d!, 2), 'ok');
+  });
+
+  it('more evicted nonces of one second than it remembers: all of that second are stale', () => {
+    const { m, clock } = manager({ maxTracked: 2 });
+    clock.advance(5_000);
+    const n = Array.from({ length: 7 }, (_, i) => m.issue('r', undefined, `call-${i}`));
+    for (const x of n.slice(0, 5)) assert.equal(m.acceptNc(x, 1), 'ok'); // 3 evicted: 1 too many
+    assert.equal(m.acceptNc(n[5]!, 1), 'stale');
+    clock.advance(1_000);
+    const next = m.issue('r', undefined, 'call-next');
+    assert.equal(m.acceptNc(next, 1), 'ok', 'a later second is not affected');
+    for (const x of n.slice(0, 3)) assert.equal(m.acceptNc(x, 2), 'stale');
+  });
+
   it('tracked entries stay ordered by use (LRU)', () => {
     const { m } = manager({ maxTracked: 2 });
     const a = m.issue('r');

