@@ -64,7 +64,7 @@ export interface DigestServerOptions {
   readonly algorithms?: readonly DigestAlgorithm[];
   /** How long a nonce is valid (default 300 000 ms); an older one is answered stale=true. */
   readonly nonceTtlMs?: number;
-  /** How many nonces' highest nc is remembered (default 10 000). */
+  /** How many nonces' highest nc is remembered (default 40 000: NonceManagerOptions.maxTracked). */
   readonly maxTrackedNonces?: number;
   /** Marks this server's nonces, when several share the secret (NonceManagerOptions.issuer). */
   readonly nonceIssuer?: number;
@@ -219,7 +219,7 @@ export function createDigestServer(options: DigestServerOptions): DigestServer {
     clock: options.clock,
     random,
     ttlMs: options.nonceTtlMs ?? 300_000,
-    maxTracked: options.maxTrackedNonces ?? 10_000,
+    ...(options.maxTrackedNonces !== undefined ? { maxTracked: options.maxTrackedNonces } : {}),
     ...(options.nonceIssuer !== undefined ? { issuer: options.nonceIssuer } : {}),
   });
   const ids = createIdGenerator(random);
