@@ -125,10 +125,22 @@ export interface TransactionContext {
   readonly timers: TransactionTimers;
   readonly logger: Logger;
   /**
-   * Where the octets of kept final responses and non-INVITE requests are carved from: they
-   * live a bounded time (Timer J, L, M, K; at most 64*T1 plus T4), about as long as each other.
+   * Where the octets that server transactions and INVITE client transactions keep are carved
+   * from: final responses (and requests) kept for 64*T1 (Timers J, L, M, D), about as long as
+   * each other.
    */
   readonly arena: OctetArena;
+  /**
+   * Where non-INVITE client transactions carve theirs: the request while it may be
+   * retransmitted (usually milliseconds, at most Timer F, 64*T1), then the request and its
+   * final response for Timer K (T4, 5 s). An arena chunk lives as long as the longest-kept
+   * octets in it, so these share no chunk with the 64*T1 ones: a proxy that forwards a
+   * MESSAGE keeps its 200 for 32 s, and the forwarded request and the 200 received for it
+   * would otherwise stay as long. Measured in one process 9 s after 35,000 MESSAGEs forwarded
+   * at 5,000/s (a heap snapshot, every Timer K over): 38.2 MB of arena chunks (1,091 octets per
+   * MESSAGE) with one arena, 9.7 MB (277 octets, the 200s kept for Timer J) with two.
+   */
+  readonly shortArena: OctetArena;
   emit(event: TransactionEvent): void;
   /**
    * Calls into the TU. An exception thrown there is logged and reported as a
@@ -173,6 +185,7 @@ export function createTransactionContext(o: TransactionContextOptions): Transact
     timers,
     logger,
     arena: new OctetArena(),
+    shortArena: new OctetArena(),
     emit,
     callUser(id, fn) {
       try {

@@ -13,7 +13,12 @@ import { serializeMessage } from '../sip/message/serialize.ts';
 import type { InboundRequest, TransportError } from '../transport/transport.ts';
 import { createMemoryTransportPair, testRequest } from '../../test/support/memory-transport.ts';
 import type { NonInviteClientState, NonInviteClientTransaction } from './non-invite-client.ts';
-import { TransactionLayer, type ClientTransaction } from './transaction-layer.ts';
+import type { NonInviteServerTransaction } from './non-invite-server.ts';
+import {
+  TransactionLayer,
+  type ClientTransaction,
+  type ServerTransaction,
+} from './transaction-layer.ts';
 
 type Step =
   | readonly ['advance', number]
@@ -252,5 +257,52 @@ test('non-INVITE client: in Completed over UDP the final response is kept as its
   assert.equal(kept.to.tag, 'kept');
   assert.equal(kept.getRaw('X-Kept'), 'yes');
   assert.equal(tx.lastResponse, kept);
+  layer.close();
+});
+
+test('non-INVITE client: its kept octets share no arena chunk with a server transaction’s 64*T1 ones', async () => {
+  // An arena chunk lives as long as the longest-kept octets carved from it: the request a
+  // client transaction sent and the response it got are kept T4 (Timer K), a server
+  // transaction's final response 64*T1 (Timer J).
+  const clock = new ManualClock();
+  const net = createMemoryTransportPair({ clock, latencyMs: 0 });
+  const layer = new TransactionLayer({ transport: net.a, clock });
+  const servers: ServerTransaction[] = [];
+  layer.setDelegate({
+    onRequest: (tx) => {
+      servers.push(tx);
+      void tx.respond(createResponse(tx.request, 200, { toTag: 'uas' })).catch(() => {});
+    },
+  });
+  const atB: InboundRequest[] = [];
+  net.b.setDelegate({ onRequest: (r) => atB.push(r), onResponse: () => {} });
+  // B asks A (a server transaction at A), A asks B (a client transaction at A).
+  void net.b.sendRequest(
+    testRequest({ method: 'MESSAGE', from: net.b, to: net.a, callId: 'to-a' }),
+    net.a.destination,
+  );
+  const client = layer.sendRequest(
+    testRequest({ method: 'MESSAGE', from: net.a, to: net.b, callId: 'to-b' }),
+    net.b.destination,
+    { onResponse: () => {}, onTimeout: () => {}, onTransportError: () => {} },
+  ) as NonInviteClientTransaction;
+  clock.advance(0);
+  await flush();
+  void net.b.sendResponse(createResponse(atB[0]!.message, 200, { toTag: 'b' }), atB[0]!.source);
+  clock.advance(0);
+  await flush();
+  const server = servers[0] as NonInviteServerTransaction;
+  assert.equal(server.state, 'completed');
+  assert.equal(client.state, 'completed');
+  type Chunks = { lastChunk?: ArrayBufferLike; reqChunk?: ArrayBufferLike };
+  const long = (server as unknown as Chunks).lastChunk;
+  const { reqChunk, lastChunk } = client as unknown as Chunks;
+  assert.ok(long !== undefined && reqChunk !== undefined && lastChunk !== undefined);
+  assert.notEqual(reqChunk, long);
+  assert.notEqual(lastChunk, long);
+  assert.equal(reqChunk, lastChunk, 'the client transaction’s two share the short-lived arena');
+  // Both still read back whole.
+  assert.equal(client.lastResponse?.status, 200);
+  assert.equal(server.lastResponse?.status, 200);
   layer.close();
 });

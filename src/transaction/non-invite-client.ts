@@ -105,9 +105,9 @@ export class NonInviteClientTransaction implements Waiter {
     }
     this.id = o.id;
     this.req = o.request;
-    // Serialized once, carved from the arena: the transport sends (and Timer E resends) these
-    // octets, and Completed keeps them (at most Timer F plus T4).
-    if (!isReliable(o.destination.protocol)) serializeQuietly(o.request, o.host.ctx.arena);
+    // Serialized once, carved from the short-lived arena: the transport sends (and Timer E
+    // resends) these octets, and Completed keeps them (at most Timer F plus T4).
+    if (!isReliable(o.destination.protocol)) serializeQuietly(o.request, o.host.ctx.shortArena);
     this.destination = o.destination;
     this.host = o.host;
     this.user = o.user;
@@ -255,7 +255,7 @@ export class NonInviteClientTransaction implements Waiter {
     // For those T4 the request and the final response are kept as octets, not as parsed
     // header objects (kept.ts): the octets the request was sent in and the response came in.
     if (this.req === undefined || this.last === undefined) return;
-    const kept = keptOctets(this.req, this.last, this.ctx.arena);
+    const kept = keptOctets(this.req, this.last, this.ctx.shortArena);
     if (kept === undefined) return;
     this.reqChunk = kept.req.buffer;
     this.reqOffset = kept.req.byteOffset;
