@@ -79,8 +79,10 @@ export interface StackOptions {
   readonly resolver?: SipResolver;
   /**
    * Live server transactions before new requests get 503 + Retry-After (bounded
-   * memory under floods). Finished UDP transactions stay 32 s (Timers J and L),
-   * so this caps the sustained rate at about this / 32 requests per second.
+   * memory under floods). Finished UDP transactions stay 32 s (Timers J and L) while
+   * there is room; with the table full, those that have waited 2*T2 (8 s) are ended
+   * early to make room, so the sustained rate is capped at about this / 8 requests
+   * per second (12,500 at the default 100,000), not this / 32.
    */
   readonly maxServerTransactions?: number;
   /** Of those, most for requests from one source address (default: no per-source limit). */

@@ -109,6 +109,14 @@ export type TransactionEvent =
       readonly target: string | undefined;
     }
   | {
+      /**
+       * The server transaction table was full: the oldest transactions that only waited to
+       * absorb retransmissions (64*T1: Timers J, L, M) were ended early to make room.
+       */
+      readonly type: 'ended-early';
+      readonly count: number;
+    }
+  | {
       /** A new request refused with 503 because the server transaction table is full. */
       readonly type: 'overload';
       readonly method: string;
@@ -154,6 +162,12 @@ export interface TransactionContext {
    * for the timers that only end a transaction whose job is done (D, I, J, K, L, M), never stopped.
    */
   wait(ms: number, w: Waiter): void;
+  /**
+   * Ends the waits of length `ms` ahead of their time, oldest first and only those that began
+   * at least `minAgeMs` ago, until `enough()` says so (asked before each). Returns how many
+   * waits it ended (some of whose transactions may have ended already).
+   */
+  endWaitsEarly(ms: number, minAgeMs: number, enough: () => boolean): number;
   /** Drops every wait (the layer closes). */
   closeWaits(): void;
 }
@@ -203,6 +217,12 @@ export function createTransactionContext(o: TransactionContextOptions): Transact
         queues.set(ms, q);
       }
       q.add(w);
+    },
+    endWaitsEarly(ms, minAgeMs, enough) {
+      const q = queues.get(ms);
+      let ended = 0;
+      while (q !== undefined && !enough() && q.endOldest(minAgeMs)) ended++;
+      return ended;
     },
     closeWaits() {
       for (const q of queues.values()) q.close();

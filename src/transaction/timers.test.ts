@@ -232,6 +232,34 @@ test('WaitQueue: many waits share one host timer at a time, and the queue is emp
   assert.equal(ended, 40_001);
 });
 
+test('WaitQueue: endOldest ends the oldest wait early only once it is old enough, then the timer goes on', () => {
+  const clock = new ManualClock();
+  const q = new WaitQueue(clock, 1000);
+  const ended: [string, number][] = [];
+  const waiter = (name: string) => ({ waitOver: () => ended.push([name, clock.now()]) });
+  assert.equal(q.endOldest(0), false, 'nothing to end');
+  q.add(waiter('a'));
+  clock.advance(100);
+  q.add(waiter('b'));
+  clock.advance(100);
+  q.add(waiter('c'));
+  // t = 200: a began 200 ms ago, b 100 ms ago.
+  assert.equal(q.endOldest(300), false);
+  assert.equal(q.endOldest(150), true);
+  assert.deepEqual(ended, [['a', 200]]);
+  assert.equal(q.endOldest(150), false, 'b is 100 ms old');
+  assert.equal(q.size, 2);
+  // The others end in their time; a is not told twice.
+  clock.advance(2000);
+  assert.deepEqual(
+    ended.map(([n]) => n),
+    ['a', 'b', 'c'],
+  );
+  assert.ok(ended[1]![1] >= 1100, `b at ${ended[1]![1]}`);
+  assert.equal(q.size, 0);
+  assert.equal(q.endOldest(0), false);
+});
+
 test('WaitQueue: close drops every wait untold; a throwing waiter does not stop the others', () => {
   const clock = new ManualClock();
   const q = new WaitQueue(clock, 100);

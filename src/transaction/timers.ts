@@ -260,6 +260,23 @@ export class WaitQueue {
     if (this.timer === undefined) this.timer = this.clock.setTimer(this.ms, this.fire);
   }
 
+  /**
+   * Ends the oldest wait ahead of its time, when it began at least `minAgeMs` ago: its waiter
+   * is told now, as if the wait were over. False when there is no wait that old. The waiter
+   * may have ended meanwhile (it then does nothing); the caller tells by what it looks at.
+   */
+  endOldest(minAgeMs: number): boolean {
+    if (this.head >= this.dues.length) return false;
+    if (this.dues[this.head]! - this.ms > this.clock.now() - minAgeMs) return false;
+    const w = this.waiters[this.head]!;
+    this.waiters[this.head] = undefined;
+    this.head++;
+    // The queue's timer stays set for the wait that was oldest: it fires, finds it gone and is
+    // set again for the new oldest.
+    w.waitOver();
+    return true;
+  }
+
   /** Drops every wait without telling its waiter, and the clock timer. */
   close(): void {
     this.timer?.cancel();

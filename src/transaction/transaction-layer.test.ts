@@ -399,6 +399,61 @@ test('bounded memory: beyond maxServerTransactions a new request gets 503 with R
   assert.deepEqual(seen, ['one', 'two', 'four']);
 });
 
+test('a full table ends the oldest finished transactions early (after 2*T2), never one in progress', () => {
+  const h = serverSide({ maxServerTransactions: 2 });
+  const seen: string[] = [];
+  const txs = new Map<string, ServerTransaction>();
+  h.layer.setDelegate({
+    onRequest: (t) => {
+      seen.push(t.request.callId);
+      txs.set(t.request.callId, t);
+    },
+  });
+  const reqs = new Map<string, SipRequest>();
+  const req = (callId: string): SipRequest => {
+    const r = testRequest({ method: 'MESSAGE', from: h.net.a, to: h.net.b, callId });
+    reqs.set(callId, r);
+    return r;
+  };
+  const answer = (callId: string): void => {
+    const t = txs.get(callId)!;
+    void t.respond(createResponse(t.request, 200, { toTag: 't' }));
+    h.clock.advance(0);
+  };
+  h.send(req('one'));
+  answer('one');
+  h.send(req('two'));
+  answer('two');
+  assert.deepEqual(h.received(), ['200 MESSAGE', '200 MESSAGE']);
+  // Both finished, both in Timer J (32 s), neither has waited 2*T2 = 8 s: no room yet.
+  h.clock.advance(7_000);
+  h.send(req('three'));
+  assert.deepEqual(seen, ['one', 'two']);
+  assert.equal(h.received()[2], '503 MESSAGE');
+  // At 8 s the oldest is ended early and the new request served.
+  h.clock.advance(1_000);
+  h.send(req('four'));
+  assert.deepEqual(seen, ['one', 'two', 'four']);
+  assert.equal(h.layer.size.server, 2);
+  assert.deepEqual(
+    h.events.filter((e) => e.type === 'ended-early'),
+    [{ type: 'ended-early', count: 1 }],
+  );
+  // 'two' still answers its retransmission from Completed, without the TU.
+  void h.net.a.sendRequest(reqs.get('two')!, h.net.b.destination);
+  h.clock.advance(0);
+  assert.deepEqual(h.received().slice(3), ['200 MESSAGE']);
+  assert.deepEqual(seen, ['one', 'two', 'four']);
+  // 'four' gets no answer: in progress, it is never ended to make room, 'two' is.
+  h.clock.advance(10_000);
+  h.send(req('five'));
+  assert.deepEqual(seen, ['one', 'two', 'four', 'five']);
+  h.send(req('six'));
+  assert.deepEqual(seen, ['one', 'two', 'four', 'five']);
+  assert.deepEqual(h.received().slice(4), ['503 MESSAGE']);
+  assert.equal(txs.get('four')!.state, 'trying');
+});
+
 test('maxServerTransactionsPerSource: one source beyond its share gets 503, others are still served', () => {
   const h = serverSide({ maxServerTransactionsPerSource: 2, overloadRetryAfter: 3 });
   const seen: string[] = [];

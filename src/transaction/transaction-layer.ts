@@ -140,9 +140,10 @@ export interface TransactionLayerOptions {
   /** Diagnostic events (state changes, timers, retransmissions, strays, overload). */
   readonly onEvent?: (event: TransactionEvent) => void;
   /**
-   * Most live server transactions. A new request beyond it is refused
-   * statelessly with 503 and Retry-After (§21.5.4) instead of growing the table.
-   * Default 10000.
+   * Most live server transactions. When the table is full, the oldest ones that only wait to
+   * absorb retransmissions (64*T1) and have waited 2*T2 are ended early to make room; when
+   * there are none, a new request is refused statelessly with 503 and Retry-After (§21.5.4)
+   * instead of growing the table. Default 10000.
    */
   readonly maxServerTransactions?: number;
   /**
@@ -177,6 +178,11 @@ export class TransactionLayer {
   /** Live server transactions per source address (only with maxPerSource). */
   private readonly perSource = new Map<string, number>();
   private readonly retryAfter: number;
+  /** Requests refused with 503 since the last log line of it, and when that was. */
+  private refused = 0;
+  private refusedLoggedAt = -Infinity;
+  /** How long a finished transaction is kept at least when the table is full (`makeRoom`). */
+  private readonly minKeepMs: number;
   private readonly unmatchedCancel: 'respond-481' | 'deliver';
   private delegate: TransactionLayerDelegate | undefined;
   private readonly clients = new Map<string, ClientTransaction>();
@@ -218,6 +224,7 @@ export class TransactionLayer {
     }
     this.maxPerSource = perSource;
     this.retryAfter = o.overloadRetryAfter ?? 5;
+    this.minKeepMs = 2 * this.ctx.timers.T2;
     this.unmatchedCancel = o.unmatchedCancel ?? 'respond-481';
 
     const ctx = this.ctx;
@@ -506,6 +513,7 @@ export class TransactionLayer {
       return;
     }
     if (req.method === 'CANCEL' && this.receiveCancel(inbound, id)) return;
+    if (this.servers.size >= this.maxServer) this.makeRoom();
     if (this.full(inbound)) {
       this.refuseOverload(inbound);
       return;
@@ -518,6 +526,26 @@ export class TransactionLayer {
       return;
     }
     this.ctx.callUser(id, () => delegate.onRequest(tx));
+  }
+
+  /**
+   * The table is full: ends early the oldest transactions whose work is done and which only
+   * wait out 64*T1 to absorb retransmissions (§17.2.2 Timer J of a non-INVITE server
+   * transaction over UDP; RFC 6026 §8.7 Timer L and §8.4 Timer M of an accepted INVITE),
+   * provided they have waited `minKeepMs` (2*T2). Kept the full 64*T1 at any rate, they would
+   * cap a process at maxServerTransactions / 32 s (3,125 REGISTERs a second at the default
+   * 100,000), however fast it serves, and refuse the rest with 503. A UAC retransmits a
+   * non-INVITE request at most T2 apart (§17.1.2.2), so a final response lost once is asked
+   * for again within T2 and still found; what an early end gives up is the answer to a request
+   * whose responses were lost for 8 s and more, which is then served as a new one.
+   */
+  private makeRoom(): void {
+    const n = this.ctx.endWaitsEarly(
+      this.ctx.values(false).J,
+      this.minKeepMs,
+      () => this.servers.size < this.maxServer,
+    );
+    if (n > 0) this.ctx.emit({ type: 'ended-early', count: n });
   }
 
   /** No room for another server transaction: the table, or this source's share of it. */
@@ -705,7 +733,18 @@ export class TransactionLayer {
   private refuseOverload(inbound: InboundRequest): void {
     const req = inbound.message;
     this.ctx.emit({ type: 'overload', method: req.method, live: this.servers.size });
-    this.ctx.logger.warn({ method: req.method, live: this.servers.size }, 'overload: 503');
+    // Logged at most once a second, with the count since: under overload a line per refusal
+    // would add work where there is too much already.
+    this.refused++;
+    const now = this.ctx.clock.now();
+    if (now - this.refusedLoggedAt >= 1000) {
+      this.ctx.logger.warn(
+        { method: req.method, live: this.servers.size, refused: this.refused },
+        'overload: 503',
+      );
+      this.refused = 0;
+      this.refusedLoggedAt = now;
+    }
     // §21.5.4: "The server MAY indicate when the client should retry the request in a
     // Retry-After header field."
     const res = createResponse(req, 503, {
