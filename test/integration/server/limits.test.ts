@@ -3,6 +3,11 @@
  * a third OPTIONS from one address (its first two answered transactions still live: Timer J
  * keeps a finished UDP transaction 32 s, RFC 3261 §17.2.2) gets 503 with Retry-After, while
  * another address (127.0.0.2, loopback) is still answered 200.
+ *
+ * `limits.maxServerTransactions` with a table of 5: a request beyond it gets 503 while the
+ * finished transactions are younger than 2*T2 (8 s); after that the oldest are ended early to
+ * make room (instead of every new request being refused until their 32 s of Timer J are over),
+ * and a retransmission to a finished transaction that is still kept is answered from it.
  */
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
@@ -28,10 +33,10 @@ function options(n: number, port: number, host: string): string {
   ].join('\r\n');
 }
 
-/** Sends one OPTIONS from `host` and returns the status line of the answer. */
-async function ask(serverPort: number, host: string, n: number): Promise<string> {
+/** Sends one OPTIONS from `host` (from `localPort`, else any) and returns the answer. */
+async function ask(serverPort: number, host: string, n: number, localPort = 0): Promise<string> {
   const sock = createSocket('udp4');
-  await new Promise<void>((r) => sock.bind(0, host, r));
+  await new Promise<void>((r) => sock.bind(localPort, host, r));
   try {
     const answer = new Promise<string>((resolve) =>
       sock.once('message', (b) => resolve(b.toString())),
@@ -70,5 +75,49 @@ describe('limits.maxServerTransactionsPerSource', () => {
     assert.match(third, /^SIP\/2\.0 503 /);
     assert.match(third, /^Retry-After: \d+/m);
     assert.match(await ask(port, '127.0.0.2', 4), /^SIP\/2\.0 200 /);
+  });
+});
+
+describe('limits.maxServerTransactions', () => {
+  let dir: string;
+  let config: ServeConfig;
+  let server: RunningServer | undefined;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'sb-limits-'));
+    config = writeServeConfig('limits:\n  maxServerTransactions: 5\n');
+    server = await startServer({ dataDir: dir, extraArgs: config.args });
+  });
+
+  after(async () => {
+    if (server !== undefined) await stopServer(server).catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+    config.remove();
+  });
+
+  it('refuses while the finished transactions are young, then ends the oldest early to make room', async () => {
+    const port = server!.ports.udp!;
+    // Five finished OPTIONS transactions, each from a port of its own (so that one can be
+    // sent again from the same place: a retransmission is matched by branch and sent-by).
+    const localPorts: number[] = [];
+    const answers: string[] = [];
+    for (let n = 1; n <= 5; n++) {
+      const probe = createSocket('udp4');
+      await new Promise<void>((r) => probe.bind(0, '127.0.0.1', r));
+      localPorts.push(probe.address().port);
+      probe.close();
+      answers.push(await ask(port, '127.0.0.1', n, localPorts[n - 1]));
+      assert.match(answers[n - 1]!, /^SIP\/2\.0 200 /);
+    }
+    const full = await ask(port, '127.0.0.1', 6);
+    assert.match(full, /^SIP\/2\.0 503 /, 'none of the five has waited 8 s');
+    await new Promise((r) => setTimeout(r, 8_300));
+    assert.match(await ask(port, '127.0.0.1', 7), /^SIP\/2\.0 200 /, 'room made');
+    // The fifth is still kept: its retransmission is answered from its transaction, with the
+    // same To tag as the first answer.
+    const again = await ask(port, '127.0.0.1', 5, localPorts[4]);
+    const toTag = (m: string): string | undefined => /^To:.*;tag=([^;\s]+)/m.exec(m)?.[1];
+    assert.match(again, /^SIP\/2\.0 200 /);
+    assert.ok(toTag(again) !== undefined && toTag(again) === toTag(answers[4]!), again);
   });
 });
