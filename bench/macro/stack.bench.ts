@@ -680,6 +680,7 @@ async function run(opts: SuiteOptions): Promise<void> {
   const ctx: Context = { cfg, repoRoot, sipp };
   const cpu = cpus();
   const timerJ = 64 * DEFAULT_TIMERS.T1;
+  const minKeep = 2 * DEFAULT_TIMERS.T2;
   console.log(
     `node ${process.version} ${process.platform}/${process.arch}, ${cpu.length} CPU(s): ` +
       `${cpu[0]?.model.trim() ?? 'unknown'}; sipp ${sippVersion(sipp)} (${sipp})`,
@@ -795,10 +796,12 @@ async function run(opts: SuiteOptions): Promise<void> {
       `${cfg.stepMs / 1000} s step started on an empty table fails by 503 above ` +
       `${fmtInt(tableBound('options', cfg.stepMs))} OPTIONS/s or ` +
       `${fmtInt(tableBound('calls', cfg.stepMs))} calls/s whatever the CPU (hence a fresh UAS ` +
-      'per step: left-over transactions of earlier steps would fail later ones), and any load ' +
-      `longer than ${timerJ / 1000} s is capped at ${fmtInt(tableBound('options', timerJ))} ` +
-      `OPTIONS/s or ${fmtInt(tableBound('calls', timerJ))} calls/s. The rates above are ` +
-      'short-burst rates, not sustained ones.',
+      'per step: left-over transactions of earlier steps would fail later ones). With the ' +
+      `table full, finished transactions that have waited 2*T2 = ${minKeep / 1000} s are ` +
+      'ended early to make room, so a longer load is capped at ' +
+      `${fmtInt(tableBound('options', minKeep))} OPTIONS/s or ` +
+      `${fmtInt(tableBound('calls', minKeep))} calls/s. The rates above are short-burst ` +
+      'rates.',
     'The Switchboard UAS starts cold for each step (no warm-up): JIT compilation falls inside ' +
       'the step. It prints one line per call (to /dev/null). Its RSS includes tsx and the ' +
       'compiled sources (RSS MB column: the idle size).',
