@@ -164,6 +164,13 @@ export interface DigestServer {
   challenge(request: SipRequest, options: ChallengeOptions): SipResponse;
   /** Verifies the request's credentials for this realm. Never throws on wire input. */
   verify(request: SipRequest, options: VerifyOptions): Promise<AuthResult>;
+  /**
+   * What `verify` answers a request that carries no credentials at all (neither
+   * Authorization nor Proxy-Authorization), found without waiting for anything, so that a
+   * server can challenge it before it keeps any state (RFC 3261 §8.2.7); undefined for a
+   * request with credentials of any realm, which only `verify` can judge.
+   */
+  challengeMissing(request: SipRequest, options: VerifyOptions): AuthFailure | undefined;
 }
 
 const DEFAULT_ALGORITHMS: readonly DigestAlgorithm[] = Object.freeze(['SHA-256', 'MD5']);
@@ -354,6 +361,12 @@ export function createDigestServer(options: DigestServerOptions): DigestServer {
     return sawMalformed ? 'malformed' : sawDigest ? 'realm' : 'no-credentials';
   }
 
+  function challengeMissing(request: SipRequest, options: VerifyOptions): AuthFailure | undefined {
+    if (hasCredentials(request)) return undefined;
+    // As `verify` finds it: no field of this realm's credentials header at all.
+    return failure(request, authHeaderSet(options.proxy), 'missing', 'no-credentials');
+  }
+
   async function verify(request: SipRequest, options: VerifyOptions): Promise<AuthResult> {
     const hs = authHeaderSet(options.proxy);
     const found = findCredentials(request, hs);
@@ -435,5 +448,6 @@ export function createDigestServer(options: DigestServerOptions): DigestServer {
       });
     },
     verify,
+    challengeMissing,
   };
 }

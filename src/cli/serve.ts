@@ -386,6 +386,8 @@ export function buildServices(ctx: ServiceContext): Services {
     clock,
     logger: logger.child({ service: 'proxy' }),
     register: (req) => registrar.handle(req),
+    // A REGISTER without credentials is challenged before any transaction is made for it.
+    registerScreen: (m) => registrar.screen(m),
     relay: config.proxy.relay,
     timerC: config.proxy.timerC * 1000,
     recurse: config.proxy.recurse,

@@ -127,6 +127,16 @@ export interface ReplyOptions {
   readonly stateless?: boolean;
 }
 
+/**
+ * A final response a screen gives a request before any transaction is made for it
+ * (`Stack.onScreen`): sent as a stateless UAS would (RFC 3261 §8.2.7).
+ */
+export interface StatelessAnswer {
+  readonly status: number;
+  readonly reason?: string;
+  readonly headers?: readonly (readonly [string, string])[];
+}
+
 export interface SendOptions {
   /** Override the next hop (default: first Route, else the Request-URI, §8.1.2). */
   readonly destination?: Destination;
@@ -176,6 +186,8 @@ export class Stack {
   readonly t1: number;
   readonly t2: number;
   private handler: ((req: IncomingRequest) => void) | undefined;
+  private screenHandler:
+    ((request: SipRequest, source: Source) => StatelessAnswer | undefined) | undefined;
   private readonly dialogs = new Map<string, Dialog>();
   /** ACKs for 2xx we sent, by dialog key + CSeq, to re-send on 2xx retransmission. */
   private readonly acks = new Map<string, { ack: SipRequest; dest: Destination }>();
@@ -209,6 +221,7 @@ export class Stack {
     });
     this.transactions.setDelegate({
       onRequest: (tx) => this.receiveRequest(tx.request, tx.source, tx),
+      screen: (inbound) => this.screen(inbound),
       onAck: (req) => this.receiveAck(req),
       onCancel: (tx) => this.receiveCancel(tx),
       onStrayResponse: (res) => this.receiveStrayResponse(res),
@@ -221,6 +234,21 @@ export class Stack {
   }
 
   private orphanHandler: ((req: IncomingRequest) => boolean) | undefined;
+
+  /**
+   * Offers every new request outside a dialog (no To tag; not ACK or CANCEL) to `handler`
+   * before a server transaction is made for it. A final response it returns is sent as a
+   * stateless UAS sends it (RFC 3261 §8.2.7: the To tag made from the request, so that a
+   * retransmission, offered again, gets the same; the ACK of such a response to an INVITE is
+   * dropped), and the request goes no further; undefined lets it go on to `onRequest` in its
+   * transaction. For the answers a request gets before the server keeps anything for it:
+   * §8.2.7 "The stateless UAS role is needed primarily to handle unauthenticated requests for
+   * which a challenge response is issued". The handler must answer at once, and the same
+   * for the same request.
+   */
+  onScreen(handler: (request: SipRequest, source: Source) => StatelessAnswer | undefined): void {
+    this.screenHandler = handler;
+  }
 
   /**
    * Offers in-dialog requests that match no dialog to `handler` before they are
@@ -461,6 +489,28 @@ export class Stack {
   }
 
   // ---- receiving ------------------------------------------------------------
+
+  /** `onScreen`'s handler for a new request; true when it was answered here. */
+  private screen(inbound: InboundRequest): boolean {
+    const handler = this.screenHandler;
+    if (handler === undefined || this.closed) return false;
+    const request = inbound.message;
+    if (request.to.tag !== undefined) return false;
+    const answer = handler(request, inbound.source);
+    // Only a final response, and for an INVITE only a non-2xx one (a 2xx needs its ACK).
+    if (answer === undefined || answer.status < (request.method === 'INVITE' ? 300 : 200)) {
+      return false;
+    }
+    const headers: [string, string][] = [['Server', this.userAgent]];
+    for (const h of answer.headers ?? []) headers.push([h[0], h[1]]);
+    const response = createResponse(request, answer.status, {
+      ...(answer.reason !== undefined ? { reason: answer.reason } : {}),
+      toTag: this.statelessTag(request),
+      headers,
+    });
+    void this.transport.sendResponse(response, inbound.source).catch(() => undefined);
+    return true;
+  }
 
   private receiveRequest(
     request: SipRequest,

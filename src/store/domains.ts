@@ -13,4 +13,10 @@ export interface DomainStore {
   /** Every domain, sorted. */
   list(): Promise<string[]>;
   has(name: string): Promise<boolean>;
+  /**
+   * `has`, answered at once when the store can (a store that keeps the domains in memory);
+   * undefined when it cannot tell without waiting. For the checks a server makes before it
+   * keeps any state for a request (RFC 3261 §8.2.7).
+   */
+  hasNow?(name: string): boolean | undefined;
 }

@@ -454,6 +454,39 @@ test('a full table ends the oldest finished transactions early (after 2*T2), nev
   assert.equal(txs.get('four')!.state, 'trying');
 });
 
+test('screen: a request the TU answers at once gets no transaction, even with the table full', () => {
+  const h = serverSide({ maxServerTransactions: 1 });
+  const seen: string[] = [];
+  const screened: string[] = [];
+  h.layer.setDelegate({
+    onRequest: (t) => void seen.push(t.request.callId),
+    screen: (inbound) => {
+      const callId = inbound.message.callId;
+      if (callId === 'boom') throw new Error('boom');
+      if (!callId.startsWith('chal')) return false;
+      screened.push(callId);
+      return true;
+    },
+  });
+  const req = (callId: string): SipRequest =>
+    testRequest({ method: 'MESSAGE', from: h.net.a, to: h.net.b, callId });
+  h.send(req('kept'));
+  assert.deepEqual(seen, ['kept']);
+  assert.equal(h.layer.size.server, 1, 'the table is full');
+  h.send(req('chal-1'));
+  h.send(req('chal-1'));
+  assert.deepEqual(screened, ['chal-1', 'chal-1'], 'offered again: no transaction absorbed it');
+  assert.equal(h.layer.size.server, 1);
+  assert.deepEqual(h.received(), [], 'no 503: the screen is asked before the bound');
+  // Not screened: the full table answers 503.
+  h.send(req('other'));
+  assert.deepEqual(h.received(), ['503 MESSAGE']);
+  // A throwing screen is contained and the request goes on (here to the full table's 503).
+  h.send(req('boom'));
+  assert.deepEqual(h.received(), ['503 MESSAGE', '503 MESSAGE']);
+  assert.ok(h.events.some((e) => e.type === 'user-error'));
+});
+
 test('maxServerTransactionsPerSource: one source beyond its share gets 503, others are still served', () => {
   const h = serverSide({ maxServerTransactionsPerSource: 2, overloadRetryAfter: 3 });
   const seen: string[] = [];

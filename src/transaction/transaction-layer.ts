@@ -108,6 +108,15 @@ export interface TransactionLayerDelegate {
    */
   onRequest(tx: ServerTransaction): void;
   /**
+   * A new request (no transaction matched it; not ACK, not CANCEL), offered before a server
+   * transaction is made for it. True when the TU answered it as a stateless UAS (RFC 3261
+   * §8.2.7: "The stateless UAS role is needed primarily to handle unauthenticated requests
+   * for which a challenge response is issued") and the layer makes none: its retransmissions
+   * are offered again and must get the same answer. Called before the table's bound is
+   * checked, since such an answer takes no room in it.
+   */
+  screen?(inbound: InboundRequest): boolean;
+  /**
    * An ACK that is not part of a non-2xx INVITE transaction: the ACK for a 2xx
    * (its own transaction, §17.1.1.3), which goes to the dialog layer. `tx` is
    * the INVITE server transaction when the ACK matched one in Accepted (RFC 6026
@@ -513,6 +522,7 @@ export class TransactionLayer {
       return;
     }
     if (req.method === 'CANCEL' && this.receiveCancel(inbound, id)) return;
+    if (req.method !== 'CANCEL' && this.screened(inbound)) return;
     if (this.servers.size >= this.maxServer) this.makeRoom();
     if (this.full(inbound)) {
       this.refuseOverload(inbound);
@@ -526,6 +536,19 @@ export class TransactionLayer {
       return;
     }
     this.ctx.callUser(id, () => delegate.onRequest(tx));
+  }
+
+  /** The delegate's `screen`; one that throws is contained, and the request goes on. */
+  private screened(inbound: InboundRequest): boolean {
+    const d = this.delegate;
+    if (d?.screen === undefined) return false;
+    try {
+      return d.screen(inbound);
+    } catch (error) {
+      this.ctx.logger.error({ error }, 'transaction user threw in screen');
+      this.ctx.emit({ type: 'user-error', id: '', error });
+      return false;
+    }
   }
 
   /**

@@ -46,7 +46,7 @@ import {
 } from '../../sip/index.ts';
 import { silentLogger, type Clock, type Logger, type TimerHandle } from '../../base/index.ts';
 import type { DigestServer } from '../../auth/index.ts';
-import type { IncomingRequest, Stack } from '../../stack/index.ts';
+import type { IncomingRequest, Stack, StatelessAnswer } from '../../stack/index.ts';
 import type {
   ClientTransaction,
   InviteClientUser,
@@ -100,6 +100,8 @@ export interface ProxyOptions {
   readonly logger?: Logger;
   /** Where REGISTER requests go (the registrar); without it they get 501. */
   readonly register?: (req: IncomingRequest) => unknown;
+  /** The registrar's answer to a REGISTER before any transaction (`Registrar.screen`). */
+  readonly registerScreen?: (m: SipRequest) => StatelessAnswer | undefined;
   /** Timer C in ms (§16.8); default 181 s. */
   readonly timerC?: number;
   /**
@@ -430,7 +432,7 @@ export function createProxy(options: ProxyOptions): Proxy {
     if (!(await domains.has(realm))) return { kind: 'external' };
     // A request spiralling back to us (we sent it: our socket, our Via on top) was
     // authenticated on its first pass, and its credentials were consumed then.
-    if (spiralled(req) && from.user !== undefined) {
+    if (spiralled(m, req.source) && from.user !== undefined) {
       return { kind: 'local', aor: `sip:${unescapeUri(from.user)}@${realm}` };
     }
     const result = await digest(realm).verify(m, { proxy: true });
@@ -454,8 +456,7 @@ export function createProxy(options: ProxyOptions): Proxy {
   }
 
   /** The request came from one of our own sockets with our Via on top. */
-  function spiralled(req: IncomingRequest): boolean {
-    const src = req.source;
+  function spiralled(m: SipRequest, src: Source): boolean {
     const fromOurSocket = stack.transport.listeners.some(
       (l) =>
         l.local.port === src.port &&
@@ -465,7 +466,7 @@ export function createProxy(options: ProxyOptions): Proxy {
     if (!fromOurSocket) return false;
     let top;
     try {
-      top = req.message.topVia;
+      top = m.topVia;
     } catch {
       return false;
     }
@@ -1183,7 +1184,40 @@ export function createProxy(options: ProxyOptions): Proxy {
     await stack.transactions.sendAck(r, dest).catch(() => undefined);
   }
 
+  /**
+   * A new request's challenge, found before any transaction is made for it (`Stack.onScreen`,
+   * RFC 3261 §8.2.7): only for a request that `route` would take straight to `identify`, and
+   * that `identify` would challenge, each step answered at once (the store's `hasNow`).
+   * Anything else (undefined) goes the whole way, in its transaction.
+   */
+  function screen(m: SipRequest, source: Source): StatelessAnswer | undefined {
+    if (m.method === 'REGISTER') return options.registerScreen?.(m);
+    if (domains.hasNow === undefined) return undefined;
+    try {
+      // `route`'s checks (§16.3 items 2-5, §16.4): a sip Request-URI with a user in a domain of
+      // ours, hops left, no Route, no Proxy-Require, and no Via of ours that could make a loop.
+      const target = m.uri;
+      if (target.kind !== 'sip' || target.user === undefined) return undefined;
+      if (m.maxForwards === 0 || m.has('Route') || m.has('Proxy-Require')) return undefined;
+      if (mayCarryOurBranch(m)) return undefined;
+      if (domains.hasNow(target.host.toLowerCase()) !== true) return undefined;
+      // `identify`: a caller of a domain of ours, not spiralling back to us, no credentials.
+      const from = m.from.uri;
+      if (from.kind !== 'sip') return undefined;
+      const realm = from.host.toLowerCase();
+      if (domains.hasNow(realm) !== true || spiralled(m, source)) return undefined;
+      const result = digest(realm).challengeMissing(m, { proxy: true });
+      if (result === undefined) return undefined;
+      answered++;
+      return { status: result.status, headers: result.challenge.map((v) => [result.header, v]) };
+    } catch {
+      // A field the checks could not read: the whole way decides (and answers 400 if need be).
+      return undefined;
+    }
+  }
+
   stack.onRequest((req) => void handle(req));
+  stack.onScreen(screen);
   // In-dialog requests reach no dialog of the stack (the proxy keeps none): it takes them.
   stack.onOrphanRequest((req) => {
     void handle(req);

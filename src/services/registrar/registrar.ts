@@ -24,7 +24,7 @@ import {
   type NameAddr,
   type SipRequest,
 } from '../../sip/index.ts';
-import type { IncomingRequest } from '../../stack/index.ts';
+import type { IncomingRequest, StatelessAnswer } from '../../stack/index.ts';
 import { formatHostPort } from '../../transport/index.ts';
 import type { Binding, DomainStore, LocationStore, UserStore } from '../../store/index.ts';
 
@@ -64,6 +64,13 @@ export interface RegistrarOptions {
 export interface Registrar {
   /** Handles one request; the caller routes REGISTER here (the proxy does, in `serve`). */
   handle(req: IncomingRequest): Promise<void>;
+  /**
+   * The challenge for a REGISTER without credentials, found at once, before any transaction
+   * is made for it (`Stack.onScreen`): what `handle` would answer it. Undefined when only
+   * `handle` can tell (credentials present, a Require header, a domain the store cannot
+   * confirm at once).
+   */
+  screen(m: SipRequest): StatelessAnswer | undefined;
 }
 
 type Headers = [string, string][];
@@ -341,6 +348,18 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
     }
   }
 
+  function screen(m: SipRequest): StatelessAnswer | undefined {
+    if (m.method !== 'REGISTER') return undefined;
+    // The steps of `register` before its challenge, where they pass at once: §10.3 step 1
+    // (a domain of ours), step 2 (no Require to look at), then step 3's challenge.
+    const target = uriDomain(m);
+    if (target === undefined || domains.hasNow?.(target.domain) !== true) return undefined;
+    if (m.has('Require')) return undefined;
+    const auth = digest(target.domain).challengeMissing(m, { proxy: false });
+    if (auth === undefined) return undefined;
+    return { status: auth.status, headers: auth.challenge.map((v) => [auth.header, v]) };
+  }
+
   async function handle(req: IncomingRequest): Promise<void> {
     const m = req.message;
     try {
@@ -387,7 +406,7 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
     }
   }
 
-  return { handle };
+  return { handle, screen };
 }
 
 /** Splits a header value on top-level commas (outside <> and quotes). */

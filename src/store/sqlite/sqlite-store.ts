@@ -730,6 +730,17 @@ function domainStore(db: Database.Database, cache: StoreCache): DomainStore {
       cache.domains ??= new Set(list.all().map((r) => r.name));
       return cache.domains.has(name.toLowerCase());
     },
+    // SQLite answers at once (busy: cannot tell now).
+    hasNow: (name) => {
+      try {
+        cache.validate();
+        cache.domains ??= new Set(list.all().map((r) => r.name));
+        return cache.domains.has(name.toLowerCase());
+      } catch (e) {
+        if (isBusy(e)) return undefined;
+        throw e;
+      }
+    },
   };
 }
 

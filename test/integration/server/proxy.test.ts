@@ -377,6 +377,36 @@ describe('stateful proxy (RFC 3261 §16)', { timeout: 180_000 }, () => {
       );
       assert.match(await nextReply(3), /^SIP\/2\.0 401 /);
       assert.equal(server.stack.transactions.size.server, before, 'no server transaction kept');
+      // An INVITE without Route (answered before any transaction is made, Stack.onScreen):
+      // the same 407 again for its retransmission, its ACK dropped, nothing kept or forwarded.
+      const plain = (method: string, to: string): string =>
+        `${method} sip:bob@example.com SIP/2.0\r\n` +
+        `Via: SIP/2.0/UDP 127.0.0.1:${me};branch=z9hG4bK-stateless-3;rport\r\n` +
+        'Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=a3\r\n' +
+        `To: ${to}\r\nCall-ID: stateless-407b@127.0.0.1\r\nCSeq: 1 ${method}\r\n`;
+      const invite2 =
+        plain('INVITE', '<sip:bob@example.com>') +
+        `Contact: <sip:alice@127.0.0.1:${me}>\r\n` +
+        `Content-Type: application/sdp\r\nContent-Length: ${SDP.length}\r\n\r\n${SDP}`;
+      send(invite2);
+      const third = await nextReply(4);
+      assert.match(third, /^SIP\/2\.0 407 /);
+      assert.match(third, /^Proxy-Authenticate: Digest /m);
+      assert.equal(server.stack.transactions.size.server, before, 'no server transaction kept');
+      send(invite2);
+      const fourth = await nextReply(5);
+      assert.match(fourth, /^SIP\/2\.0 407 /);
+      assert.equal(toTag(fourth), toTag(third), 'the same To tag for its retransmission');
+      send(
+        `${plain('ACK', `<sip:bob@example.com>;tag=${toTag(third)!}`)}Content-Length: 0\r\n\r\n`,
+      );
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(got.length, 5, 'no 100 Trying, no 407 retransmission, nothing for the ACK');
+      assert.deepEqual(
+        sentByServer.filter((e) => e.callId === 'stateless-407b@127.0.0.1' && e.kind === 'request'),
+        [],
+        'nothing forwarded',
+      );
     } finally {
       diagnosticsChannel.unsubscribe(TRANSPORT_CHANNELS.send, onSend);
       sock.close();
