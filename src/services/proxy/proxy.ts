@@ -1191,9 +1191,9 @@ export function createProxy(options: ProxyOptions): Proxy {
    * Anything else (undefined) goes the whole way, in its transaction.
    */
   function screen(m: SipRequest, source: Source): StatelessAnswer | undefined {
-    if (m.method === 'REGISTER') return options.registerScreen?.(m);
-    if (domains.hasNow === undefined) return undefined;
     try {
+      if (m.method === 'REGISTER') return options.registerScreen?.(m);
+      if (domains.hasNow === undefined) return undefined;
       // `route`'s checks (§16.3 items 2-5, §16.4): a sip Request-URI with a user in a domain of
       // ours, hops left, no Route, no Proxy-Require, and no Via of ours that could make a loop.
       const target = m.uri;

@@ -352,7 +352,12 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
     if (m.method !== 'REGISTER') return undefined;
     // The steps of `register` before its challenge, where they pass at once: §10.3 step 1
     // (a domain of ours), step 2 (no Require to look at), then step 3's challenge.
-    const target = uriDomain(m);
+    let target: { domain: string } | undefined;
+    try {
+      target = uriDomain(m);
+    } catch {
+      return undefined; // an unreadable Request-URI: `handle` answers it
+    }
     if (target === undefined || domains.hasNow?.(target.domain) !== true) return undefined;
     if (m.has('Require')) return undefined;
     const auth = digest(target.domain).challengeMissing(m, { proxy: false });
