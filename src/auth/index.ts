@@ -30,6 +30,7 @@ export {
   type NonceStatus,
 } from './nonce.ts';
 export {
+  carriesCredentials,
   createDigestServer,
   type AuthFailure,
   type AuthFailureDetail,

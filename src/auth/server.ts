@@ -175,6 +175,14 @@ export interface DigestServer {
 
 const DEFAULT_ALGORITHMS: readonly DigestAlgorithm[] = Object.freeze(['SHA-256', 'MD5']);
 
+/**
+ * The request carries credentials of some realm (Authorization or Proxy-Authorization): only
+ * `verify` can judge it. Without any, its answer is a challenge (`challengeMissing`).
+ */
+export function carriesCredentials(request: SipRequest): boolean {
+  return request.has('Authorization') || request.has('Proxy-Authorization');
+}
+
 function hex(bytes: Uint8Array): string {
   let s = '';
   for (const b of bytes) s += b.toString(16).padStart(2, '0');
@@ -244,16 +252,6 @@ export function createDigestServer(options: DigestServerOptions): DigestServer {
   }
 
   /**
-   * A request that carries credentials and still gets a challenge (a wrong response, a stale
-   * nonce, a replayed count) gets a random nonce: one derived from the request could be the
-   * nonce it already carries (a client that kept its CSeq and branch, a replay), and the
-   * client would loop on it.
-   */
-  function hasCredentials(request: SipRequest): boolean {
-    return request.has('Authorization') || request.has('Proxy-Authorization');
-  }
-
-  /**
    * What a retransmission shares with its original and no other request does (RFC 3261
    * §17.2.3: the branch and sent-by; the Call-ID and CSeq as well, for RFC 2543 peers whose
    * branch is not unique), so that both are challenged with one nonce (`NonceManager.issue`).
@@ -304,7 +302,11 @@ export function createDigestServer(options: DigestServerOptions): DigestServer {
     const nonce = nonces.issue(
       realm,
       request !== undefined && issuerOf !== undefined ? issuerOf(request) : undefined,
-      request === undefined || hasCredentials(request) ? undefined : requestIdentity(request),
+      // A request that carries credentials and still gets a challenge (a wrong response, a
+      // stale nonce, a replayed count) gets a random nonce: one derived from the request could
+      // be the nonce it already carries (a client that kept its CSeq and branch, a replay), and
+      // the client would loop on it.
+      request === undefined || carriesCredentials(request) ? undefined : requestIdentity(request),
     );
     // A nonce is base64url (nonce.ts), which a quoted-string holds as it is.
     const around = stale ? staleAround : freshAround;
@@ -362,7 +364,7 @@ export function createDigestServer(options: DigestServerOptions): DigestServer {
   }
 
   function challengeMissing(request: SipRequest, options: VerifyOptions): AuthFailure | undefined {
-    if (hasCredentials(request)) return undefined;
+    if (carriesCredentials(request)) return undefined;
     // As `verify` finds it: no field of this realm's credentials header at all.
     return failure(request, authHeaderSet(options.proxy), 'missing', 'no-credentials');
   }

@@ -501,13 +501,7 @@ export class Stack {
     if (answer === undefined || answer.status < (request.method === 'INVITE' ? 300 : 200)) {
       return false;
     }
-    const headers: [string, string][] = [['Server', this.userAgent]];
-    for (const h of answer.headers ?? []) headers.push([h[0], h[1]]);
-    const response = createResponse(request, answer.status, {
-      ...(answer.reason !== undefined ? { reason: answer.reason } : {}),
-      toTag: this.statelessTag(request),
-      headers,
-    });
+    const response = this.responseTo(request, answer.status, this.statelessTag(request), answer);
     void this.transport.sendResponse(response, inbound.source).catch(() => undefined);
     return true;
   }
@@ -567,15 +561,7 @@ export class Stack {
           !this.tags.has(tx.id);
         const tag =
           options.toTag ?? (stateless ? this.statelessTag(request) : this.tagFor(request, tx));
-        const headers: [string, string][] = [['Server', this.userAgent]];
-        for (const h of options.headers ?? []) headers.push([h[0], h[1]]);
-        const response = createResponse(request, status, {
-          ...(options.reason !== undefined ? { reason: options.reason } : {}),
-          toTag: tag,
-          headers,
-          ...(options.body !== undefined ? { body: options.body } : {}),
-          ...(options.contentType !== undefined ? { contentType: options.contentType } : {}),
-        });
+        const response = this.responseTo(request, status, tag, options);
         if (tx === undefined) throw new Error('no transaction to answer (ACK)');
         if (stateless) {
           await tx.respondStateless(response);
@@ -586,6 +572,25 @@ export class Stack {
         return response;
       },
     };
+  }
+
+  /** A response of the application's: Server, then its headers, body and reason. */
+  private responseTo(
+    request: SipRequest,
+    status: number,
+    toTag: string,
+    options: ReplyOptions | StatelessAnswer,
+  ): SipResponse {
+    const headers: [string, string][] = [['Server', this.userAgent]];
+    for (const h of options.headers ?? []) headers.push([h[0], h[1]]);
+    const o = options as ReplyOptions;
+    return createResponse(request, status, {
+      ...(o.reason !== undefined ? { reason: o.reason } : {}),
+      toTag,
+      headers,
+      ...(o.body !== undefined ? { body: o.body } : {}),
+      ...(o.contentType !== undefined ? { contentType: o.contentType } : {}),
+    });
   }
 
   /**

@@ -45,7 +45,7 @@ import {
   type Uri,
 } from '../../sip/index.ts';
 import { silentLogger, type Clock, type Logger, type TimerHandle } from '../../base/index.ts';
-import type { DigestServer } from '../../auth/index.ts';
+import { carriesCredentials, type DigestServer } from '../../auth/index.ts';
 import type { IncomingRequest, Stack, StatelessAnswer } from '../../stack/index.ts';
 import type {
   ClientTransaction,
@@ -1193,7 +1193,8 @@ export function createProxy(options: ProxyOptions): Proxy {
   function screen(m: SipRequest, source: Source): StatelessAnswer | undefined {
     try {
       if (m.method === 'REGISTER') return options.registerScreen?.(m);
-      if (domains.hasNow === undefined) return undefined;
+      // First what rules out most requests at once: credentials, which only `verify` judges.
+      if (domains.hasNow === undefined || carriesCredentials(m)) return undefined;
       // `route`'s checks (§16.3 items 2-5, §16.4): a sip Request-URI with a user in a domain of
       // ours, hops left, no Route, no Proxy-Require, and no Via of ours that could make a loop.
       const target = m.uri;

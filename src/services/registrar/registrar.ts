@@ -12,7 +12,7 @@
  */
 import type { Clock, Logger } from '../../base/index.ts';
 import { silentLogger } from '../../base/index.ts';
-import type { DigestServer } from '../../auth/index.ts';
+import { carriesCredentials, type DigestServer } from '../../auth/index.ts';
 import {
   ContactHeader,
   ExpiresHeader,
@@ -349,7 +349,7 @@ export function createRegistrar(options: RegistrarOptions): Registrar {
   }
 
   function screen(m: SipRequest): StatelessAnswer | undefined {
-    if (m.method !== 'REGISTER') return undefined;
+    if (m.method !== 'REGISTER' || carriesCredentials(m)) return undefined;
     // The steps of `register` before its challenge, where they pass at once: §10.3 step 1
     // (a domain of ours), step 2 (no Require to look at), then step 3's challenge.
     let target: { domain: string } | undefined;

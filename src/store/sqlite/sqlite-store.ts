@@ -721,21 +721,20 @@ function domainStore(db: Database.Database, cache: StoreCache): DomainStore {
       cache.clearAccounts();
     }
   };
+  const known = (name: string): boolean => {
+    cache.validate();
+    cache.domains ??= new Set(list.all().map((r) => r.name));
+    return cache.domains.has(name.toLowerCase());
+  };
   return {
     add: async (name) => changing(() => insert.run(name.toLowerCase()).changes > 0),
     remove: async (name) => changing(() => removeTx(name.toLowerCase())),
     list: async () => list.all().map((r) => r.name),
-    has: async (name) => {
-      cache.validate();
-      cache.domains ??= new Set(list.all().map((r) => r.name));
-      return cache.domains.has(name.toLowerCase());
-    },
+    has: async (name) => known(name),
     // SQLite answers at once (busy: cannot tell now).
     hasNow: (name) => {
       try {
-        cache.validate();
-        cache.domains ??= new Set(list.all().map((r) => r.name));
-        return cache.domains.has(name.toLowerCase());
+        return known(name);
       } catch (e) {
         if (isBusy(e)) return undefined;
         throw e;

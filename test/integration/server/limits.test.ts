@@ -48,25 +48,29 @@ async function ask(serverPort: number, host: string, n: number, localPort = 0): 
   }
 }
 
-describe('limits.maxServerTransactionsPerSource', () => {
+/** A server with `yaml` as its configuration for the tests of the enclosing describe. */
+function serverWith(yaml: string): { server(): RunningServer } {
   let dir: string;
   let config: ServeConfig;
   let server: RunningServer | undefined;
-
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'sb-limits-'));
-    config = writeServeConfig('limits:\n  maxServerTransactionsPerSource: 2\n');
+    config = writeServeConfig(yaml);
     server = await startServer({ dataDir: dir, extraArgs: config.args });
   });
-
   after(async () => {
     if (server !== undefined) await stopServer(server).catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
     config.remove();
   });
+  return { server: () => server! };
+}
+
+describe('limits.maxServerTransactionsPerSource', () => {
+  const running = serverWith('limits:\n  maxServerTransactionsPerSource: 2\n');
 
   it('refuses one address past its share with 503, and still serves another', async () => {
-    const port = server!.ports.udp!;
+    const port = running.server().ports.udp!;
     const first = await ask(port, '127.0.0.1', 1);
     const second = await ask(port, '127.0.0.1', 2);
     const third = await ask(port, '127.0.0.1', 3);
@@ -79,24 +83,10 @@ describe('limits.maxServerTransactionsPerSource', () => {
 });
 
 describe('limits.maxServerTransactions', () => {
-  let dir: string;
-  let config: ServeConfig;
-  let server: RunningServer | undefined;
-
-  before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'sb-limits-'));
-    config = writeServeConfig('limits:\n  maxServerTransactions: 5\n');
-    server = await startServer({ dataDir: dir, extraArgs: config.args });
-  });
-
-  after(async () => {
-    if (server !== undefined) await stopServer(server).catch(() => undefined);
-    rmSync(dir, { recursive: true, force: true });
-    config.remove();
-  });
+  const running = serverWith('limits:\n  maxServerTransactions: 5\n');
 
   it('refuses while the finished transactions are young, then ends the oldest early to make room', async () => {
-    const port = server!.ports.udp!;
+    const port = running.server().ports.udp!;
     // Five finished OPTIONS transactions, each from a port of its own (so that one can be
     // sent again from the same place: a retransmission is matched by branch and sent-by).
     const localPorts: number[] = [];
