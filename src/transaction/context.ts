@@ -177,6 +177,8 @@ export interface TransactionContextOptions {
   readonly timers?: Partial<TransactionTimers>;
   readonly logger?: Logger;
   readonly onEvent?: (event: TransactionEvent) => void;
+  /** Told of every `wait` begun, after it is queued (the layer's per-source accounting). */
+  readonly onWait?: (ms: number, w: Waiter) => void;
 }
 
 export function createTransactionContext(o: TransactionContextOptions): TransactionContext {
@@ -217,6 +219,7 @@ export function createTransactionContext(o: TransactionContextOptions): Transact
         queues.set(ms, q);
       }
       q.add(w);
+      o.onWait?.(ms, w);
     },
     endWaitsEarly(ms, minAgeMs, enough) {
       const q = queues.get(ms);

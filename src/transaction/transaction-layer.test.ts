@@ -524,6 +524,76 @@ test('maxServerTransactionsPerSource: one source beyond its share gets 503, othe
   });
 });
 
+test('maxServerTransactionsPerSource: a finished transaction counts for 2*T2, not its whole 64*T1', () => {
+  const h = serverSide({ maxServerTransactionsPerSource: 2 });
+  const seen: string[] = [];
+  const reqs = new Map<string, SipRequest>();
+  h.layer.setDelegate({
+    onRequest: (t) => {
+      seen.push(t.request.callId);
+      void t.respond(createResponse(t.request, 200, { toTag: `t-${t.request.callId}` }));
+    },
+  });
+  const req = (callId: string): SipRequest => {
+    const r = testRequest({ method: 'MESSAGE', from: h.net.a, to: h.net.b, callId });
+    reqs.set(callId, r);
+    return r;
+  };
+  h.send(req('a1'));
+  h.send(req('a2'));
+  h.send(req('a3'));
+  assert.deepEqual(seen, ['a1', 'a2'], 'both answered, still counted: a3 refused');
+  assert.deepEqual(h.received(), ['200 MESSAGE', '200 MESSAGE', '503 MESSAGE']);
+  h.clock.advance(7_900);
+  h.send(req('a4'));
+  assert.deepEqual(seen, ['a1', 'a2'], 'not yet 8 s');
+  h.clock.advance(200);
+  h.send(req('a5'));
+  h.send(req('a6'));
+  assert.deepEqual(seen, ['a1', 'a2', 'a5', 'a6'], 'a1 and a2 no longer count');
+  assert.equal(h.layer.size.server, 4, 'a1 and a2 are still kept (Timer J)');
+  // A retransmission of a1 is still answered from its transaction, not handed to the TU.
+  void h.net.a.sendRequest(reqs.get('a1')!, h.net.b.destination);
+  h.clock.advance(0);
+  assert.deepEqual(seen, ['a1', 'a2', 'a5', 'a6']);
+  assert.equal(h.atA.at(-1)!.message.to.tag, 't-a1');
+  // a5 and a6 count now: a7 is refused.
+  h.send(req('a7'));
+  assert.deepEqual(h.received().slice(-1), ['503 MESSAGE']);
+  // Timer J ends a1 and a2 at 32 s; uncounted already, they are not taken off the share again.
+  h.clock.advance(23_800);
+  h.send(req('a8'));
+  h.send(req('a9'));
+  assert.deepEqual(seen, ['a1', 'a2', 'a5', 'a6', 'a8', 'a9']);
+  assert.equal(h.layer.size.server, 6);
+  h.clock.advance(200);
+  assert.equal(h.layer.size.server, 4, 'a1 and a2 ended by Timer J');
+  h.send(req('a10'));
+  assert.deepEqual(seen, ['a1', 'a2', 'a5', 'a6', 'a8', 'a9'], 'a8 and a9 still count');
+  assert.deepEqual(h.received().slice(-1), ['503 MESSAGE']);
+});
+
+test('maxServerTransactionsPerSource: an accepted INVITE counts for 2*T2 of its Timer L', () => {
+  const h = serverSide({ maxServerTransactionsPerSource: 1 });
+  const seen: string[] = [];
+  h.layer.setDelegate({
+    onRequest: (t) => {
+      seen.push(t.request.callId);
+      void t.respond(createResponse(t.request, 200, { toTag: 'callee' }));
+    },
+  });
+  const invite = (callId: string): SipRequest =>
+    testRequest({ method: 'INVITE', from: h.net.a, to: h.net.b, callId });
+  h.send(invite('i1'));
+  h.send(invite('i2'));
+  assert.deepEqual(seen, ['i1']);
+  assert.deepEqual(h.received(), ['200 INVITE', '503 INVITE']);
+  h.clock.advance(8_100);
+  h.send(invite('i3'));
+  assert.deepEqual(seen, ['i1', 'i3']);
+  assert.equal(h.layer.size.server, 2, 'i1 is still kept (RFC 6026 Timer L)');
+});
+
 test('no delegate: a request is answered 503; a throwing TU is contained (user-error event)', () => {
   const h = serverSide();
   h.send(testRequest({ method: 'OPTIONS', from: h.net.a, to: h.net.b, callId: 'a' }));

@@ -44,7 +44,7 @@ import {
 } from './matching.ts';
 import { NonInviteClientTransaction, type NonInviteClientHost } from './non-invite-client.ts';
 import { NonInviteServerTransaction, type NonInviteServerHost } from './non-invite-server.ts';
-import type { TransactionTimers } from './timers.ts';
+import { WaitQueue, type TransactionTimers, type Waiter } from './timers.ts';
 
 /** A client transaction (§17.1): `kind` tells the INVITE machine (with `cancel()`) from the other. */
 export type ClientTransaction = InviteClientTransaction | NonInviteClientTransaction;
@@ -156,10 +156,13 @@ export interface TransactionLayerOptions {
    */
   readonly maxServerTransactions?: number;
   /**
-   * Most live server transactions for requests from one source address (the IP a request
-   * came from): beyond it, that source's new requests get the same 503 while others are
-   * still served, so one flooding host cannot take the whole table. Default: no limit
-   * besides maxServerTransactions.
+   * Most server transactions for requests from one source address (the IP a request came
+   * from): beyond it, that source's new requests get the same 503 while others are still
+   * served, so one flooding host cannot take the whole table. Counted: the transactions in
+   * progress, and the finished ones for their first 2*T2 (8 s) only, after which the table
+   * may end them to make room (`maxServerTransactions`); so a share of N serves N / 8 s
+   * requests a second from one address, not N / 32 s. Default: no limit besides
+   * maxServerTransactions.
    */
   readonly maxServerTransactionsPerSource?: number;
   /** Retry-After seconds of that 503; default 5. */
@@ -184,8 +187,15 @@ export class TransactionLayer {
   private readonly ids: IdGenerator;
   private readonly maxServer: number;
   private readonly maxPerSource: number;
-  /** Live server transactions per source address (only with maxPerSource). */
+  /** Counted server transactions per source address (only with maxPerSource). */
   private readonly perSource = new Map<string, number>();
+  /**
+   * Finished server transactions no longer counted against their source: those that have
+   * waited out `minKeepMs` of their 64*T1 (`uncountLater`).
+   */
+  private readonly uncounted = new WeakSet<ServerTransaction>();
+  /** Ends the count of each finished server transaction `minKeepMs` after it finished. */
+  private uncountQueue: WaitQueue | undefined;
   private readonly retryAfter: number;
   /** Requests refused with 503 since the last log line of it, and when that was. */
   private refused = 0;
@@ -221,7 +231,12 @@ export class TransactionLayer {
       throw new SwitchboardError('SB_ERR_INVALID_ARGUMENT', `maxServerTransactions ${max}`);
     }
     this.transport = o.transport;
-    this.ctx = createTransactionContext(o);
+    const perSourceShare = o.maxServerTransactionsPerSource;
+    this.ctx = createTransactionContext(
+      perSourceShare === undefined || perSourceShare === Infinity
+        ? o
+        : { ...o, onWait: (ms, w) => this.uncountLater(ms, w) },
+    );
     this.ids = o.ids ?? createIdGenerator(cryptoRandom());
     this.maxServer = max;
     const perSource = o.maxServerTransactionsPerSource ?? Infinity;
@@ -402,6 +417,7 @@ export class TransactionLayer {
     for (const tx of [...this.clients.values()]) tx.abort();
     for (const tx of [...this.servers.values()]) tx.abort();
     this.ctx.closeWaits();
+    this.uncountQueue?.close();
     this.clients.clear();
     this.servers.clear();
     this.byCancelKey.clear();
@@ -571,6 +587,33 @@ export class TransactionLayer {
     if (n > 0) this.ctx.emit({ type: 'ended-early', count: n });
   }
 
+  /**
+   * A server transaction began its 64*T1 wait (Timer J of a non-INVITE over UDP, RFC 3261
+   * §17.2.2; Timer L of an accepted INVITE, RFC 6026 §8.7): its source's share counts it for
+   * `minKeepMs` more, the time during which `makeRoom` may not end it either. Counted for the
+   * whole 64*T1, a share of N would serve one address only N / 32 s requests a second.
+   */
+  private uncountLater(ms: number, w: Waiter): void {
+    if (ms !== this.ctx.values(false).J) return;
+    if (!(w instanceof NonInviteServerTransaction || w instanceof InviteServerTransaction)) return;
+    const tx: ServerTransaction = w;
+    this.uncountQueue ??= new WaitQueue(this.ctx.clock, this.minKeepMs);
+    this.uncountQueue.add({ waitOver: () => this.uncount(tx) });
+  }
+
+  /** `tx`, still in the table, no longer counts against its source. */
+  private uncount(tx: ServerTransaction): void {
+    if (this.servers.get(tx.id) !== tx || this.uncounted.has(tx)) return;
+    this.uncounted.add(tx);
+    this.decrementSource(tx.source.address);
+  }
+
+  private decrementSource(a: string): void {
+    const n = (this.perSource.get(a) ?? 1) - 1;
+    if (n <= 0) this.perSource.delete(a);
+    else this.perSource.set(a, n);
+  }
+
   /** No room for another server transaction: the table, or this source's share of it. */
   private full(inbound: InboundRequest): boolean {
     if (this.servers.size >= this.maxServer) return true;
@@ -629,11 +672,8 @@ export class TransactionLayer {
   private forgetServer(tx: ServerTransaction): void {
     const live = this.servers.get(tx.id) === tx;
     if (live) this.servers.delete(tx.id);
-    if (live && this.maxPerSource !== Infinity) {
-      const a = tx.source.address;
-      const n = (this.perSource.get(a) ?? 1) - 1;
-      if (n <= 0) this.perSource.delete(a);
-      else this.perSource.set(a, n);
+    if (live && this.maxPerSource !== Infinity && !this.uncounted.has(tx)) {
+      this.decrementSource(tx.source.address);
     }
     const keys = (tx.layerKeys ?? {}) as ServerKeys;
     if (keys.cancel !== undefined && this.byCancelKey.get(keys.cancel) === tx) {

@@ -1,8 +1,9 @@
 /**
  * `limits.maxServerTransactionsPerSource` on a running `switchboard serve`: with a share of 2,
- * a third OPTIONS from one address (its first two answered transactions still live: Timer J
- * keeps a finished UDP transaction 32 s, RFC 3261 §17.2.2) gets 503 with Retry-After, while
- * another address (127.0.0.2, loopback) is still answered 200.
+ * a third OPTIONS from one address (its first two answered transactions still count: Timer J
+ * keeps a finished UDP transaction 32 s, RFC 3261 §17.2.2, and its address's share counts it
+ * for the first 8 s of them) gets 503 with Retry-After, while another address (127.0.0.2,
+ * loopback) is still answered 200.
  *
  * `limits.maxServerTransactions` with a table of 5: a request beyond it gets 503 while the
  * finished transactions are younger than 2*T2 (8 s); after that the oldest are ended early to
