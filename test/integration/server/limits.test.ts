@@ -3,7 +3,8 @@
  * a third OPTIONS from one address (its first two answered transactions still count: Timer J
  * keeps a finished UDP transaction 32 s, RFC 3261 §17.2.2, and its address's share counts it
  * for the first 8 s of them) gets 503 with Retry-After, while another address (127.0.0.2,
- * loopback) is still answered 200.
+ * loopback) is still answered 200; 8 s later the same address is served again (two more), while
+ * the first two are still kept.
  *
  * `limits.maxServerTransactions` with a table of 5: a request beyond it gets 503 while the
  * finished transactions are younger than 2*T2 (8 s); after that the oldest are ended early to
@@ -80,6 +81,16 @@ describe('limits.maxServerTransactionsPerSource', () => {
     assert.match(third, /^SIP\/2\.0 503 /);
     assert.match(third, /^Retry-After: \d+/m);
     assert.match(await ask(port, '127.0.0.2', 4), /^SIP\/2\.0 200 /);
+  });
+
+  it('counts an answered transaction for 8 s (2*T2), not its whole 32 s of Timer J', async () => {
+    const port = running.server().ports.udp!;
+    // The first two OPTIONS of the test before were answered at least 8 s ago after this wait:
+    // they are still kept (Timer J), but no longer count against 127.0.0.1.
+    await new Promise((r) => setTimeout(r, 8_300));
+    assert.match(await ask(port, '127.0.0.1', 5), /^SIP\/2\.0 200 /);
+    assert.match(await ask(port, '127.0.0.1', 6), /^SIP\/2\.0 200 /);
+    assert.match(await ask(port, '127.0.0.1', 7), /^SIP\/2\.0 503 /, '5 and 6 count now');
   });
 });
 
