@@ -64,6 +64,20 @@ function serverSide(options: Partial<TransactionLayerOptions> = {}) {
   };
 }
 
+/** MESSAGE requests from A to B by Call-ID, each kept to be sent again (a retransmission). */
+function messagesFromA(h: ReturnType<typeof serverSide>): {
+  req: (callId: string) => SipRequest;
+  reqs: Map<string, SipRequest>;
+} {
+  const reqs = new Map<string, SipRequest>();
+  const req = (callId: string): SipRequest => {
+    const r = testRequest({ method: 'MESSAGE', from: h.net.a, to: h.net.b, callId });
+    reqs.set(callId, r);
+    return r;
+  };
+  return { req, reqs };
+}
+
 function rawRequest(lines: string[]): string {
   return [...lines, 'Content-Length: 0', '', ''].join('\r\n');
 }
@@ -409,12 +423,7 @@ test('a full table ends the oldest finished transactions early (after 2*T2), nev
       txs.set(t.request.callId, t);
     },
   });
-  const reqs = new Map<string, SipRequest>();
-  const req = (callId: string): SipRequest => {
-    const r = testRequest({ method: 'MESSAGE', from: h.net.a, to: h.net.b, callId });
-    reqs.set(callId, r);
-    return r;
-  };
+  const { req, reqs } = messagesFromA(h);
   const answer = (callId: string): void => {
     const t = txs.get(callId)!;
     void t.respond(createResponse(t.request, 200, { toTag: 't' }));
@@ -527,18 +536,13 @@ test('maxServerTransactionsPerSource: one source beyond its share gets 503, othe
 test('maxServerTransactionsPerSource: a finished transaction counts for 2*T2, not its whole 64*T1', () => {
   const h = serverSide({ maxServerTransactionsPerSource: 2 });
   const seen: string[] = [];
-  const reqs = new Map<string, SipRequest>();
   h.layer.setDelegate({
     onRequest: (t) => {
       seen.push(t.request.callId);
       void t.respond(createResponse(t.request, 200, { toTag: `t-${t.request.callId}` }));
     },
   });
-  const req = (callId: string): SipRequest => {
-    const r = testRequest({ method: 'MESSAGE', from: h.net.a, to: h.net.b, callId });
-    reqs.set(callId, r);
-    return r;
-  };
+  const { req, reqs } = messagesFromA(h);
   h.send(req('a1'));
   h.send(req('a2'));
   h.send(req('a3'));

@@ -230,15 +230,6 @@ export class TransactionLayer {
     if (!Number.isInteger(max) || max < 1) {
       throw new SwitchboardError('SB_ERR_INVALID_ARGUMENT', `maxServerTransactions ${max}`);
     }
-    this.transport = o.transport;
-    const perSourceShare = o.maxServerTransactionsPerSource;
-    this.ctx = createTransactionContext(
-      perSourceShare === undefined || perSourceShare === Infinity
-        ? o
-        : { ...o, onWait: (ms, w) => this.uncountLater(ms, w) },
-    );
-    this.ids = o.ids ?? createIdGenerator(cryptoRandom());
-    this.maxServer = max;
     const perSource = o.maxServerTransactionsPerSource ?? Infinity;
     if (!(perSource === Infinity || (Number.isInteger(perSource) && perSource >= 1))) {
       throw new SwitchboardError(
@@ -246,6 +237,13 @@ export class TransactionLayer {
         `maxServerTransactionsPerSource ${perSource}`,
       );
     }
+    this.transport = o.transport;
+    // Only a per-source share needs to hear of the waits begun (`uncountLater`).
+    this.ctx = createTransactionContext(
+      perSource === Infinity ? o : { ...o, onWait: (ms, w) => this.uncountLater(ms, w) },
+    );
+    this.ids = o.ids ?? createIdGenerator(cryptoRandom());
+    this.maxServer = max;
     this.maxPerSource = perSource;
     this.retryAfter = o.overloadRetryAfter ?? 5;
     this.minKeepMs = 2 * this.ctx.timers.T2;
