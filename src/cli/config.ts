@@ -164,6 +164,7 @@ export const serverConfigSchema = z.strictObject({
     .strictObject({
       maxServerTransactions: count(1).optional(),
       maxServerTransactionsPerSource: count(0).optional(),
+      shedAfter: z.number().min(0, 'expected a number of seconds, 0 or more').optional(),
       maxConnectionsPerIp: count(1).optional(),
       maxHeaderBytes: count(256).optional(),
       maxBodyBytes: count(0).optional(),
@@ -258,6 +259,11 @@ export interface ServerConfig {
     readonly maxServerTransactions: number;
     /** Of those, most for requests from one IP address (0: no limit but the total). */
     readonly maxServerTransactionsPerSource: number;
+    /**
+     * Seconds a UDP socket's reads may stay behind before new requests without credentials
+     * read from it are dropped until it catches up (0: never).
+     */
+    readonly shedAfter: number;
     /** Inbound TCP/TLS/WS/WSS connections from one IP address. */
     readonly maxConnectionsPerIp: number;
     /** A message's start line and header fields, octets (a larger message is dropped). */
@@ -314,6 +320,7 @@ export const CONFIG_DEFAULTS: ServerConfig = Object.freeze({
   limits: Object.freeze({
     maxServerTransactions: STACK_MAX_SERVER_TRANSACTIONS,
     maxServerTransactionsPerSource: 0,
+    shedAfter: 0.05,
     // The transport layer's own default (TransportLayerOptions.maxConnectionsPerIp).
     maxConnectionsPerIp: 100,
     maxHeaderBytes: defaultLimits.maxHeaderBytes,

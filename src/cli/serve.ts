@@ -593,6 +593,7 @@ export async function runServe(
         logger,
         limits: messageLimits(config),
         maxConnectionsPerIp: config.limits.maxConnectionsPerIp,
+        shedAfterMs: Math.round(config.limits.shedAfter * 1000),
         ...(tls !== undefined ? { tls } : {}),
       });
     } catch (e) {

@@ -43,10 +43,11 @@ export interface TransportMessageEvent {
  * - `dropped`: a message that parsed but is dropped (a response whose sent-by is not ours, §18.1.2);
  * - `limit`: a connection refused by the per-IP cap or the connection was idle too long;
  * - `socket`: a socket or TLS error;
- * - `send`, `connect`: a send or connect that failed (the promise rejects as well).
+ * - `send`, `connect`: a send or connect that failed (the promise rejects as well);
+ * - `overload`: a new request dropped unparsed while its UDP socket was behind (shedAfterMs).
  */
 export type TransportErrorType =
-  'parse' | 'framing' | 'dropped' | 'limit' | 'socket' | 'send' | 'connect';
+  'parse' | 'framing' | 'dropped' | 'limit' | 'socket' | 'send' | 'connect' | 'overload';
 
 export interface TransportErrorEvent {
   readonly layer: string;

@@ -40,6 +40,7 @@ import {
   formatVia,
   parseMessage,
   peekCallId,
+  peekNewWithoutCredentials,
   serializeMessage,
   type FramerEvent,
   type HeaderField,
@@ -266,6 +267,14 @@ export interface TransportLayerOptions {
    * passes `peekUnauthenticatedRegister`.
    */
   readonly answeredByReader?: (bytes: Uint8Array, maxHeaderBytes: number) => boolean;
+  /**
+   * Overload: once a UDP socket's reads have been behind this long (full read batches, one
+   * after another: backlog.ts), new requests without credentials read from it are dropped
+   * unparsed until it catches up (`peekNewWithoutCredentials`), so that the time goes to work
+   * in progress instead of the kernel dropping datagrams of every kind. Their senders
+   * retransmit them (RFC 3261 §17.1.1.2, §17.1.2.2). Default 50 ms; 0: never.
+   */
+  readonly shedAfterMs?: number;
 }
 
 /** A live stream connection, as `connections()` reports it. */
@@ -295,7 +304,12 @@ export interface SwitchboardTransportLayer extends TransportLayer {
    * are new). Idempotent.
    */
   stopListening(): void;
+  /** Datagrams dropped unparsed as new work while their socket was behind (`shedAfterMs`). */
+  readonly shed: number;
 }
+
+/** How often the layer logs that it sheds (at most once in this many ms). */
+const SHED_LOG_INTERVAL_MS = 10_000;
 
 const DEFAULTS = {
   connectTimeoutMs: 10_000,
@@ -303,6 +317,7 @@ const DEFAULTS = {
   lingerMs: 2_000,
   maxConnectionsPerIp: 100,
   mtu: 1300,
+  shedAfterMs: 50,
 } as const;
 
 function toConfig(entry: string | ListenSpec | ListenerConfig): ListenerConfig {
@@ -357,6 +372,11 @@ class Layer implements SwitchboardTransportLayer, ListenerHost {
   readonly diagnostics: TransportDiagnostics;
   readonly connectTimeoutMs: number;
   readonly lingerMs: number;
+  readonly shedAfterMs: number;
+  shed = 0;
+  /** `shed` when the layer last logged it, and when. */
+  private shedLogged = 0;
+  private shedLoggedAt = -Infinity;
   private readonly logger: Logger;
   private readonly ids: IdGenerator;
   private readonly mtu: number;
@@ -388,6 +408,11 @@ class Layer implements SwitchboardTransportLayer, ListenerHost {
     this.diagnostics = new TransportDiagnostics(this.id);
     this.connectTimeoutMs = options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs;
     this.lingerMs = options.lingerMs ?? DEFAULTS.lingerMs;
+    const shedAfterMs = options.shedAfterMs ?? DEFAULTS.shedAfterMs;
+    if (!(shedAfterMs >= 0)) {
+      throw new SwitchboardError('SB_ERR_INVALID_ARGUMENT', `shedAfterMs ${shedAfterMs}`);
+    }
+    this.shedAfterMs = shedAfterMs;
     this.mtu = options.mtu ?? DEFAULTS.mtu;
     this.checkSentBy = options.checkResponseSentBy ?? true;
     this.delegate = options.delegate;
@@ -582,10 +607,42 @@ class Layer implements SwitchboardTransportLayer, ListenerHost {
     if (!this.isClosed) this.deliver(() => this.delegate?.onConnectionClosed?.(conn.id));
   }
 
-  datagram(listener: ListenerInfo, bytes: Uint8Array, remote: Endpoint): void {
+  datagram(listener: ListenerInfo, bytes: Uint8Array, remote: Endpoint, backlogged = false): void {
     if (this.isClosed) return;
+    if (backlogged && peekNewWithoutCredentials(bytes, this.limits.maxHeaderBytes)) {
+      this.shedOne(listener, remote);
+      return;
+    }
     const peer = this.peerOf(listener, remote);
     this.inbound(bytes, 'datagram', peer.source, peer.reply, undefined);
+  }
+
+  /**
+   * A new request without credentials, read while its socket is behind, is dropped before any
+   * parse (`shedAfterMs`). Not answered 503 (RFC 3261 §21.5.4): an answer costs a parse and a
+   * response, about what a challenge costs, while a drop costs a peek at the octets now and
+   * another at the sender's retransmission, which comes T1 and more later (§17.1.1.2,
+   * §17.1.2.2) and finds the server caught up or is dropped again. Stream transports are not
+   * read in batches and their senders do not retransmit; the transaction table's limit answers
+   * them 503.
+   */
+  private shedOne(listener: ListenerInfo, remote: Endpoint): void {
+    this.shed++;
+    this.diagnostics.error({
+      type: 'overload',
+      protocol: 'udp',
+      local: listener.local,
+      remote,
+      detail: 'new request without credentials dropped: the socket is behind',
+    });
+    const now = this.clock.now();
+    if (now - this.shedLoggedAt < SHED_LOG_INTERVAL_MS) return;
+    this.logger.warn(
+      { listenerId: listener.id, shed: this.shed - this.shedLogged, total: this.shed },
+      'overloaded: dropping new requests without credentials until the UDP socket catches up',
+    );
+    this.shedLogged = this.shed;
+    this.shedLoggedAt = now;
   }
 
   /**

@@ -51,8 +51,16 @@ export interface ListenerHost {
   nextConnectionId(protocol: TransportProtocol): string;
   /** Whether one more inbound connection from this address is allowed (per-IP cap). */
   admit(remoteAddress: string): boolean;
-  /** A datagram arrived on a UDP listener. */
-  datagram(listener: ListenerInfo, bytes: Uint8Array, remote: Endpoint): void;
+  /**
+   * How long a UDP socket's reads may stay behind before `datagram` is told so (backlog.ts);
+   * 0: never told.
+   */
+  readonly shedAfterMs: number;
+  /**
+   * A datagram arrived on a UDP listener; `backlogged`: its socket has been behind for
+   * `shedAfterMs` (new work may be shed).
+   */
+  datagram(listener: ListenerInfo, bytes: Uint8Array, remote: Endpoint, backlogged?: boolean): void;
   /** A connection is established (inbound after any handshake, or outbound). */
   opened(conn: StreamConnection): void;
   /** Octets ('stream' framing) or one whole message ('message' framing) arrived. */

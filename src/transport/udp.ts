@@ -6,6 +6,7 @@
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { ipFamily, normalizeAddress } from './address.ts';
+import { ReadBacklog } from './backlog.ts';
 import {
   listenerInfo,
   type DatagramListener,
@@ -132,8 +133,15 @@ export function createUdpListener(
           detail: err.message,
         });
       });
+      const backlog =
+        host.shedAfterMs > 0 ? new ReadBacklog(host.clock, host.shedAfterMs) : undefined;
       socket.on('message', (msg, rinfo) => {
-        host.datagram(info, msg, { address: normalizeAddress(rinfo.address), port: rinfo.port });
+        host.datagram(
+          info,
+          msg,
+          { address: normalizeAddress(rinfo.address), port: rinfo.port },
+          backlog?.read() === true,
+        );
       });
       resolve(new UdpListener(socket, info));
     });

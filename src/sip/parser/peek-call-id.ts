@@ -122,3 +122,107 @@ export function peekUnauthenticatedRegister(bytes: Uint8Array, maxHeaderBytes = 
   }
   return false;
 }
+
+/** "proxy-authorization" */
+const PROXY_AUTHORIZATION = [112, 114, 111, 120, 121, 45, ...AUTHORIZATION];
+
+/** Whether the header name at `at` is `name` (lower case letters; any case in `b`), then HCOLON. */
+function isName(b: Uint8Array, at: number, end: number, name: readonly number[]): boolean {
+  if (at + name.length > end) return false;
+  for (let k = 0; k < name.length; k++) if (lower(b[at + k]!) !== name[k]) return false;
+  let i = at + name.length;
+  while (i < end && (b[i] === SP || b[i] === HT)) i++;
+  return i < end && b[i] === COLON;
+}
+
+/** "to" */
+const TO = [116, 111];
+/** "t" (RFC 3261 §7.3.3: the compact form of To) */
+const TO_COMPACT = [116];
+
+/** Whether the line from `from` to `to` holds "tag" in any case. */
+function mentionsTag(b: Uint8Array, from: number, to: number): boolean {
+  for (let i = from; i + 2 < to; i++) {
+    if (lower(b[i]!) === 116 && lower(b[i + 1]!) === 97 && lower(b[i + 2]!) === 103) return true;
+  }
+  return false;
+}
+
+/** A token character of a method name (RFC 3261 §25.1 token). */
+function isTokenChar(c: number): boolean {
+  return (
+    (c >= 97 && c <= 122) ||
+    (c >= 65 && c <= 90) ||
+    (c >= 48 && c <= 57) ||
+    c === 45 || // -
+    c === 46 || // .
+    c === 33 || // !
+    c === 37 || // %
+    c === 42 || // *
+    c === 95 || // _
+    c === 43 || // +
+    c === 96 || // `
+    c === 39 || // '
+    c === 126 // ~
+  );
+}
+
+/**
+ * Whether the datagram is certainly a request that starts new work and carries no credentials:
+ * a request line (not a response) whose method is neither ACK nor CANCEL (they belong to a
+ * transaction in progress, RFC 3261 §9.2, §17.1.1.3), one To header field (or its compact form
+ * `t`, §20.39) whose line does not mention "tag" (no tag: outside any dialog, §12.2), and no
+ * header line named Authorization or Proxy-Authorization (§22.2, §22.3: not the second half of
+ * a challenge). What an overloaded server sheds first: dropping it wastes no work already done,
+ * and a UDP sender retransmits it (§17.1.1.2, §17.1.2.2). False whenever in doubt: a folded To
+ * line, a header section that does not end within `maxHeaderBytes`, a second To.
+ */
+export function peekNewWithoutCredentials(bytes: Uint8Array, maxHeaderBytes = 65_536): boolean {
+  const end = Math.min(bytes.length, maxHeaderBytes);
+  let i = 0;
+  while (i < end && (bytes[i] === CR || bytes[i] === LF)) i++;
+  // The method: a token and a space ("SIP/2.0 200" is a response: '/' is not a token char).
+  const m = i;
+  while (i < end && isTokenChar(bytes[i]!)) i++;
+  if (i === m || i >= end || bytes[i] !== SP) return false;
+  const len = i - m;
+  // ACK (65 67 75) and CANCEL (67 65 78 67 69 76); methods are case-sensitive (§7.1).
+  if (len === 3 && bytes[m] === 65 && bytes[m + 1] === 67 && bytes[m + 2] === 75) return false;
+  if (
+    len === 6 &&
+    bytes[m] === 67 &&
+    bytes[m + 1] === 65 &&
+    bytes[m + 2] === 78 &&
+    bytes[m + 3] === 67 &&
+    bytes[m + 4] === 69 &&
+    bytes[m + 5] === 76
+  ) {
+    return false;
+  }
+  while (i < end && bytes[i] !== LF) i++;
+  i++;
+  let to = false;
+  let inTo = false;
+  while (i < end) {
+    const c = bytes[i]!;
+    // The empty line: the header section is over.
+    if (c === CR || c === LF) return to;
+    let lineEnd = i;
+    while (lineEnd < end && bytes[lineEnd] !== LF) lineEnd++;
+    if (lineEnd >= end) return false;
+    if (c === SP || c === HT) {
+      // A folded line continues the header before it (§7.3.1): a To value read in part.
+      if (inTo) return false;
+    } else if (isName(bytes, i, end, AUTHORIZATION) || isName(bytes, i, end, PROXY_AUTHORIZATION)) {
+      return false;
+    } else if (isName(bytes, i, end, TO) || isName(bytes, i, end, TO_COMPACT)) {
+      if (to || mentionsTag(bytes, i + 1, lineEnd)) return false;
+      to = true;
+      inTo = true;
+    } else {
+      inTo = false;
+    }
+    i = lineEnd + 1;
+  }
+  return false;
+}

@@ -1,0 +1,169 @@
+import assert from 'node:assert/strict';
+import { createSocket } from 'node:dgram';
+import diagnosticsChannel from 'node:diagnostics_channel';
+import { describe, it } from 'node:test';
+import { ManualClock } from '../base/index.ts';
+import { ReadBacklog, READ_BATCH } from './backlog.ts';
+import { TRANSPORT_CHANNELS, type TransportErrorEvent } from './diagnostics.ts';
+import { createTransportLayer } from './layer.ts';
+import type { InboundRequest } from './transport.ts';
+
+/** A ReadBacklog whose turns end when the test says so. */
+function manual(afterMs: number, batch = 4) {
+  const clock = new ManualClock();
+  const pending: (() => void)[] = [];
+  const backlog = new ReadBacklog(clock, afterMs, (fn) => pending.push(fn), batch);
+  /** One turn that reads `n` datagrams `msEach` apart; what read() said for each. */
+  const turn = (n: number, msEach = 0): boolean[] => {
+    const said: boolean[] = [];
+    for (let i = 0; i < n; i++) {
+      said.push(backlog.read());
+      clock.advance(msEach);
+    }
+    for (const fn of pending.splice(0)) fn();
+    return said;
+  };
+  return { clock, turn };
+}
+
+describe('ReadBacklog', () => {
+  it('says behind only once full batches have gone on for afterMs', () => {
+    const { turn } = manual(10);
+    assert.deepEqual(turn(4, 4), [false, false, false, false], 'first full batch: not yet');
+    // The run began when the first full turn ended (t = 16); from t = 26 it counts.
+    assert.deepEqual(turn(4, 4), [false, false, false, true]);
+    assert.deepEqual(turn(4, 4), [true, true, true, true]);
+  });
+
+  it('a batch that is not full ends the run', () => {
+    const { turn } = manual(10);
+    turn(4, 5);
+    assert.deepEqual(turn(4, 5), [false, false, true, true]);
+    assert.deepEqual(turn(3, 5), [true, true, true], 'the short turn is known only at its end');
+    assert.deepEqual(turn(4, 5), [false, false, false, false], 'a new run starts from zero');
+  });
+
+  it('a pause (one full batch, then the reads catch up) never counts', () => {
+    const { clock, turn } = manual(10);
+    for (let i = 0; i < 50; i++) {
+      assert.deepEqual(turn(4), [false, false, false, false]);
+      assert.deepEqual(turn(1), [false]);
+      clock.advance(20);
+    }
+  });
+
+  it('counts libuv batches of 32 by default', () => {
+    assert.equal(READ_BATCH, 32);
+  });
+});
+
+const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
+
+/** A request of kind `new` (no credentials, no To tag), `auth` (credentials) or `dialog` (To tag). */
+function request(kind: 'new' | 'auth' | 'dialog', i: number): Uint8Array {
+  const method = kind === 'dialog' ? 'BYE' : kind === 'auth' ? 'MESSAGE' : 'OPTIONS';
+  return enc(
+    `${method} sip:bob@127.0.0.1 SIP/2.0\r\n` +
+      `Via: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK-${kind}-${i}\r\n` +
+      'From: <sip:alice@example.com>;tag=a1\r\n' +
+      `To: <sip:bob@example.com>${kind === 'dialog' ? ';tag=b1' : ''}\r\n` +
+      `Call-ID: ${kind}-${i}@127.0.0.1\r\n` +
+      `CSeq: 1 ${method}\r\n` +
+      'Max-Forwards: 70\r\n' +
+      (kind === 'auth'
+        ? 'Proxy-Authorization: Digest username="alice", realm="example.com", nonce="n", ' +
+          'uri="sip:bob@127.0.0.1", response="00000000000000000000000000000000"\r\n'
+        : '') +
+      'Content-Length: 0\r\n\r\n',
+  );
+}
+
+/** Busy for `ms` (the server's work per request, so that reads fall behind). */
+function busy(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until);
+}
+
+/**
+ * `count` requests of each kind, interleaved, put in the layer's socket at once; the delegate
+ * spends `workMs` on each. Resolves once every datagram was delivered or shed.
+ */
+async function burst(shedAfterMs: number, count: number, workMs: number) {
+  const got = new Map<string, number>([
+    ['new', 0],
+    ['auth', 0],
+    ['dialog', 0],
+  ]);
+  const layer = await createTransportLayer({
+    listen: ['udp:127.0.0.1:0'],
+    shedAfterMs,
+    delegate: {
+      onRequest(req: InboundRequest) {
+        const kind = req.message.callId.split('-')[0]!;
+        got.set(kind, got.get(kind)! + 1);
+        busy(workMs);
+      },
+      onResponse() {},
+    },
+  });
+  const events: TransportErrorEvent[] = [];
+  const onError = (e: unknown): void => {
+    const ev = e as TransportErrorEvent;
+    if (ev.layer === layer.id && ev.type === 'overload') events.push(ev);
+  };
+  diagnosticsChannel.subscribe(TRANSPORT_CHANNELS.error, onError);
+  const client = createSocket('udp4');
+  try {
+    await new Promise<void>((r) => client.bind(0, '127.0.0.1', r));
+    const port = layer.listeners[0]!.local.port;
+    // Sent before the layer reads any: they wait in its socket's receive buffer together.
+    for (let i = 0; i < count; i++) {
+      for (const kind of ['new', 'auth', 'dialog'] as const) {
+        client.send(request(kind, i), port, '127.0.0.1');
+      }
+    }
+    const total = (): number => [...got.values()].reduce((a, b) => a + b, 0) + layer.shed;
+    const until = Date.now() + 10_000;
+    while (total() < 3 * count && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    // Caught up: a new request is served again.
+    const before = got.get('new')!;
+    client.send(request('new', count), port, '127.0.0.1');
+    while (got.get('new') === before && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    return { got, shed: layer.shed, events };
+  } finally {
+    diagnosticsChannel.unsubscribe(TRANSPORT_CHANNELS.error, onError);
+    client.close();
+    await layer.close();
+  }
+}
+
+describe('shedding new requests while a UDP socket is behind (shedAfterMs)', () => {
+  it('drops only new requests without credentials, and only while behind', async () => {
+    const n = 120;
+    const { got, shed, events } = await burst(20, n, 1);
+    assert.equal(got.get('auth'), n, 'every request with credentials is served');
+    assert.equal(got.get('dialog'), n, 'every in-dialog request is served');
+    assert.ok(shed > 0, `some new requests are shed (shed ${shed})`);
+    assert.equal(got.get('new')! + shed, n + 1, 'each new request is served or shed');
+    assert.equal(events.length, shed, 'each shed datagram is reported');
+    assert.equal(events[0]!.protocol, 'udp');
+    assert.equal(events[0]!.remote?.address, '127.0.0.1');
+  });
+
+  it('with shedAfterMs 0, the same burst is served whole', async () => {
+    const n = 120;
+    const { got, shed } = await burst(0, n, 1);
+    assert.equal(shed, 0);
+    assert.deepEqual([...got.values()], [n + 1, n, n]);
+  });
+
+  it('refuses a negative shedAfterMs', async () => {
+    await assert.rejects(createTransportLayer({ listen: ['udp:127.0.0.1:0'], shedAfterMs: -1 }), {
+      code: 'SB_ERR_INVALID_ARGUMENT',
+    });
+  });
+});
