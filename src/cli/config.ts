@@ -320,7 +320,7 @@ export const CONFIG_DEFAULTS: ServerConfig = Object.freeze({
   limits: Object.freeze({
     maxServerTransactions: STACK_MAX_SERVER_TRANSACTIONS,
     maxServerTransactionsPerSource: 0,
-    shedAfter: 0.05,
+    shedAfter: 0.1,
     // The transport layer's own default (TransportLayerOptions.maxConnectionsPerIp).
     maxConnectionsPerIp: 100,
     maxHeaderBytes: defaultLimits.maxHeaderBytes,

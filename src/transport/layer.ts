@@ -272,7 +272,7 @@ export interface TransportLayerOptions {
    * after another: backlog.ts), new requests without credentials read from it are dropped
    * unparsed until it catches up (`peekNewWithoutCredentials`), so that the time goes to work
    * in progress instead of the kernel dropping datagrams of every kind. Their senders
-   * retransmit them (RFC 3261 §17.1.1.2, §17.1.2.2). Default 50 ms; 0: never.
+   * retransmit them (RFC 3261 §17.1.1.2, §17.1.2.2). Default 100 ms; 0: never.
    */
   readonly shedAfterMs?: number;
 }
@@ -317,7 +317,7 @@ const DEFAULTS = {
   lingerMs: 2_000,
   maxConnectionsPerIp: 100,
   mtu: 1300,
-  shedAfterMs: 50,
+  shedAfterMs: 100,
 } as const;
 
 function toConfig(entry: string | ListenSpec | ListenerConfig): ListenerConfig {
