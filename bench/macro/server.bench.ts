@@ -1365,7 +1365,12 @@ async function run(opts: SuiteOptions): Promise<void> {
       'rate ratio overstates Switchboard; the CPU ratio does not).',
     'Open loop: sipp places calls at the target rate whatever the server does; a call fails on ' +
       'an unexpected message, on -recv_timeout, or when unfinished at the end of the step. ' +
-      'Retransmissions alone do not fail it.',
+      'Retransmissions alone do not fail it, but they count: ok/s is over the time until the ' +
+      'last call ended (less the mean call length), so calls that completed late on a ' +
+      'retransmission lower it.',
+    'Overload: Switchboard drops new requests without credentials while its UDP reads stay ' +
+      'behind (limits.shedAfter, 100 ms of full read batches); sipp retransmits them. Kamailio ' +
+      'as configured here does not shed; its kernel drops what its buffer cannot hold.',
     `Switchboard keeps a finished UDP transaction for Timer J / L (64*T1 = ${TIMER_J_MS / 1000} ` +
       's, RFC 3261 §17.2.2, RFC 6026) and sends its 401/407 as a stateless UAS (§8.2.7); Kamailio ' +
       'sends 401/407 and the REGISTER 200 statelessly (sl) and keeps a finished transaction for ' +
