@@ -85,13 +85,11 @@ const REGISTER = [82, 69, 71, 73, 83, 84, 69, 82, 32];
 /** "authorization" */
 const AUTHORIZATION = [97, 117, 116, 104, 111, 114, 105, 122, 97, 116, 105, 111, 110];
 
-/** Whether the header name at `at` is `authorization` (any case), then white space and a colon. */
-function isAuthorizationName(b: Uint8Array, at: number, end: number): boolean {
-  if (at + AUTHORIZATION.length > end) return false;
-  for (let k = 0; k < AUTHORIZATION.length; k++) {
-    if (lower(b[at + k]!) !== AUTHORIZATION[k]) return false;
-  }
-  let i = at + AUTHORIZATION.length;
+/** Whether the header name at `at` is `name` (lower case letters; any case in `b`), then HCOLON. */
+function isName(b: Uint8Array, at: number, end: number, name: readonly number[]): boolean {
+  if (at + name.length > end) return false;
+  for (let k = 0; k < name.length; k++) if (lower(b[at + k]!) !== name[k]) return false;
+  let i = at + name.length;
   while (i < end && (b[i] === SP || b[i] === HT)) i++;
   return i < end && b[i] === COLON;
 }
@@ -116,7 +114,7 @@ export function peekUnauthenticatedRegister(bytes: Uint8Array, maxHeaderBytes = 
     const c = bytes[i]!;
     // The empty line: the header section is over, and it named no Authorization.
     if (c === CR || c === LF) return true;
-    if (c !== SP && c !== HT && isAuthorizationName(bytes, i, end)) return false;
+    if (c !== SP && c !== HT && isName(bytes, i, end, AUTHORIZATION)) return false;
     while (i < end && bytes[i] !== LF) i++;
     i++;
   }
@@ -125,15 +123,6 @@ export function peekUnauthenticatedRegister(bytes: Uint8Array, maxHeaderBytes = 
 
 /** "proxy-authorization" */
 const PROXY_AUTHORIZATION = [112, 114, 111, 120, 121, 45, ...AUTHORIZATION];
-
-/** Whether the header name at `at` is `name` (lower case letters; any case in `b`), then HCOLON. */
-function isName(b: Uint8Array, at: number, end: number, name: readonly number[]): boolean {
-  if (at + name.length > end) return false;
-  for (let k = 0; k < name.length; k++) if (lower(b[at + k]!) !== name[k]) return false;
-  let i = at + name.length;
-  while (i < end && (b[i] === SP || b[i] === HT)) i++;
-  return i < end && b[i] === COLON;
-}
 
 /** "to" */
 const TO = [116, 111];
