@@ -61,6 +61,7 @@ import {
   endpointKey,
   uriHost,
 } from './address.ts';
+import { QUEUE_DEFAULTS } from './backlog.ts';
 import { ConnectionTable } from './connection-table.ts';
 import { TransportDiagnostics, describeMessage } from './diagnostics.ts';
 import {
@@ -268,13 +269,21 @@ export interface TransportLayerOptions {
    */
   readonly answeredByReader?: (bytes: Uint8Array, maxHeaderBytes: number) => boolean;
   /**
-   * Overload: once a UDP socket's reads have been behind this long (full read batches, one
-   * after another: backlog.ts), new requests without credentials read from it are dropped
-   * unparsed until it catches up (`peekNewWithoutCredentials`), so that the time goes to work
-   * in progress instead of the kernel dropping datagrams of every kind. Their senders
-   * retransmit them (RFC 3261 §17.1.1.2, §17.1.2.2). Default 100 ms; 0: never.
+   * Overload: while a UDP socket's reads are behind (backlog.ts), new requests without
+   * credentials read from it are dropped unparsed until it catches up
+   * (`peekNewWithoutCredentials`), so that the time goes to work in progress instead of the
+   * kernel dropping datagrams of every kind. Their senders retransmit them (RFC 3261
+   * §17.1.1.2, §17.1.2.2). Behind: full read batches, one after another, while the socket's
+   * receive queue holds `shedAtFill` of its buffer or the kernel drops datagrams (where the
+   * queue can be read: Linux), else for `shedAfterMs`. Default 100 ms; 0: never shed.
    */
   readonly shedAfterMs?: number;
+  /**
+   * The share of a UDP socket's receive buffer in use from which its reads count as behind
+   * (see `shedAfterMs`), where the queue can be read; default 0.5. 0: never read the queue
+   * (the time rule alone).
+   */
+  readonly shedAtFill?: number;
 }
 
 /** A live stream connection, as `connections()` reports it. */
@@ -318,6 +327,7 @@ const DEFAULTS = {
   maxConnectionsPerIp: 100,
   mtu: 1300,
   shedAfterMs: 100,
+  shedAtFill: QUEUE_DEFAULTS.atFill,
 } as const;
 
 function toConfig(entry: string | ListenSpec | ListenerConfig): ListenerConfig {
@@ -373,6 +383,7 @@ class Layer implements SwitchboardTransportLayer, ListenerHost {
   readonly connectTimeoutMs: number;
   readonly lingerMs: number;
   readonly shedAfterMs: number;
+  readonly shedAtFill: number;
   shed = 0;
   /** `shed` when the layer last logged it, and when. */
   private shedLogged = 0;
@@ -413,6 +424,11 @@ class Layer implements SwitchboardTransportLayer, ListenerHost {
       throw new SwitchboardError('SB_ERR_INVALID_ARGUMENT', `shedAfterMs ${shedAfterMs}`);
     }
     this.shedAfterMs = shedAfterMs;
+    const shedAtFill = options.shedAtFill ?? DEFAULTS.shedAtFill;
+    if (!(shedAtFill >= 0 && shedAtFill <= 1)) {
+      throw new SwitchboardError('SB_ERR_INVALID_ARGUMENT', `shedAtFill ${shedAtFill}`);
+    }
+    this.shedAtFill = shedAtFill;
     this.mtu = options.mtu ?? DEFAULTS.mtu;
     this.checkSentBy = options.checkResponseSentBy ?? true;
     this.delegate = options.delegate;

@@ -56,6 +56,8 @@ export interface ListenerHost {
    * 0: never told.
    */
   readonly shedAfterMs: number;
+  /** Where a socket's queue can be read: the share of its receive buffer that is "behind"; 0: never read it. */
+  readonly shedAtFill: number;
   /**
    * A datagram arrived on a UDP listener; `backlogged`: its socket has been behind for
    * `shedAfterMs` (new work may be shed).

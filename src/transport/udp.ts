@@ -7,6 +7,7 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { ipFamily, normalizeAddress } from './address.ts';
 import { ReadBacklog } from './backlog.ts';
+import { udpQueueProbe } from './udp-queue.ts';
 import {
   listenerInfo,
   type DatagramListener,
@@ -97,6 +98,23 @@ function literalLookup(
   callback(null, host, f);
 }
 
+/** The overload check of a listener's socket: by its queue where that can be read (Linux). */
+function readBacklog(socket: Socket, info: ListenerInfo, host: ListenerHost): ReadBacklog {
+  let probe;
+  if (host.shedAtFill > 0) {
+    try {
+      probe = udpQueueProbe(info.local, socket.getRecvBufferSize());
+    } catch {
+      // no size, no probe: the time rule
+    }
+  }
+  return new ReadBacklog(host.clock, {
+    afterMs: host.shedAfterMs,
+    probe,
+    atFill: host.shedAtFill,
+  });
+}
+
 /** Binds a UDP listener; rejects with the socket's error (EADDRINUSE, EADDRNOTAVAIL, ...). */
 export function createUdpListener(
   settings: ListenerSettings,
@@ -133,8 +151,7 @@ export function createUdpListener(
           detail: err.message,
         });
       });
-      const backlog =
-        host.shedAfterMs > 0 ? new ReadBacklog(host.clock, host.shedAfterMs) : undefined;
+      const backlog = host.shedAfterMs > 0 ? readBacklog(socket, info, host) : undefined;
       socket.on('message', (msg, rinfo) => {
         host.datagram(
           info,
