@@ -57,7 +57,7 @@ export interface ReadBacklogOptions {
 }
 
 /** Defaults of ReadBacklogOptions. */
-export const QUEUE_DEFAULTS = { atFill: 0.5, probeEveryMs: 5 } as const;
+export const QUEUE_DEFAULTS = { atFill: 0.5, probeEveryMs: 10 } as const;
 
 export class ReadBacklog {
   /** Datagrams read in the current turn. */

@@ -2,7 +2,17 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
 import { describe, it } from 'node:test';
-import { findUdpQueueRow, MAX_TABLE_CHARS, procNetUdpKey, udpQueueProbe } from './udp-queue.ts';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  findUdpQueueRow,
+  MAX_TABLE_BYTES,
+  procNetUdpKey,
+  procTable,
+  udpQueueProbe,
+  type TableReader,
+} from './udp-queue.ts';
 
 describe('procNetUdpKey (the local_address column of /proc/net/udp)', () => {
   it('prints IPv4 as one word in host order and the port in hex', () => {
@@ -75,36 +85,73 @@ describe('findUdpQueueRow', () => {
   });
 });
 
+/** A TableReader over a string the test changes; counts closes. */
+function fakeTable(initial: string | undefined) {
+  const state = { text: initial, closed: 0 };
+  const reader: TableReader = {
+    read: () => state.text,
+    close: () => {
+      state.closed++;
+    },
+  };
+  return { state, open: () => reader };
+}
+
+describe('procTable', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sb-proc-table-'));
+  it('reads the whole file from its start on every call, until closed', () => {
+    const path = join(dir, 'table');
+    const big = 'x'.repeat(40_000) + 'end';
+    writeFileSync(path, big);
+    const t = procTable(path)!;
+    assert.equal(t.read(), big, 'more than its first buffer');
+    writeFileSync(path, 'short');
+    assert.equal(t.read(), 'short');
+    t.close();
+    assert.equal(t.read(), undefined);
+    t.close();
+  });
+
+  it('gives up on a table larger than MAX_TABLE_BYTES, and on one it cannot open', () => {
+    const path = join(dir, 'large');
+    writeFileSync(path, 'y'.repeat(MAX_TABLE_BYTES + 1));
+    const t = procTable(path)!;
+    assert.equal(t.read(), undefined);
+    t.close();
+    assert.equal(procTable(join(dir, 'missing')), undefined);
+    rmSync(dir, { recursive: true, force: true });
+  });
+});
+
 describe('udpQueueProbe', () => {
   it('answers from the table it reads, as a share of the receive buffer', () => {
-    let table = HEADER + row(1, '0100007F:13C4', 0x1000, 2);
-    const probe = udpQueueProbe({ address: '127.0.0.1', port: 5060 }, 0x4000, () => table);
     if (procNetUdpKey('127.0.0.1', 5060) !== '0100007F:13C4') return; // a big-endian host
+    const { state, open } = fakeTable(HEADER + row(1, '0100007F:13C4', 0x1000, 2));
+    const probe = udpQueueProbe({ address: '127.0.0.1', port: 5060 }, 0x4000, open);
     assert.ok(probe);
     assert.deepEqual(probe(), { fill: 0.25, drops: 2 });
-    table = HEADER;
+    state.text = HEADER;
     assert.equal(probe(), undefined, 'the socket is gone');
-    table = HEADER + row(1, '0100007F:13C4', 0, 2) + 'x'.repeat(MAX_TABLE_CHARS);
-    assert.equal(probe(), undefined, 'a table this large is not read on every look');
+    state.text = undefined;
+    assert.equal(probe(), undefined, 'the table cannot be read');
+    probe.close();
+    assert.equal(state.closed, 1);
   });
 
   it('is undefined where the table cannot be read or has no such socket', () => {
-    const failing = (): string => {
-      throw new Error('ENOENT');
-    };
-    assert.equal(udpQueueProbe({ address: '127.0.0.1', port: 5060 }, 1000, failing), undefined);
+    const local = { address: '127.0.0.1', port: 5060 };
     assert.equal(
-      udpQueueProbe({ address: '127.0.0.1', port: 5060 }, 1000, () => HEADER),
+      udpQueueProbe(local, 1000, () => undefined),
       undefined,
     );
+    const empty = fakeTable(HEADER);
+    assert.equal(udpQueueProbe(local, 1000, empty.open), undefined);
+    assert.equal(empty.state.closed, 1, 'closed again');
     assert.equal(
-      udpQueueProbe({ address: 'example.com', port: 5060 }, 1000, () => HEADER),
+      udpQueueProbe({ address: 'example.com', port: 5060 }, 1000, empty.open),
       undefined,
     );
-    assert.equal(
-      udpQueueProbe({ address: '127.0.0.1', port: 5060 }, 0, () => HEADER),
-      undefined,
-    );
+    assert.equal(udpQueueProbe(local, 0, empty.open), undefined);
   });
 
   const linux = process.platform === 'linux';

@@ -107,6 +107,7 @@ function readBacklog(socket: Socket, info: ListenerInfo, host: ListenerHost): Re
     } catch {
       // no size, no probe: the time rule
     }
+    if (probe !== undefined) socket.once('close', probe.close);
   }
   return new ReadBacklog(host.clock, {
     afterMs: host.shedAfterMs,
