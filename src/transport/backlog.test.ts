@@ -114,7 +114,25 @@ describe('ReadBacklog with a look at the receive queue', () => {
     assert.deepEqual(turn(8).at(-1), false, 'no more drops, little queued: caught up');
   });
 
-  it('a turn that is not full ends it, and a new run looks again at once', () => {
+  it('a new run soon after a look waits for the gap before it looks again', () => {
+    const { state, turn } = probed({ fill: 0.9, drops: 0 });
+    turn(4);
+    assert.deepEqual(turn(4), [true, true, true, true], 'looked at t = 4');
+    turn(1);
+    const looks = state.looks;
+    turn(4);
+    // The run starts at t = 13: the last look was 9 ms ago, more than probeEveryMs (5).
+    assert.deepEqual(turn(4), [true, true, true, true]);
+    assert.equal(state.looks, looks + 1);
+    turn(1, 0);
+    turn(4, 0);
+    // The run starts at t = 17, 4 ms after that look (t = 13): not behind until the next
+    // look, due at t = 18.
+    assert.deepEqual(turn(4, 1), [false, true, true, true]);
+    assert.equal(state.looks, looks + 2);
+  });
+
+  it('a turn that is not full ends it, and a later run looks again', () => {
     const { state, turn } = probed({ fill: 0.9, drops: 0 });
     turn(4);
     assert.deepEqual(turn(3), [true, true, true]);

@@ -70,7 +70,7 @@ export class ReadBacklog {
   private readonly probeEveryMs: number;
   private readonly defer: (fn: () => void) => void;
   private readonly batch: number;
-  /** With a probe: what the last look in this run said, when it was, and the gap to the next. */
+  /** With a probe: what the last look said (false once a run ends), when it was, and the gap to the next. */
   private behind = false;
   private probedAt = -Infinity;
   private probeGapMs = 0;
@@ -78,9 +78,11 @@ export class ReadBacklog {
   private readonly turnEnded = (): void => {
     if (this.inTurn >= this.batch) this.fullSince ??= this.clock.now();
     else {
+      // Caught up. The next run looks once the gap since this run's last look has passed, not
+      // at once: at a fraction of its capacity a busy server makes short runs every few
+      // milliseconds, and a look at the start of each cost more than all the rest.
       this.fullSince = undefined;
       this.behind = false;
-      this.probedAt = -Infinity;
     }
     this.inTurn = 0;
   };
