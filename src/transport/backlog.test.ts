@@ -249,7 +249,7 @@ async function burst(shedAfterMs: number, count: number, workMs: number, shedAtF
   }
 }
 
-describe('shedding new requests while a UDP socket is behind (shedAfterMs)', () => {
+describe('shedding new requests while a UDP socket is behind (shedAfterMs, shedAtFill)', () => {
   // Linux: the socket's queue decides (udp-queue.ts). 240 datagrams hold about 300 KB, 15% of
   // the 2 MiB the kernel gives a 1 MiB request (more where net.core.rmem_max is smaller).
   const linux = process.platform === 'linux';

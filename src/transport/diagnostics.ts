@@ -44,7 +44,7 @@ export interface TransportMessageEvent {
  * - `limit`: a connection refused by the per-IP cap or the connection was idle too long;
  * - `socket`: a socket or TLS error;
  * - `send`, `connect`: a send or connect that failed (the promise rejects as well);
- * - `overload`: a new request dropped unparsed while its UDP socket was behind (shedAfterMs).
+ * - `overload`: a new request dropped unparsed while its UDP socket was behind (shedAfterMs, shedAtFill).
  */
 export type TransportErrorType =
   'parse' | 'framing' | 'dropped' | 'limit' | 'socket' | 'send' | 'connect' | 'overload';

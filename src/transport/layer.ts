@@ -313,7 +313,7 @@ export interface SwitchboardTransportLayer extends TransportLayer {
    * are new). Idempotent.
    */
   stopListening(): void;
-  /** Datagrams dropped unparsed as new work while their socket was behind (`shedAfterMs`). */
+  /** Datagrams dropped unparsed as new work while their socket was behind (`shedAfterMs`, `shedAtFill`). */
   readonly shed: number;
 }
 
@@ -635,7 +635,7 @@ class Layer implements SwitchboardTransportLayer, ListenerHost {
 
   /**
    * A new request without credentials, read while its socket is behind, is dropped before any
-   * parse (`shedAfterMs`). Not answered 503 (RFC 3261 §21.5.4): an answer costs a parse and a
+   * parse (`shedAfterMs`, `shedAtFill`). Not answered 503 (RFC 3261 §21.5.4): an answer costs a parse and a
    * response, about what a challenge costs, while a drop costs a peek at the octets now and
    * another at the sender's retransmission, which comes T1 and more later (§17.1.1.2,
    * §17.1.2.2) and finds the server caught up or is dropped again. Stream transports are not

@@ -52,15 +52,18 @@ export interface ListenerHost {
   /** Whether one more inbound connection from this address is allowed (per-IP cap). */
   admit(remoteAddress: string): boolean;
   /**
-   * How long a UDP socket's reads may stay behind before `datagram` is told so (backlog.ts);
-   * 0: never told.
+   * Where a UDP socket's queue cannot be read, how long its reads may stay behind before
+   * `datagram` is told so (backlog.ts); 0: never told.
    */
   readonly shedAfterMs: number;
-  /** Where a socket's queue can be read: the share of its receive buffer that is "behind"; 0: never read it. */
+  /**
+   * Where a UDP socket's queue can be read (Linux), the share of its receive buffer in use from
+   * which full read batches count as behind; 0: never read it (the time rule alone).
+   */
   readonly shedAtFill: number;
   /**
-   * A datagram arrived on a UDP listener; `backlogged`: its socket has been behind for
-   * `shedAfterMs` (new work may be shed).
+   * A datagram arrived on a UDP listener; `backlogged`: its socket is behind (backlog.ts), so
+   * new work may be shed.
    */
   datagram(listener: ListenerInfo, bytes: Uint8Array, remote: Endpoint, backlogged?: boolean): void;
   /** A connection is established (inbound after any handshake, or outbound). */
