@@ -3,18 +3,21 @@ import { createSocket } from 'node:dgram';
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { describe, it } from 'node:test';
 import { ManualClock } from '../base/index.ts';
-import { ReadBacklog, READ_BATCH } from './backlog.ts';
+import { ReadBacklog, READ_BATCH, type ReadBacklogOptions } from './backlog.ts';
 import { TRANSPORT_CHANNELS, type TransportErrorEvent } from './diagnostics.ts';
 import { createTransportLayer } from './layer.ts';
 import type { InboundRequest } from './transport.ts';
 
-/** A ReadBacklog whose turns end when the test says so. */
-function manual(afterMs: number, batch = 4) {
+/**
+ * A ReadBacklog of batches of 4 whose turns end when the test says so; `turn` reads datagrams
+ * `msEach` apart (default `msEachDefault`).
+ */
+function manual(options: Omit<ReadBacklogOptions, 'defer' | 'batch'>, msEachDefault = 0) {
   const clock = new ManualClock();
   const pending: (() => void)[] = [];
-  const backlog = new ReadBacklog(clock, { afterMs, defer: (fn) => pending.push(fn), batch });
+  const backlog = new ReadBacklog(clock, { ...options, defer: (fn) => pending.push(fn), batch: 4 });
   /** One turn that reads `n` datagrams `msEach` apart; what read() said for each. */
-  const turn = (n: number, msEach = 0): boolean[] => {
+  const turn = (n: number, msEach = msEachDefault): boolean[] => {
     const said: boolean[] = [];
     for (let i = 0; i < n; i++) {
       said.push(backlog.read());
@@ -23,12 +26,12 @@ function manual(afterMs: number, batch = 4) {
     for (const fn of pending.splice(0)) fn();
     return said;
   };
-  return { clock, turn };
+  return { clock, backlog, turn };
 }
 
 describe('ReadBacklog', () => {
   it('says behind only once full batches have gone on for afterMs', () => {
-    const { turn } = manual(10);
+    const { turn } = manual({ afterMs: 10 });
     assert.deepEqual(turn(4, 4), [false, false, false, false], 'first full batch: not yet');
     // The run began when the first full turn ended (t = 16); from t = 26 it counts.
     assert.deepEqual(turn(4, 4), [false, false, false, true]);
@@ -36,7 +39,7 @@ describe('ReadBacklog', () => {
   });
 
   it('a batch that is not full ends the run', () => {
-    const { turn } = manual(10);
+    const { turn } = manual({ afterMs: 10 });
     turn(4, 5);
     assert.deepEqual(turn(4, 5), [false, false, true, true]);
     assert.deepEqual(turn(3, 5), [true, true, true], 'the short turn is known only at its end');
@@ -44,7 +47,7 @@ describe('ReadBacklog', () => {
   });
 
   it('a pause (one full batch, then the reads catch up) never counts', () => {
-    const { clock, turn } = manual(10);
+    const { clock, turn } = manual({ afterMs: 10 });
     for (let i = 0; i < 50; i++) {
       assert.deepEqual(turn(4), [false, false, false, false]);
       assert.deepEqual(turn(1), [false]);
@@ -59,29 +62,12 @@ describe('ReadBacklog', () => {
 
 /** A ReadBacklog with a probe whose readings the test sets; counts the looks. */
 function probed(readings: { fill: number; drops: number } | undefined, atFill = 0.5) {
-  const clock = new ManualClock();
-  const pending: (() => void)[] = [];
   const state = { reading: readings, looks: 0 };
-  const backlog = new ReadBacklog(clock, {
-    afterMs: 10,
-    defer: (fn) => pending.push(fn),
-    batch: 4,
-    atFill,
-    probeEveryMs: 5,
-    probe: () => {
-      state.looks++;
-      return state.reading;
-    },
-  });
-  const turn = (n: number, msEach = 1): boolean[] => {
-    const said: boolean[] = [];
-    for (let i = 0; i < n; i++) {
-      said.push(backlog.read());
-      clock.advance(msEach);
-    }
-    for (const fn of pending.splice(0)) fn();
-    return said;
+  const probe = (): { fill: number; drops: number } | undefined => {
+    state.looks++;
+    return state.reading;
   };
+  const { backlog, turn } = manual({ afterMs: 10, atFill, probeEveryMs: 5, probe }, 1);
   return { backlog, state, turn };
 }
 
